@@ -1,0 +1,272 @@
+"""The ``fleet`` command: one entry point for the console, the headless fleet and scripts.
+
+Every command works on the fleet of the current directory, or of ``-C DIR``
+(as ``git -C``). Commands that need a running fleet talk to its control
+socket and, when nothing answers, say so in one line and exit 2. Heavy
+imports (Textual, pydantic, the store) happen inside the commands that need
+them, so ``fleet status`` answers quickly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from fleet.errors import FleetError, FleetNotRunning
+
+T = TypeVar("T")
+EXIT_NOT_RUNNING = 2
+
+
+class Ctx:
+    """What every command needs: where the fleet is and how to reach it."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+        self._resolved: tuple[Path, bool] | None = None
+
+    @property
+    def fleet_dir(self) -> Path:
+        return self.resolve()[0]
+
+    @property
+    def is_demo(self) -> bool:
+        return self.resolve()[1]
+
+    def resolve(self) -> tuple[Path, bool]:
+        if self._resolved is None:
+            from fleet.paths import resolve_fleet_dir
+
+            self._resolved = resolve_fleet_dir(self.directory)
+        return self._resolved
+
+    def state_dir(self) -> Path:
+        from fleet.paths import state_dir
+
+        return state_dir(self.fleet_dir, _configured_state_dir(self.fleet_dir))
+
+    def socket(self) -> Path:
+        return self.state_dir() / "control.sock"
+
+
+def _configured_state_dir(fleet_dir: Path) -> str | None:
+    """Read ``[fleet].state_dir`` cheaply (no pydantic) for clients."""
+    import tomllib
+
+    try:
+        data = tomllib.loads((fleet_dir / "fleet.toml").read_text())
+    except (OSError, ValueError):
+        return None
+    value = data.get("fleet", {}).get("state_dir") if isinstance(data.get("fleet"), dict) else None
+    return value if isinstance(value, str) else None
+
+
+def fail(message: str, code: int = 1) -> None:
+    click.echo(f"fleet: {message}", err=True)
+    sys.exit(code)
+
+
+def run_client(ctx: Ctx, fn: Callable[[Any], Awaitable[T]]) -> T:
+    """Connect to the fleet's socket, run ``fn(client)``, map errors to exit codes."""
+    from fleet.control.client import SocketClient
+
+    async def main() -> T:
+        client = await SocketClient.connect(ctx.socket(), origin="cli")
+        try:
+            return await fn(client)
+        finally:
+            await client.close()
+
+    try:
+        return asyncio.run(main())
+    except FleetNotRunning:
+        fail(f"no fleet is running in {ctx.fleet_dir} (start it with `fleet run` or `fleet`)", EXIT_NOT_RUNNING)
+    except FleetError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    raise AssertionError("unreachable")
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-C", "directory", type=click.Path(file_okay=False, path_type=Path),
+              help="Run as if started in DIR (the fleet directory).")
+@click.version_option(package_name="fleet-console", prog_name="fleet")
+@click.pass_context
+def main(cx: click.Context, directory: Path | None) -> None:
+    """Fleet Console: supervise, govern and account for a fleet of local AI agents.
+
+    With no command, opens the console on the fleet of this directory (the
+    bundled demo when there is no fleet.toml).
+    """
+    cx.obj = Ctx(directory)
+    if cx.invoked_subcommand is None:
+        cx.invoke(console)
+
+
+@main.command()
+@click.option("--attach-only", is_flag=True, help="Only attach to a running fleet; never start one.")
+@pass_ctx
+def console(ctx: Ctx, attach_only: bool) -> None:
+    """Open the console (starts the fleet, or attaches if it is already running)."""
+    from fleet.cli.launch import open_console
+
+    sys.exit(open_console(ctx, attach_only=attach_only))
+
+
+@main.command()
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@pass_ctx
+def run(ctx: Ctx, quiet: bool) -> None:
+    """Run the fleet headless until SIGINT/SIGTERM, then stop every agent gracefully."""
+    from fleet.control.server import AlreadyRunning
+    from fleet.policy import PolicyErrors
+    from fleet.runtime import run_until_signal
+
+    try:
+        code = asyncio.run(run_until_signal(ctx.fleet_dir, quiet=quiet))
+    except PolicyErrors as exc:
+        for e in exc.errors:
+            click.echo(str(e), err=True)
+        sys.exit(1)
+    except AlreadyRunning as exc:
+        fail(str(exc))
+    sys.exit(code)
+
+
+# --- status ---------------------------------------------------------------------------
+def _fmt_duration(s: float) -> str:
+    s = int(s)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+def _fmt_bytes(n: int) -> str:
+    for unit in ("B", "K", "M", "G"):
+        if n < 1024:
+            return f"{n:.0f}{unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n:.1f}T"
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+def status(ctx: Ctx, as_json: bool) -> None:
+    """Show every agent: state, pid, restarts, uptime, spend."""
+    st = run_client(ctx, lambda c: c.call("status"))
+    if as_json:
+        click.echo(json.dumps(st, indent=2))
+        return
+    from fleet.ansi import sanitize
+
+    click.echo(
+        f"fleet {st['fleet']}  policy v{st['policy_version']}  gateway {st['gateway']}  "
+        f"approvals pending {st.get('approvals_pending', 0)}"
+    )
+    rows = [("AGENT", "STATE", "PID", "RESTARTS", "UPTIME", "CPU%", "MEM", "TOKENS", "COST $", "LAST LINE")]
+    for a in st["agents"]:
+        state = a["state"] + (f" ({a['reason']})" if a.get("reason") else "")
+        rows.append((
+            a["name"], state[:40], str(a["pid"] or "-"), str(a["restarts"]), _fmt_duration(a["uptime_s"]),
+            f"{a['cpu_pct']:.0f}", _fmt_bytes(a["rss_bytes"]), str(a["tokens"]), f"{a['cost_usd']:.4f}",
+            sanitize(a.get("last_line") or "", keep_sgr=False)[:50],
+        ))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
+
+
+def _agent_command(op: str, verb: str, allow_all: bool = True) -> Callable[..., None]:
+    @click.argument("names", nargs=-1)
+    @click.option("--all", "all_", is_flag=True, help=f"{verb.capitalize()} every agent.")
+    @pass_ctx
+    def command(ctx: Ctx, names: tuple[str, ...], all_: bool) -> None:
+        if not names and not all_:
+            fail(f"name the agents to {verb}, or use --all")
+        res = run_client(ctx, lambda c: c.call(op, names=list(names), all=all_))
+        click.echo(f"{verb}: {', '.join(res['agents'])}")
+
+    command.__doc__ = f"{verb.capitalize()} agents (a name, a name#N instance, or --all)."
+    return command
+
+
+for _op, _verb in (("pause", "paused"), ("resume", "resumed"), ("restart", "restarted"), ("stop", "stopped"),
+                   ("start", "started")):
+    main.command(name=_op, help=f"{_op.capitalize()} agents by name (a group or one name#N), or --all.")(
+        _agent_command(_op, _verb)
+    )
+
+
+# --- approvals ----------------------------------------------------------------------
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--all", "all_", is_flag=True, help="Include decided approvals.")
+@pass_ctx
+def approvals(ctx: Ctx, as_json: bool, all_: bool) -> None:
+    """List approval requests (pending ones unless --all)."""
+    res = run_client(ctx, lambda c: c.call("approvals", pending_only=not all_))
+    items = res["approvals"]
+    if as_json:
+        click.echo(json.dumps(items, indent=2))
+        return
+    if not items:
+        click.echo("no pending approvals")
+    import time
+
+    for a in items:
+        age = time.time() - float(a.get("created") or a.get("requested_at") or time.time())
+        click.echo(f"#{a['id']}  {a['agent']}  {a['action']}  {a.get('status')}  {_fmt_duration(age)} ago  "
+                   f"{json.dumps({k: v for k, v in (a.get('details') or {}).items() if k != 'context'})[:80]}")
+
+
+@main.command()
+@click.argument("approval_id", type=int)
+@pass_ctx
+def approve(ctx: Ctx, approval_id: int) -> None:
+    """Approve a pending request."""
+    run_client(ctx, lambda c: c.call("approve", id=approval_id, by="cli"))
+    click.echo(f"approved #{approval_id}")
+
+
+@main.command()
+@click.argument("approval_id", type=int)
+@click.option("--reason", default="", help="Why (sent back to the agent).")
+@pass_ctx
+def deny(ctx: Ctx, approval_id: int, reason: str) -> None:
+    """Deny a pending request."""
+    run_client(ctx, lambda c: c.call("deny", id=approval_id, reason=reason, by="cli"))
+    click.echo(f"denied #{approval_id}")
+
+
+def _register_subcommands() -> None:
+    from fleet.cli.logs import logs
+
+    main.add_command(logs)
+    try:
+        from fleet.cli.policy import policy
+    except ImportError:  # pragma: no cover - during bootstrap
+        return
+    main.add_command(policy)
+    try:
+        from fleet.cli.tasks import report, task, tasks
+    except ImportError:
+        return
+    main.add_command(task)
+    main.add_command(tasks)
+    main.add_command(report)
+
+
+_register_subcommands()

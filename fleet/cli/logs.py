@@ -1,0 +1,131 @@
+"""``fleet logs``: history from the store (no fleet needed), then live lines with ``-f``.
+
+Whatever an agent printed is sanitised before it reaches the operator's
+terminal: colours are kept only when stdout is a terminal, every other
+control sequence is neutralised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+import click
+
+from fleet.cli import EXIT_NOT_RUNNING, Ctx, fail, pass_ctx
+from fleet.cli.timeparse import parse_since
+
+
+def _fmt(line: dict[str, Any], color: bool, show_agent: bool) -> str:
+    from fleet.ansi import sanitize
+
+    ts = time.strftime("%H:%M:%S", time.localtime(line["ts"])) + f".{int(line['ts'] * 1000) % 1000:03d}"
+    stream = line["stream"]
+    tag = {"stdout": "out", "stderr": "err", "sdk": "sdk", "fleet": "fleet"}.get(stream, stream)
+    text = sanitize(line["text"], keep_sgr=color)
+    who = f"{line['agent']} " if show_agent else ""
+    if color:
+        dim, reset = "\x1b[2m", "\x1b[0m"
+        red = "\x1b[31m" if stream == "stderr" else ""
+        return f"{dim}{ts} {who}{tag:>5}{reset} {red}{text}{reset if red else ''}"
+    return f"{ts} {who}{tag:>5} {text}"
+
+
+@click.command()
+@click.argument("name", required=False)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines as they come.")
+@click.option("-n", "lines", default=50, show_default=True, help="How many lines of history.")
+@click.option("--grep", default=None, help="Only lines containing TEXT (full-text index).")
+@click.option("--since", default=None, help="Only lines after T (30m, 2h, today, ISO time).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@pass_ctx
+def logs(ctx: Ctx, name: str | None, follow: bool, lines: int, grep: str | None, since: str | None,
+         as_json: bool) -> None:
+    """Show an agent's logs (all agents, merged, without NAME)."""
+    try:
+        since_ts = parse_since(since)
+    except ValueError as exc:
+        fail(str(exc))
+        return
+    color = sys.stdout.isatty() and not as_json
+    show_agent = name is None
+
+    def emit(line: dict[str, Any]) -> None:
+        if grep and grep.lower() not in line["text"].lower():
+            return
+        if as_json:
+            click.echo(json.dumps(line, ensure_ascii=False))
+        else:
+            click.echo(_fmt(line, color, show_agent))
+
+    history = asyncio.run(_history(ctx, name, lines, grep, since_ts))
+    last_seq: dict[str, int] = {}
+    for line in history:
+        emit(line)
+        last_seq[line["agent"]] = max(last_seq.get(line["agent"], 0), line["seq"])
+    if not follow:
+        return
+    try:
+        asyncio.run(_follow(ctx, name, last_seq, emit))
+    except KeyboardInterrupt:
+        pass
+
+
+async def _history(ctx: Ctx, name: str | None, n: int, grep: str | None, since: float | None) -> list[dict]:
+    """Read from the store directly: works with no fleet running."""
+    from fleet.store import Store
+
+    db = ctx.state_dir() / "fleet.db"
+    if not db.exists():
+        return []
+    store = await Store.open(db, readonly=True)
+    try:
+        agent = name
+        if name is not None:
+            seqs = await store.max_seqs()
+            if name not in seqs:
+                group = sorted(a for a in seqs if a.split("#", 1)[0] == name)
+                if len(group) == 1:
+                    agent = group[0]
+                elif group:
+                    fail(f"{name!r} has several instances: {', '.join(group)}; name one")
+                elif not seqs:
+                    return []
+                else:
+                    fail(f"no logs for {name!r} (agents with logs: {', '.join(sorted(seqs))})")
+        if grep:
+            found = await store.search(grep, agent=agent, limit=n, since=since)
+        else:
+            found = await store.tail(agent, n=n, since=since)
+        return [ln.to_wire() for ln in found]
+    finally:
+        await store.close()
+
+
+async def _follow(ctx: Ctx, name: str | None, last_seq: dict[str, int], emit: Any) -> None:
+    from fleet.control.client import SocketClient
+    from fleet.errors import FleetNotRunning
+    from fleet.records import LogChunk
+
+    try:
+        client = await SocketClient.connect(ctx.socket(), origin="cli")
+    except FleetNotRunning:
+        fail(f"no fleet is running in {ctx.fleet_dir}; nothing to follow", EXIT_NOT_RUNNING)
+        return
+    try:
+        async for msg in client.subscribe(["logs"]):
+            chunk = LogChunk.from_wire(msg["data"])
+            if name is not None and chunk.agent != name and chunk.agent.split("#", 1)[0] != name:
+                continue
+            for i, text in enumerate(chunk.lines()):
+                seq = chunk.first_seq + i
+                if seq <= last_seq.get(chunk.agent, 0):
+                    continue
+                emit({"agent": chunk.agent, "seq": seq, "ts": chunk.ts, "stream": chunk.stream, "text": text,
+                      "run_id": chunk.run_id})
+        fail("the fleet stopped", 0)
+    finally:
+        await client.close()

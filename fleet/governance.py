@@ -1,0 +1,234 @@
+"""Wire governance into a supervisor: the gateway, tools, approvals, policy ops.
+
+The supervisor core knows processes; this module gives its agents their SDK
+calls (``llm``, ``llm_stream``, ``tool``, ``approve``) and gives operators the
+control ops that read and edit policy, answer approvals and show usage. Each
+piece checks the *current* effective policy at the moment of the call, so a
+saved edit governs the very next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fleet.errors import FleetError, PolicyDenied, ProtocolError
+from fleet.records import Event, UsageRecord
+
+if TYPE_CHECKING:
+    from fleet.control.ops import Operations
+    from fleet.supervisor.core import Supervisor
+    from fleet.supervisor.instance import AgentInstance
+
+
+def _messages(args: dict[str, Any]) -> list[dict[str, Any]]:
+    msgs = args.get("messages")
+    if not isinstance(msgs, list) or not all(isinstance(m, dict) for m in msgs):
+        raise ProtocolError("llm: 'messages' must be a list of objects")
+    return msgs
+
+
+async def attach(sup: Supervisor, ops: Operations, gateway: Any = None) -> None:
+    """Create the gateway and approvals for ``sup`` and register their calls and ops."""
+    from fleet.gateway import ApprovalManager, Gateway
+
+    store = sup.store
+
+    async def record(rec: UsageRecord) -> None:
+        if store is not None:
+            await store.add_usage(rec)
+        sup.publish("usage", rec.agent, {k: v for k, v in rec.to_wire().items() if k != "agent"})
+        hook = sup.extensions.get("on_usage")
+        if hook is not None:
+            hook(rec)
+
+    def exhausted(agent: str, reason: str) -> None:
+        inst = sup.instances.get(agent)
+        sup.publish("budget", agent, {"message": reason, "action": "pause"})
+        if inst is not None:
+            inst.pause(f"budget exhausted: {reason}")
+
+    if gateway is None:
+        env_file = os.environ.get("FLEET_ENV_FILE") or (
+            str(sup.fleet_dir / ".env") if (sup.fleet_dir / ".env").is_file() else None
+        )
+        gateway = Gateway(recorder=record, on_exhausted=exhausted, env_file=env_file)
+    else:
+        gateway._recorder = gateway._recorder or record
+        gateway._on_exhausted = gateway._on_exhausted or exhausted
+    sup.gateway = gateway
+    if store is not None:
+        day_start = time.mktime(time.localtime()[:3] + (0, 0, 0, 0, 0, -1))
+        totals = await store.usage_totals()
+        today = await store.usage_totals(since=day_start)
+        for agent, t in totals.items():
+            gateway.seed_totals(
+                agent,
+                int(t.get("tokens_in", 0)) + int(t.get("tokens_out", 0)),
+                float(t.get("cost_usd", 0.0)),
+                float(today.get(agent, {}).get("cost_usd", 0.0)),
+                int(t.get("calls", 0)),
+                int(t.get("errors", 0)),
+            )
+    gateway.start()
+
+    def publish_approval(ev: Event) -> None:
+        data = dict(ev.data)
+        data.setdefault("status", data.get("state", "pending"))
+        data.setdefault("created", data.get("requested_at"))
+        sup.publish("approval", ev.agent, data)
+
+    approvals = ApprovalManager(store if store is not None else _NoApprovalStore(), publish_approval)
+    sup.extensions["approvals"] = approvals
+
+    # --- SDK calls ------------------------------------------------------------
+    async def agent_llm(inst: AgentInstance, args: dict[str, Any], push: Callable[..., None]) -> Any:
+        return await gateway.complete(
+            inst.name, inst.policy, _messages(args), args.get("model"), args.get("params") or {},
+            policy_version=sup.policy_version,
+        )
+
+    async def agent_llm_stream(inst: AgentInstance, args: dict[str, Any], push: Callable[..., None]) -> Any:
+        async for chunk in gateway.stream(
+            inst.name, inst.policy, _messages(args), args.get("model"), args.get("params") or {},
+            policy_version=sup.policy_version,
+        ):
+            push(chunk)
+        return {"done": True}
+
+    async def agent_tool(inst: AgentInstance, args: dict[str, Any], push: Callable[..., None]) -> Any:
+        name = str(args.get("name", ""))
+        decision = inst.policy.tool_decision(name)
+        sup.publish("audit", inst.name, {"action": "tool", "target": name, "origin": "policy",
+                                         "details": {"decision": decision, "policy_version": sup.policy_version}})
+        if decision == "deny":
+            return {"decision": "deny",
+                    "reason": f"tool {name!r} is not allowed by policy {inst.spec.policy or 'default'!r} "
+                              f"(tools.deny / tools.allow)"}
+        return {"decision": decision}
+
+    async def agent_approve(inst: AgentInstance, args: dict[str, Any], push: Callable[..., None]) -> Any:
+        action = str(args.get("action", ""))[:200]
+        details = args.get("details") or {}
+        if not isinstance(details, dict):
+            details = {"details": details}
+        context = {
+            "recent_logs": [ln.text for ln in sup.loghub.recent(inst.name)[-8:]],
+            "spend_today_usd": gateway.totals(inst.name).get("cost_today_usd", 0.0),
+            "goal": sup.goal_for(inst),
+        }
+        approved, reason, by = await approvals.request(
+            inst.name, action, {**details, "context": context},
+            float(inst.policy.tools.approval_timeout_s), sup.policy_version,
+        )
+        return {"approved": approved, "reason": reason, "decided_by": by}
+
+    sup.extensions.update(
+        agent_llm=agent_llm, agent_llm_stream=agent_llm_stream, agent_tool=agent_tool, agent_approve=agent_approve
+    )
+
+    # --- operator ops ---------------------------------------------------------
+    async def op_approvals(pending_only: bool = True) -> dict[str, Any]:
+        if pending_only or store is None:
+            return {"approvals": [_approval_wire(a) for a in approvals.pending()]}
+        return {"approvals": [_approval_wire(a) for a in await store.approvals(pending_only=False)]}
+
+    async def op_approve(id: int, by: str = "operator") -> dict[str, Any]:
+        return _approval_wire(await approvals.decide(int(id), True, by))
+
+    async def op_deny(id: int, reason: str = "", by: str = "operator") -> dict[str, Any]:
+        return _approval_wire(await approvals.decide(int(id), False, by, reason or "denied by operator"))
+
+    async def op_usage(agent: str | None = None, n: int = 50) -> dict[str, Any]:
+        if store is None:
+            return {"calls": []}
+        recs = await store.recent_usage(agent, n=int(n))
+        return {"calls": [r.to_wire() for r in recs]}
+
+    async def op_policy_show(name: str) -> dict[str, Any]:
+        book = sup.book
+        inst = sup.instances.get(name)
+        agent = inst.group if inst else name
+        try:
+            policy = book.policy_for(agent)
+        except KeyError:
+            raise FleetError(f"no agent named {name!r}") from None
+        return {"agent": agent, "policy": policy.model_dump(mode="json"), "origins": book.origins_for(agent),
+                "version": sup.policy_version}
+
+    def _safe_path(path: str) -> Path:
+        rel = Path(path)
+        if rel.is_absolute() or ".." in rel.parts:
+            raise FleetError(f"{path!r}: only fleet.toml and policies/*.toml can be edited")
+        if not (str(rel) == "fleet.toml" or (rel.parent == Path("policies") and rel.suffix == ".toml")):
+            raise FleetError(f"{path!r}: only fleet.toml and policies/*.toml can be edited")
+        return sup.fleet_dir / rel
+
+    async def op_policy_files() -> dict[str, Any]:
+        files = [{"path": "fleet.toml", "text": (sup.fleet_dir / "fleet.toml").read_text()}]
+        pol = sup.fleet_dir / "policies"
+        for p in sorted(pol.glob("*.toml")) if pol.is_dir() else []:
+            files.append({"path": f"policies/{p.name}", "text": p.read_text()})
+        return {"files": files}
+
+    async def op_policy_check(path: str, text: str) -> dict[str, Any]:
+        from fleet.policy import validate_text
+
+        _safe_path(path)
+        errors = await asyncio.to_thread(validate_text, sup.fleet_dir, path, text)
+        return {"errors": [_err(e) for e in errors]}
+
+    async def op_policy_write(path: str, text: str) -> dict[str, Any]:
+        from fleet.policy import validate_text
+
+        target = _safe_path(path)
+        errors = await asyncio.to_thread(validate_text, sup.fleet_dir, path, text)
+        if errors:
+            return {"errors": [_err(e) for e in errors], "written": False}
+        tmp = target.with_name(f".{target.name}.fleet-tmp")
+        tmp.write_text(text)
+        os.replace(tmp, target)
+        return {"errors": [], "written": True, "agents": []}
+
+    async def op_set_override(target: str, key: str, value: Any) -> dict[str, Any]:
+        from fleet.policy import set_override
+
+        await asyncio.to_thread(set_override, sup.fleet_dir, target, key, value)
+        return {"target": target, "key": key, "value": value}
+
+    for name, fn in (
+        ("approvals", op_approvals), ("approve", op_approve), ("deny", op_deny), ("usage", op_usage),
+        ("policy_show", op_policy_show), ("policy_files", op_policy_files), ("policy_check", op_policy_check),
+        ("policy_write", op_policy_write), ("set_override", op_set_override),
+    ):
+        ops.register(name, fn)
+
+
+def _err(e: Any) -> dict[str, Any]:
+    return {"path": str(e.path), "line": e.line, "col": e.col, "message": e.message, "text": str(e)}
+
+
+def _approval_wire(a: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    out.setdefault("status", out.get("state", "pending"))
+    out.setdefault("created", out.get("requested_at"))
+    return out
+
+
+class _NoApprovalStore:
+    def __init__(self) -> None:
+        self._n = 0
+
+    async def add_approval(self, *args: Any, **kw: Any) -> int:
+        self._n += 1
+        return self._n
+
+    async def decide_approval(self, *args: Any, **kw: Any) -> None:
+        return None
+
+
+__all__ = ["PolicyDenied", "attach"]

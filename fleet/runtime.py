@@ -1,0 +1,125 @@
+"""Assemble a running fleet: store, supervisor, gateway, control socket, live reload.
+
+Used by ``fleet run`` (headless, until SIGINT/SIGTERM) and by tests, which
+start a whole fleet in-process and talk to it over the real socket. The
+order of start-up is chosen so that a second ``fleet run`` in the same
+directory fails before touching any agent, and the order of shutdown so that
+every line an agent printed is on disk before the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from fleet.control.ops import Operations
+from fleet.control.server import ControlServer
+from fleet.paths import ensure_private_dir, state_dir
+from fleet.supervisor.core import Supervisor
+
+
+class FleetRuntime:
+    """One fleet, started and stopped as a unit."""
+
+    def __init__(self, fleet_dir: Path, *, state: Path | None = None, gateway: Any = None,
+                 watch: bool = True) -> None:
+        self.fleet_dir = fleet_dir
+        self._state = state
+        self._gateway = gateway
+        self._watch = watch
+        self.sup: Supervisor | None = None
+        self.ops: Operations | None = None
+        self.server: ControlServer | None = None
+        self.store: Any = None
+        self.watcher: Any = None
+        self._watch_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> Supervisor:
+        from fleet.policy import PolicyWatcher, load_book
+        from fleet.store import Store
+
+        book = load_book(self.fleet_dir)
+        sdir = self._state or state_dir(self.fleet_dir, book.fleet.state_dir)
+        ensure_private_dir(sdir)
+        self.store = await Store.open(sdir / "fleet.db")
+        if book.fleet.log_retention_days or book.fleet.log_retention_mb:
+            self.store.set_retention(book.fleet.log_retention_days, book.fleet.log_retention_mb)
+        sup = Supervisor(self.fleet_dir, book, store=self.store, gateway=self._gateway, state_dir=sdir)
+        self.sup = sup
+        self.ops = Operations(sup)
+        from fleet.governance import attach as attach_governance
+
+        await attach_governance(sup, self.ops, gateway=self._gateway)
+        self.server = ControlServer(sup, self.ops, sdir)
+        try:
+            await self.server.start()
+        except BaseException:
+            await self.store.close()
+            raise
+        await sup.start()
+        if self._watch:
+            self.watcher = PolicyWatcher(
+                self.fleet_dir, on_change=sup.apply_book, on_error=sup.policy_error, book=book
+            )
+            self._watch_task = asyncio.ensure_future(self.watcher.run())
+        return sup
+
+    async def stop(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._watch_task
+        if self.sup is not None:
+            try:
+                await self.sup.shutdown()
+            except BaseException:
+                self.sup.kill_all_now()
+                raise
+            gw = self.sup.gateway
+            if gw is not None and hasattr(gw, "close"):
+                with contextlib.suppress(Exception):
+                    await gw.close()
+        if self.server is not None:
+            await self.server.close()
+        if self.store is not None:
+            await self.store.close()
+
+    async def __aenter__(self) -> FleetRuntime:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+async def run_until_signal(fleet_dir: Path, *, quiet: bool = False) -> int:
+    """``fleet run``: supervise until SIGINT/SIGTERM (or a ``shutdown`` op), then stop cleanly."""
+    rt = FleetRuntime(fleet_dir)
+    try:
+        sup = await rt.start()
+    except BaseException:
+        await rt.stop()
+        raise
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, sup.request_shutdown)
+    if not quiet:
+        n = len(sup.instances)
+        print(
+            f"fleet {sup.fleet_name!r}: {n} agent{'s' if n != 1 else ''} running "
+            f"(control socket {rt.server.path if rt.server else '?'}); Ctrl-C stops them",
+            file=sys.stderr,
+        )
+    try:
+        await sup.wait_closed()
+    finally:
+        if not quiet:
+            print("fleet: stopping agents…", file=sys.stderr)
+        await rt.stop()
+    return 0

@@ -1,0 +1,477 @@
+"""The supervisor: owns the agents, answers the control API, publishes events.
+
+It is the single writer of fleet state. Operator actions arrive as control
+ops (from the console or the CLI, tagged with their origin) and are audited;
+agent requests arrive over each agent's channel; policy edits arrive as new
+immutable ``PolicyBook`` snapshots. Every state change becomes an ``Event``
+that is persisted and pushed to subscribers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psutil
+
+from fleet import __version__
+from fleet.errors import FleetError, ProtocolError, UnknownAgent
+from fleet.records import AgentState, Event, LogChunk
+from fleet.supervisor.instance import AgentInstance
+from fleet.supervisor.loghub import LogHub
+
+if TYPE_CHECKING:
+    from fleet.policy import Policy, PolicyBook
+
+S = AgentState
+
+#: Event kinds that are persisted (logs go to the store through the LogHub).
+PERSISTED = {"state", "restart", "alert", "policy_applied", "policy_error", "approval", "audit", "task", "budget"}
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """A client that asked for pushed events; ``send`` must not block."""
+
+    send: Callable[[dict[str, Any]], bool]
+    kinds: set[str] | None = None
+    agents: set[str] | None = None
+    dropped: int = 0
+
+    def wants(self, kind: str, agent: str | None) -> bool:
+        if self.kinds is not None and kind not in self.kinds:
+            return False
+        return self.agents is None or agent is None or agent in self.agents
+
+
+@dataclass
+class _Metrics:
+    series: dict[str, deque[tuple[float, float]]] = field(default_factory=lambda: defaultdict(lambda: deque(maxlen=600)))
+
+
+class Supervisor:
+    """Everything a running fleet is, behind one object."""
+
+    def __init__(
+        self,
+        fleet_dir: Path,
+        book: PolicyBook,
+        *,
+        store: Any = None,
+        gateway: Any = None,
+        state_dir: Path | None = None,
+    ) -> None:
+        self.fleet_dir = fleet_dir
+        self.book = book
+        self.fleet_name = book.fleet.name
+        self.state_dir = state_dir or fleet_dir / book.fleet.state_dir
+        self.store = store
+        self.gateway = gateway
+        self.token = secrets.token_hex(8)
+        self.loghub = LogHub(store)
+        self.instances: dict[str, AgentInstance] = {}
+        self.policy_version = 0
+        self.started = time.time()
+        self._subscribers: list[Subscriber] = []
+        self._run_ids = 0
+        self._watchdog: subprocess.Popen[bytes] | None = None
+        self._stopping = False
+        self._shutdown = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._metrics: dict[str, _Metrics] = defaultdict(_Metrics)
+        self._proc_cache: dict[int, psutil.Process] = {}
+        self._stats_at = 0.0
+        self._stats: dict[str, tuple[float, int]] = {}
+        self.extensions: dict[str, Any] = {}  # gateway, approvals, tasks, alerts attach here
+        self.loghub.subscribe(self._push_logs)
+        if store is not None and hasattr(store, "on_pressure"):
+            store.on_pressure(self.loghub.set_pressure)
+
+    # --- lifecycle -------------------------------------------------------------
+    async def start(self) -> None:
+        """Spawn the watchdog and every agent of the book."""
+        if self.store is not None:
+            self.loghub.seed(await self.store.max_seqs())
+            self._run_ids = max(self._run_ids, int(time.time() * 1000) % 10**12)
+            self.policy_version = await self.store.latest_policy_version()
+        self._start_watchdog()
+        await self._record_policy_version(None)
+        for spec in self.book.agents:
+            policy = self.book.policy_for(spec.name)
+            for name in spec.instances():
+                inst = AgentInstance(self, spec, name, policy)
+                self.instances[name] = inst
+        for inst in self.instances.values():
+            inst.start()
+
+    async def wait_closed(self) -> None:
+        await self._shutdown.wait()
+
+    def request_shutdown(self) -> None:
+        self._shutdown.set()
+
+    async def shutdown(self) -> None:
+        """Stop every agent (SIGTERM, grace, SIGKILL), flush the store, release the watchdog."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self.publish("fleet", None, {"message": "fleet stopping"})
+        await asyncio.gather(*(i.stop("fleet shutdown") for i in self.instances.values()), return_exceptions=True)
+        for t in list(self._tasks):
+            t.cancel()
+        self._stop_watchdog(clean=True)
+        self._shutdown.set()
+
+    def kill_all_now(self) -> None:
+        """Synchronous last resort (an exception on the way out): SIGKILL every group."""
+        for inst in self.instances.values():
+            inst.kill_now()
+
+    # --- watchdog ------------------------------------------------------------------
+    def _start_watchdog(self) -> None:
+        self._watchdog = subprocess.Popen(
+            [sys.executable, "-m", "fleet.supervisor.watchdog", self.token],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+        )
+
+    def _watchdog_send(self, line: str) -> None:
+        wd = self._watchdog
+        if wd is None or wd.stdin is None:
+            return
+        try:
+            wd.stdin.write(line.encode() + b"\n")
+            wd.stdin.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+
+    def watchdog_add(self, pgid: int) -> None:
+        self._watchdog_send(f"+{pgid}")
+
+    def watchdog_remove(self, pgid: int) -> None:
+        self._watchdog_send(f"-{pgid}")
+
+    def _stop_watchdog(self, clean: bool) -> None:
+        wd = self._watchdog
+        if wd is None:
+            return
+        if clean:
+            self._watchdog_send("exit")
+        with contextlib.suppress(Exception):
+            assert wd.stdin is not None
+            wd.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            wd.wait(timeout=2)
+        self._watchdog = None
+
+    # --- events ----------------------------------------------------------------------
+    def subscribe(self, sub: Subscriber) -> Callable[[], None]:
+        self._subscribers.append(sub)
+        return lambda: self._subscribers.remove(sub) if sub in self._subscribers else None
+
+    def publish(self, kind: str, agent: str | None, data: dict[str, Any]) -> Event:
+        ev = Event(kind, agent, data, time.time())
+        if kind in PERSISTED and self.store is not None:
+            self._spawn(self.store.add_event(ev))
+        wire = {"event": kind, "data": {**data, "agent": agent, "ts": ev.ts}}
+        for sub in list(self._subscribers):
+            if sub.wants(kind, agent) and not sub.send(wire):
+                sub.dropped += 1
+        return ev
+
+    def _push_logs(self, chunk: LogChunk) -> None:
+        if not self._subscribers:
+            return
+        wire = None
+        for sub in self._subscribers:
+            if sub.wants("logs", chunk.agent):
+                if wire is None:
+                    wire = {"event": "logs", "data": chunk.to_wire()}
+                if not sub.send(wire):
+                    sub.dropped += 1
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            print(f"fleet: background task failed: {exc!r}", file=sys.stderr)
+
+    # --- callbacks from instances ------------------------------------------------
+    def next_run_id(self) -> int:
+        self._run_ids += 1
+        return self._run_ids
+
+    def on_state(self, inst: AgentInstance, prev: AgentState) -> None:
+        self.publish(
+            "state",
+            inst.name,
+            {"state": inst.state.value, "prev": prev.value, "reason": inst.reason, "pid": inst.pid,
+             "restarts": inst.restarts, "exit_code": inst.exit_code},
+        )
+        hook = self.extensions.get("on_state")
+        if hook is not None:
+            hook(inst, prev)
+
+    def on_crash_loop(self, inst: AgentInstance, msg: str) -> None:
+        self.publish("alert", inst.name, {"rule": "crash_loop", "severity": "error", "message": msg})
+
+    def note(self, agent: str, text: str) -> None:
+        """A line from the supervisor about an agent, in that agent's ``fleet`` stream."""
+        inst = self.instances.get(agent)
+        run_id = inst.run.run_id if inst and inst.run else 0
+        self.loghub.add(agent, run_id, "fleet", 1, text.replace("\n", " ") + "\n", time.time())
+
+    def agent_log(self, inst: AgentInstance, msg: dict[str, Any]) -> None:
+        level = str(msg.get("level", "info")).upper()[:8]
+        text = str(msg.get("msg", ""))
+        fields = msg.get("fields") or {}
+        if isinstance(fields, dict) and fields:
+            text += " " + " ".join(f"{k}={v}" for k, v in fields.items())
+        run_id = inst.run.run_id if inst.run else 0
+        line = f"{level} {text}".replace("\r", " ").replace("\n", " ")[:65536]
+        self.loghub.add(inst.name, run_id, "sdk", 1, line + "\n", time.time())
+        hook = self.extensions.get("on_log")
+        if hook is not None:
+            hook(inst, level, text)
+
+    def agent_metric(self, inst: AgentInstance, msg: dict[str, Any]) -> None:
+        name = str(msg.get("name", ""))[:100]
+        try:
+            value = float(msg.get("value", 0.0))
+        except (TypeError, ValueError):
+            raise ProtocolError(f"metric {name!r} has a non-numeric value") from None
+        self._metrics[inst.name].series[name].append((time.time(), value))
+        hook = self.extensions.get("on_metric")
+        if hook is not None:
+            hook(inst, name, value)
+
+    def init_message(self, inst: AgentInstance) -> dict[str, Any]:
+        return {
+            "t": "init",
+            "agent": inst.name,
+            "group": inst.group,
+            "fleet": self.fleet_name,
+            "goal": self.goal_for(inst),
+            "policy": inst.policy.model_dump(mode="json"),
+            "policy_version": self.policy_version,
+        }
+
+    def goal_for(self, inst: AgentInstance) -> str:
+        return inst.spec.goal or inst.policy.goal or ""
+
+    async def agent_call(
+        self, inst: AgentInstance, op: str, args: dict[str, Any], push: Callable[[dict[str, Any]], None]
+    ) -> Any:
+        """An SDK call from an agent (llm, tool, approve, next_task ...)."""
+        handler = self.extensions.get(f"agent_{op}")
+        if handler is None:
+            raise ProtocolError(f"unknown SDK call {op!r}")
+        return await handler(inst, args, push)
+
+    # --- selecting agents ---------------------------------------------------------
+    def select(self, names: Iterable[str] | None, all_: bool = False) -> list[AgentInstance]:
+        if all_:
+            return list(self.instances.values())
+        out: list[AgentInstance] = []
+        for name in names or ():
+            matched = [i for i in self.instances.values() if i.name == name or i.group == name]
+            if not matched:
+                raise UnknownAgent(f"no agent named {name!r} (agents: {', '.join(self.groups())})")
+            out.extend(m for m in matched if m not in out)
+        if not out:
+            raise FleetError("name at least one agent, or use --all")
+        return out
+
+    def groups(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for i in self.instances.values():
+            seen.setdefault(i.group, None)
+        return list(seen)
+
+    # --- status ------------------------------------------------------------------------
+    def _sample(self) -> None:
+        """CPU and memory per agent, at most once a second (psutil is not free)."""
+        now = time.monotonic()
+        if now - self._stats_at < 1.0:
+            return
+        self._stats_at = now
+        stats: dict[str, tuple[float, int]] = {}
+        alive = set()
+        for inst in self.instances.values():
+            pid = inst.pid
+            if pid is None:
+                continue
+            alive.add(pid)
+            proc = self._proc_cache.get(pid)
+            try:
+                if proc is None:
+                    proc = self._proc_cache[pid] = psutil.Process(pid)
+                    proc.cpu_percent(None)
+                with proc.oneshot():
+                    stats[inst.name] = (proc.cpu_percent(None), proc.memory_info().rss)
+            except (psutil.Error, OSError):
+                continue
+        for pid in list(self._proc_cache):
+            if pid not in alive:
+                del self._proc_cache[pid]
+        self._stats = stats
+
+    def agent_status(self, inst: AgentInstance) -> dict[str, Any]:
+        cpu, rss = self._stats.get(inst.name, (0.0, 0))
+        totals: dict[str, Any] = {}
+        if self.gateway is not None:
+            totals = self.gateway.totals(inst.name)
+        alerts = self.extensions.get("alert_count")
+        return {
+            "name": inst.name,
+            "group": inst.group,
+            "kind": inst.kind,
+            "state": inst.state.value,
+            "reason": inst.reason,
+            "pid": inst.pid,
+            "restarts": inst.restarts,
+            "exit_code": inst.exit_code,
+            "uptime_s": round(inst.uptime_s, 3),
+            "cpu_pct": cpu,
+            "rss_bytes": rss,
+            "tokens": int(totals.get("tokens", 0)),
+            "cost_usd": float(totals.get("cost_usd", 0.0)),
+            "cost_today_usd": float(totals.get("cost_today_usd", 0.0)),
+            "budget_used": totals.get("budget_used"),
+            "alerts": alerts(inst.name) if alerts else 0,
+            "last_line": self.loghub.last_line(inst.name),
+            "policy": inst.spec.policy or "default",
+            "goal": self.goal_for(inst),
+            "lines": self.loghub.last_seq(inst.name),
+        }
+
+    def status(self) -> dict[str, Any]:
+        self._sample()
+        approvals = self.extensions.get("approvals")
+        return {
+            "fleet": self.fleet_name,
+            "fleet_dir": str(self.fleet_dir),
+            "pid": os.getpid(),
+            "version": __version__,
+            "policy_version": self.policy_version,
+            "uptime_s": round(time.time() - self.started, 3),
+            "gateway": getattr(self.gateway, "state", "off"),
+            "approvals_pending": len(approvals.pending()) if approvals is not None else 0,
+            "log_pressure": self.loghub.paused,
+            "agents": [self.agent_status(i) for i in self.instances.values()],
+        }
+
+    # --- policy --------------------------------------------------------------------------
+    async def _record_policy_version(self, old: PolicyBook | None) -> None:
+        if self.store is None:
+            self.policy_version += 1
+            return
+        from fleet.policy import book_diff
+
+        content = "".join(f"# --- {p}\n{t}\n" for p, t in sorted(self.book.files.items()))
+        latest = self.policy_version
+        if old is None and latest:
+            # Same content as the last run's last version: keep its number.
+            with contextlib.suppress(Exception):
+                last = await self.store.policy_version_hash(latest)
+                if last == self.book.content_hash:
+                    return
+        self.policy_version = await self.store.add_policy_version(
+            self.book.content_hash, content, book_diff(old, self.book)
+        )
+
+    async def apply_book(self, new: PolicyBook) -> dict[str, Any]:
+        """Swap in a validated book and carry its changes to the running fleet."""
+        old = self.book
+        self.book = new
+        await self._record_policy_version(old)
+        old_specs = {a.name: a for a in old.agents}
+        new_specs = {a.name: a for a in new.agents}
+        started: list[str] = []
+        stopped: list[str] = []
+        restarted: list[str] = []
+        coros = []
+        # Removed agents and removed replicas stop.
+        wanted: dict[str, Any] = {}
+        for spec in new.agents:
+            for name in spec.instances():
+                wanted[name] = spec
+        for name, inst in list(self.instances.items()):
+            if name not in wanted:
+                stopped.append(name)
+                coros.append(self._remove(inst))
+        for name, spec in wanted.items():
+            policy = new.policy_for(spec.name)
+            inst = self.instances.get(name)
+            if inst is None:
+                inst = AgentInstance(self, spec, name, policy)
+                self.instances[name] = inst
+                inst.start()
+                started.append(name)
+                continue
+            old_spec = old_specs.get(spec.name)
+            changed_process = old_spec is None or _process_key(old_spec) != _process_key(spec)
+            inst.spec = spec
+            inst.policy = policy
+            if changed_process and inst.state.alive:
+                restarted.append(name)
+                coros.append(inst.restart())
+            elif inst.kind == "sdk":
+                inst.send({"t": "policy", "policy": policy.model_dump(mode="json"),
+                           "goal": self.goal_for(inst), "version": self.policy_version})
+        # Keep the table in fleet.toml order.
+        self.instances = {n: self.instances[n] for n in wanted if n in self.instances} | {
+            n: i for n, i in self.instances.items() if n not in wanted
+        }
+        await asyncio.gather(*coros, return_exceptions=True)
+        hook = self.extensions.get("on_policy")
+        if hook is not None:
+            hook(new)
+        changed_files = sorted(
+            p for p in set(old.files) | set(new.files) if old.files.get(p) != new.files.get(p)
+        )
+        del new_specs
+        result = {"version": self.policy_version, "hash": new.content_hash, "files": changed_files,
+                  "started": started, "stopped": stopped, "restarted": restarted}
+        self.publish("policy_applied", None, result)
+        return result
+
+    async def _remove(self, inst: AgentInstance) -> None:
+        await inst.stop("removed from fleet.toml")
+        self.instances.pop(inst.name, None)
+        self.publish("state", inst.name, {"state": "removed", "prev": inst.state.value, "reason": None})
+
+    def policy_error(self, errors: list[Any]) -> None:
+        self.publish("policy_error", None, {"errors": [_err_wire(e) for e in errors]})
+
+
+def _process_key(spec: Any) -> tuple[Any, ...]:
+    return (spec.run, tuple(spec.command or ()), tuple(sorted((spec.env or {}).items())), spec.cwd)
+
+
+def _err_wire(e: Any) -> dict[str, Any]:
+    if isinstance(e, dict):
+        return e
+    return {"path": str(e.path), "line": e.line, "col": e.col, "message": e.message, "text": str(e)}
+
+
+def policy_of(inst: AgentInstance) -> Policy:
+    return inst.policy

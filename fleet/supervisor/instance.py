@@ -1,0 +1,431 @@
+"""One agent instance: its process, its state machine, restarts and pause.
+
+States follow the contract in the README (starting running pausing paused
+stopping stopped exited crashed backoff crash-loop). Each process runs in its
+own session, so "the agent" is its whole process group: pause stops the
+group, stop signals the group, and when the main process exits whatever it
+left behind in the group is killed (as systemd's control-group kill mode).
+Exits are noticed through a pidfd on the event loop: no thread per child.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fleet.records import AgentState
+from fleet.supervisor.agentlink import AgentLink
+from fleet.supervisor.logpipe import LogPipe
+
+if TYPE_CHECKING:
+    from fleet.policy import AgentSpec, Policy
+    from fleet.supervisor.core import Supervisor
+
+S = AgentState
+F_SETPIPE_SZ = 1031
+PIPE_SIZE = 1024 * 1024
+#: A run that lasted this long resets the backoff ladder.
+STABLE_AFTER_S = 10.0
+
+#: Environment variables that carry provider credentials. They stay in the
+#: supervisor (the gateway uses them) unless an agent's own ``env`` sets them.
+SECRET_ENV = re.compile(
+    r"(_API_KEY|_SECRET|_SECRET_KEY|_ACCESS_KEY|_AUTH_TOKEN|_SESSION_TOKEN)$|^(OPENAI|ANTHROPIC|AZURE_OPENAI|"
+    r"GEMINI|GOOGLE_API|COHERE|MISTRAL|GROQ|TOGETHER|DEEPSEEK|XAI|HF|HUGGINGFACE|AWS)_",
+    re.IGNORECASE,
+)
+
+
+def scrub_env(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if not SECRET_ENV.search(k)}
+
+
+@dataclass(slots=True)
+class RunInfo:
+    run_id: int
+    pid: int
+    started: float  # wall clock
+    started_mono: float
+    ready_mono: float | None = None
+
+
+class AgentInstance:
+    """Lifecycle of one named instance (``name`` or ``name#i``)."""
+
+    def __init__(self, sup: Supervisor, spec: AgentSpec, name: str, policy: Policy) -> None:
+        self.sup = sup
+        self.spec = spec
+        self.name = name
+        self.group = spec.name
+        self.policy = policy
+        self.kind = "sdk" if spec.run else "command"
+        self.state: AgentState = S.STOPPED
+        self.reason: str | None = None
+        self.restarts = 0
+        self.exit_code: int | None = None
+        self.run: RunInfo | None = None
+        self.run_seq = 0
+        self.want_paused = False
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._link: AgentLink | None = None
+        self._pipes: list[LogPipe] = []
+        self._stopping = False
+        self._exited = asyncio.Event()
+        self._exited.set()
+        self._restart_handle: asyncio.TimerHandle | None = None
+        self._restart_times: deque[float] = deque()
+        self._fails = 0
+        self._paused_event = asyncio.Event()
+        self.last_progress = time.monotonic()
+        self._pidfd: int | None = None
+
+    # --- introspection ---------------------------------------------------------
+    @property
+    def pid(self) -> int | None:
+        return self.run.pid if self.run and self.state.alive else None
+
+    @property
+    def uptime_s(self) -> float:
+        if not self.run or not self.state.alive:
+            return 0.0
+        return time.monotonic() - self.run.started_mono
+
+    # --- state -------------------------------------------------------------------
+    def _set(self, state: AgentState, reason: str | None = None) -> None:
+        prev = self.state
+        self.state = state
+        self.reason = reason
+        if state is S.PAUSED:
+            self._paused_event.set()
+        else:
+            self._paused_event.clear()
+        if prev != state or reason:
+            self.sup.on_state(self, prev)
+
+    # --- start ---------------------------------------------------------------------
+    def start(self, *, reset: bool = False) -> None:
+        """Start the process now (no-op while it is alive)."""
+        if self.state.alive:
+            return
+        self._cancel_restart()
+        if reset:
+            self._restart_times.clear()
+            self._fails = 0
+        self._stopping = False
+        try:
+            self._spawn()
+        except OSError as exc:
+            self.sup.note(self.name, f"failed to start: {exc}")
+            self.exit_code = None
+            self._set(S.CRASHED, f"failed to start: {exc.strerror or exc}")
+            self._after_exit(runtime=0.0, failed=True)
+
+    def _argv(self) -> list[str]:
+        if self.spec.run:
+            return [sys.executable, "-m", "fleet.agent", self.spec.run]
+        return list(self.spec.command or [])
+
+    def _env(self, control_fd: int | None) -> dict[str, str]:
+        env = scrub_env(dict(os.environ))
+        env.pop("FLEET_CONTROL_FD", None)
+        env.update(
+            FLEET_DIR=str(self.sup.fleet_dir),
+            FLEET_AGENT=self.name,
+            FLEET_NAME=self.sup.fleet_name,
+            PYTHONUNBUFFERED="1",
+            PYTHONIOENCODING=env.get("PYTHONIOENCODING", "utf-8"),
+        )
+        env["FLEET_SUPERVISOR_TOKEN"] = self.sup.token
+        if control_fd is not None:
+            env["FLEET_CONTROL_FD"] = str(control_fd)
+        env.update({k: str(v) for k, v in (self.spec.env or {}).items()})
+        return env
+
+    def _cwd(self) -> Path:
+        if self.spec.cwd:
+            p = Path(self.spec.cwd).expanduser()
+            return p if p.is_absolute() else self.sup.fleet_dir / p
+        return self.sup.fleet_dir
+
+    def _spawn(self) -> None:
+        loop = asyncio.get_running_loop()
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        for fd in (out_r, err_r):
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
+        parent_sock = child_sock = None
+        pass_fds: tuple[int, ...] = ()
+        if self.kind == "sdk":
+            parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            pass_fds = (child_sock.fileno(),)
+        try:
+            popen = subprocess.Popen(
+                self._argv(),
+                stdin=subprocess.DEVNULL,
+                stdout=out_w,
+                stderr=err_w,
+                cwd=self._cwd(),
+                env=self._env(child_sock.fileno() if child_sock else None),
+                start_new_session=True,
+                pass_fds=pass_fds,
+                close_fds=True,
+            )
+        except BaseException:
+            for fd in (out_r, err_r):
+                os.close(fd)
+            if parent_sock:
+                parent_sock.close()
+            raise
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+            if child_sock:
+                child_sock.close()
+        self._popen = popen
+        self.run_seq += 1
+        run_id = self.sup.next_run_id()
+        self.run = RunInfo(run_id, popen.pid, time.time(), time.monotonic())
+        self.exit_code = None
+        self._exited.clear()
+        self.last_progress = time.monotonic()
+        self.sup.watchdog_add(popen.pid)
+        sink = self.sup.loghub.sink_for(self.name, run_id)
+        self._pipes = []
+        for fd, stream in ((out_r, "stdout"), (err_r, "stderr")):
+            pipe = LogPipe(stream, sink, self._pipe_closed)
+            self._pipes.append(pipe)
+            self.sup.loghub.register(pipe)
+            loop.create_task(loop.connect_read_pipe(lambda p=pipe: p, open(fd, "rb", buffering=0)))
+        self._watch_exit(popen)
+        if parent_sock is not None:
+            link = AgentLink(
+                on_message=self._on_agent_message,
+                on_call=lambda op, args, push: self.sup.agent_call(self, op, args, push),
+                on_note=lambda note: self.sup.note(self.name, note),
+                on_lost=lambda: None,
+            )
+            self._link = link
+            loop.create_task(loop.create_unix_connection(lambda: link, sock=parent_sock))
+            link_init = self.sup.init_message(self)
+            if self.want_paused:
+                link_init["paused"] = True
+            link.send(link_init)  # queued until the transport is attached
+            self._set(S.STARTING)
+        else:
+            self._link = None
+            self.run.ready_mono = time.monotonic()
+            self._set(S.RUNNING)
+            if self.want_paused:
+                self._signal_group(signal.SIGSTOP)
+                self._set(S.PAUSED, self.reason)
+        self.sup.note(self.name, f"started pid {popen.pid} ({' '.join(self._argv())[:200]})")
+
+    def _pipe_closed(self, pipe: LogPipe) -> None:
+        self.sup.loghub.unregister(pipe)
+
+    def _watch_exit(self, popen: subprocess.Popen[bytes]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            pidfd = os.pidfd_open(popen.pid)
+        except (AttributeError, OSError):
+            fut = asyncio.ensure_future(asyncio.to_thread(popen.wait))
+            fut.add_done_callback(lambda f: self._on_exit(popen))
+            return
+        self._pidfd = pidfd
+
+        def readable() -> None:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+            self._pidfd = None
+            self._on_exit(popen)
+
+        loop.add_reader(pidfd, readable)
+
+    # --- messages from an SDK agent ----------------------------------------------
+    def _on_agent_message(self, msg: dict[str, Any]) -> None:
+        t = msg.get("t")
+        self.last_progress = time.monotonic()
+        if t == "hello":
+            if self.run and self.run.ready_mono is None:
+                self.run.ready_mono = time.monotonic()
+            if self.state is S.STARTING:
+                self._set(S.RUNNING if not self.want_paused else S.PAUSING, self.reason)
+        elif t == "paused":
+            if self.state in (S.PAUSING, S.RUNNING, S.STARTING) and self.want_paused:
+                self._set(S.PAUSED, self.reason)
+        elif t == "resumed":
+            if self.state in (S.PAUSED, S.PAUSING) and not self.want_paused:
+                self._set(S.RUNNING)
+        elif t == "log":
+            self.sup.agent_log(self, msg)
+        elif t == "metric":
+            self.sup.agent_metric(self, msg)
+        else:
+            from fleet.errors import ProtocolError
+
+            raise ProtocolError(f"unknown control message type {t!r}")
+
+    # --- pause / resume --------------------------------------------------------
+    def pause(self, reason: str | None = None) -> bool:
+        """Ask the agent to pause; True if anything changed. Idempotent."""
+        if self.want_paused and self.state in (S.PAUSED, S.PAUSING):
+            return False
+        if self.state not in (S.RUNNING, S.STARTING, S.PAUSING):
+            return False
+        self.want_paused = True
+        if self.kind == "sdk":
+            if self._link is not None:
+                self._link.send({"t": "pause"})
+            if self.state is S.RUNNING:
+                self._set(S.PAUSING, reason)
+            else:
+                self.reason = reason
+        else:
+            self._signal_group(signal.SIGSTOP)
+            self._set(S.PAUSED, reason)
+        return True
+
+    def resume(self) -> bool:
+        if not self.want_paused and self.state not in (S.PAUSED, S.PAUSING):
+            return False
+        self.want_paused = False
+        if not self.state.alive or self.state is S.STOPPING:
+            return True
+        if self.kind == "sdk":
+            if self._link is not None:
+                self._link.send({"t": "resume"})
+            self._set(S.RUNNING)
+        else:
+            self._signal_group(signal.SIGCONT)
+            self._set(S.RUNNING)
+        return True
+
+    async def wait_paused(self) -> None:
+        await self._paused_event.wait()
+
+    def send(self, msg: dict[str, Any]) -> None:
+        if self._link is not None:
+            self._link.send(msg)
+
+    # --- stop / restart -----------------------------------------------------------
+    async def stop(self, reason: str | None = None) -> None:
+        """SIGTERM the group, SIGKILL after the policy's grace period; wait for exit."""
+        self._cancel_restart()
+        if not self.state.alive:
+            if self.state in (S.BACKOFF, S.CRASH_LOOP, S.CRASHED, S.EXITED):
+                self._set(S.STOPPED, reason)
+            return
+        self._stopping = True
+        self._set(S.STOPPING, reason)
+        self._signal_group(signal.SIGTERM)
+        self._signal_group(signal.SIGCONT)  # a stopped process must run to handle SIGTERM
+        grace = float(self.policy.restart.stop_grace_s)
+        try:
+            await asyncio.wait_for(self._exited.wait(), grace)
+        except TimeoutError:
+            self.sup.note(self.name, f"did not exit within {grace:g}s of SIGTERM; sending SIGKILL")
+            self._signal_group(signal.SIGKILL)
+            await self._exited.wait()
+
+    async def restart(self) -> None:
+        keep_paused = self.want_paused
+        await self.stop("restart")
+        self.want_paused = keep_paused
+        self.restarts += 1
+        self.start(reset=True)
+
+    def kill_now(self) -> None:
+        """Last resort on supervisor exit: SIGKILL the group without waiting."""
+        self._cancel_restart()
+        self._signal_group(signal.SIGKILL)
+
+    def _signal_group(self, sig: int) -> None:
+        if self._popen is None or self._popen.returncode is not None and sig != signal.SIGKILL:
+            return
+        try:
+            os.killpg(self._popen.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _cancel_restart(self) -> None:
+        if self._restart_handle is not None:
+            self._restart_handle.cancel()
+            self._restart_handle = None
+
+    # --- exit and the restart policy ----------------------------------------------
+    def _on_exit(self, popen: subprocess.Popen[bytes]) -> None:
+        rc = popen.poll()
+        if rc is None:  # pidfd fired but not reapable yet; try again shortly
+            asyncio.get_running_loop().call_later(0.01, self._on_exit, popen)
+            return
+        # Whatever the agent left behind in its group dies with it.
+        try:
+            os.killpg(popen.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.sup.watchdog_remove(popen.pid)
+        if self._link is not None:
+            self._link.close()
+            self._link = None
+        self.exit_code = rc
+        runtime = time.monotonic() - self.run.started_mono if self.run else 0.0
+        desc = f"exit code {rc}" if rc >= 0 else f"killed by {_signame(-rc)}"
+        self.sup.note(self.name, f"pid {popen.pid} ended: {desc} after {runtime:.1f}s")
+        self._exited.set()
+        if self._stopping:
+            self._stopping = False
+            self._set(S.STOPPED, self.reason if self.reason != "restart" else None)
+            return
+        failed = rc != 0
+        self._set(S.CRASHED if failed else S.EXITED, desc)
+        self._after_exit(runtime, failed)
+
+    def _after_exit(self, runtime: float, failed: bool) -> None:
+        rp = self.policy.restart
+        if rp.mode == "never" or (rp.mode == "on-failure" and not failed):
+            return
+        now = time.monotonic()
+        self._restart_times.append(now)
+        while self._restart_times and now - self._restart_times[0] > rp.window_s:
+            self._restart_times.popleft()
+        if len(self._restart_times) > rp.max_restarts:
+            msg = f"{len(self._restart_times) - 1} restarts within {rp.window_s:g}s; not restarting"
+            self._set(S.CRASH_LOOP, msg)
+            self.sup.on_crash_loop(self, msg)
+            return
+        if runtime >= max(STABLE_AFTER_S, rp.backoff_max_s):
+            self._fails = 0
+        self._fails += 1
+        delay = 0.0 if self._fails == 1 else min(rp.backoff_initial_s * 2 ** (self._fails - 2), rp.backoff_max_s)
+        self.restarts += 1
+        if delay <= 0:
+            self.start()
+            return
+        self._set(S.BACKOFF, f"restarting in {delay:.1f}s")
+        self._restart_handle = asyncio.get_running_loop().call_later(delay, self._restart_due)
+
+    def _restart_due(self) -> None:
+        self._restart_handle = None
+        if self.state is S.BACKOFF:
+            self.start()
+
+
+def _signame(num: int) -> str:
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return f"signal {num}"
