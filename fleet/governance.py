@@ -62,7 +62,7 @@ async def attach(sup: Supervisor, ops: Operations, gateway: Any = None) -> None:
         gateway._on_exhausted = gateway._on_exhausted or exhausted
     sup.gateway = gateway
     if store is not None:
-        day_start = time.mktime(time.localtime()[:3] + (0, 0, 0, 0, 0, -1))
+        day_start = time.mktime((*time.localtime()[:3], 0, 0, 0, 0, 0, -1))
         totals = await store.usage_totals()
         today = await store.usage_totals(since=day_start)
         for agent, t in totals.items():

@@ -38,7 +38,7 @@ class FleetRuntime:
         self.watcher: Any = None
         self._watch_task: asyncio.Task[None] | None = None
 
-    async def start(self) -> Supervisor:
+    async def start(self, *, spawn: bool = True) -> Supervisor:
         from fleet.policy import PolicyWatcher, load_book
         from fleet.store import Store
 
@@ -60,7 +60,7 @@ class FleetRuntime:
         except BaseException:
             await self.store.close()
             raise
-        await sup.start()
+        await sup.start(spawn=spawn)
         if self._watch:
             self.watcher = PolicyWatcher(
                 self.fleet_dir, on_change=sup.apply_book, on_error=sup.policy_error, book=book

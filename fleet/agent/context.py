@@ -156,6 +156,7 @@ class Context:
         self._callbacks: list[Callable[[PolicyView], Any]] = []
         self._last_progress = 0.0
         self._idle_waits = 0
+        self._background: set[asyncio.Future[Any]] = set()
         if init.get("paused"):
             self._request_pause()
 
@@ -237,7 +238,9 @@ class Context:
         for cb in list(self._callbacks):
             result = cb(self._policy)
             if asyncio.iscoroutine(result):
-                asyncio.ensure_future(result)
+                task = asyncio.ensure_future(result)
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
 
     # --- messages from the supervisor ----------------------------------------
     def _on_message(self, msg: dict[str, Any]) -> None:

@@ -68,11 +68,15 @@ async def _main(target: str, fd: int) -> int:
     ctx_box: list[Context] = []
     main_task = asyncio.current_task()
 
+    early: list[dict[str, Any]] = []  # arrived with init, before the context exists
+
     def on_message(msg: dict[str, Any]) -> None:
         if msg.get("t") == "init" and not init.done():
             init.set_result(msg)
         elif ctx_box:
             ctx_box[0]._on_message(msg)
+        else:
+            early.append(msg)
 
     def on_lost() -> None:
         # No supervisor, no agent: leave now, whatever the agent is doing.
@@ -86,6 +90,9 @@ async def _main(target: str, fd: int) -> int:
     channel.send({"t": "hello", "pid": os.getpid()})
     ctx = Context(channel, await init)
     ctx_box.append(ctx)
+    for msg in early:
+        ctx._on_message(msg)
+    early.clear()
 
     stopping = False
 

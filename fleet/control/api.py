@@ -26,7 +26,8 @@ OPS = (
     "restart",
     "stop",
     "start",
-    "logs",  # agent: str|None, n: int=200, before_seq: int|None, grep: str|None, since: float|None -> {"lines": [LogLine]}
+    # agent: str|None, n: int=200, before_seq: int|None, grep: str|None, since: float|None -> {"lines": [LogLine]}
+    "logs",
     "events",  # n: int=200, kinds: list[str]|None -> {"events": [Event]}
     "subscribe",  # kinds: list[str]|None (None = all), agents: list[str]|None -> pushes
     "policy_show",  # name: str -> {"agent", "policy": {...}, "origins": {"llm.model": "policies/ops.toml", ...}}

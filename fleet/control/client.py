@@ -97,6 +97,11 @@ class SocketClient:
 
     async def subscribe(self, kinds: list[str] | None = None) -> AsyncIterator[dict[str, Any]]:
         await self.call("subscribe", kinds=kinds)
+        async for msg in self.events():
+            yield msg
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        """Pushed events of a subscription already made with ``call("subscribe")``."""
         while True:
             msg = await self._events.get()
             if msg is None:

@@ -56,7 +56,9 @@ class Subscriber:
 
 @dataclass
 class _Metrics:
-    series: dict[str, deque[tuple[float, float]]] = field(default_factory=lambda: defaultdict(lambda: deque(maxlen=600)))
+    series: dict[str, deque[tuple[float, float]]] = field(
+        default_factory=lambda: defaultdict(lambda: deque(maxlen=600))
+    )
 
 
 class Supervisor:
@@ -98,8 +100,8 @@ class Supervisor:
             store.on_pressure(self.loghub.set_pressure)
 
     # --- lifecycle -------------------------------------------------------------
-    async def start(self) -> None:
-        """Spawn the watchdog and every agent of the book."""
+    async def start(self, *, spawn: bool = True) -> None:
+        """Spawn the watchdog and (unless ``spawn`` is False) every agent of the book."""
         if self.store is not None:
             self.loghub.seed(await self.store.max_seqs())
             self._run_ids = max(self._run_ids, int(time.time() * 1000) % 10**12)
@@ -111,6 +113,10 @@ class Supervisor:
             for name in spec.instances():
                 inst = AgentInstance(self, spec, name, policy)
                 self.instances[name] = inst
+        if spawn:
+            self.spawn_all()
+
+    def spawn_all(self) -> None:
         for inst in self.instances.values():
             inst.start()
 

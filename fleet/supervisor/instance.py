@@ -21,7 +21,6 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,6 +90,7 @@ class AgentInstance:
         self._paused_event = asyncio.Event()
         self.last_progress = time.monotonic()
         self._pidfd: int | None = None
+        self._setup: set[asyncio.Task[Any]] = set()  # transports being attached
 
     # --- introspection ---------------------------------------------------------
     @property
@@ -196,6 +196,7 @@ class AgentInstance:
             if child_sock:
                 child_sock.close()
         self._popen = popen
+        self._setup = {t for t in self._setup if not t.done()}
         self.run_seq += 1
         run_id = self.sup.next_run_id()
         self.run = RunInfo(run_id, popen.pid, time.time(), time.monotonic())
@@ -209,7 +210,8 @@ class AgentInstance:
             pipe = LogPipe(stream, sink, self._pipe_closed)
             self._pipes.append(pipe)
             self.sup.loghub.register(pipe)
-            loop.create_task(loop.connect_read_pipe(lambda p=pipe: p, open(fd, "rb", buffering=0)))
+            pipe_file = open(fd, "rb", buffering=0)  # noqa: SIM115 - the transport owns and closes it
+            self._setup.add(loop.create_task(loop.connect_read_pipe(lambda p=pipe: p, pipe_file)))
         self._watch_exit(popen)
         if parent_sock is not None:
             link = AgentLink(
@@ -219,7 +221,7 @@ class AgentInstance:
                 on_lost=lambda: None,
             )
             self._link = link
-            loop.create_task(loop.create_unix_connection(lambda: link, sock=parent_sock))
+            self._setup.add(loop.create_task(loop.create_unix_connection(lambda: link, sock=parent_sock)))
             link_init = self.sup.init_message(self)
             if self.want_paused:
                 link_init["paused"] = True
@@ -354,7 +356,7 @@ class AgentInstance:
         self._signal_group(signal.SIGKILL)
 
     def _signal_group(self, sig: int) -> None:
-        if self._popen is None or self._popen.returncode is not None and sig != signal.SIGKILL:
+        if self._popen is None or (self._popen.returncode is not None and sig != signal.SIGKILL):
             return
         try:
             os.killpg(self._popen.pid, sig)

@@ -1,0 +1,95 @@
+"""Provider keys: who holds them, and how they never leak.
+
+The gateway is the only component that talks to LLM providers, so it is the
+only one that holds keys. They come from the supervisor's environment and,
+optionally, from a ``.env`` file whose path is given to the gateway; that file
+is parsed here into the gateway's own dict and never copied into
+``os.environ`` (agents inherit the supervisor's environment, so writing keys
+there would hand them to every agent). :func:`strip_provider_keys` gives the
+supervisor an environment for agents with the keys removed, and
+:class:`Redactor` scrubs keys out of provider error messages before they reach
+an agent, a log line or the store.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+#: Environment variable names that carry provider credentials or endpoints.
+_KEY_NAME = re.compile(
+    r"^[A-Z0-9_]*("
+    r"_API_KEY|_API_BASE|_API_VERSION|_API_TOKEN|_ACCESS_KEY_ID|_SECRET_ACCESS_KEY|_SESSION_TOKEN"
+    r"|_SECRET_KEY|_AUTH_TOKEN|_PROJECT_ID|_ORG_ID|_ORGANIZATION"
+    r")$"
+)
+#: Strings that look like secrets whatever their origin (OpenAI/Anthropic style ``sk-...``).
+_SECRET_LOOKING = re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}|\b[Bb]earer\s+[A-Za-z0-9._\-]{8,}")
+#: Literal key values shorter than this are not redacted (they would mangle ordinary words).
+MIN_LITERAL_LEN = 8
+REDACTED = "[REDACTED]"
+
+
+def is_provider_key_name(name: str) -> bool:
+    """True for names like ``OPENAI_API_KEY``, ``AZURE_API_BASE``, ``AWS_SECRET_ACCESS_KEY``."""
+    return bool(_KEY_NAME.match(name)) or name in {"HF_TOKEN", "HUGGINGFACE_API_KEY"}
+
+
+def strip_provider_keys(env: Mapping[str, str]) -> dict[str, str]:
+    """A copy of ``env`` without provider credentials: the environment to give agents."""
+    return {k: v for k, v in env.items() if not is_provider_key_name(k)}
+
+
+def parse_env_file(path: str | Path) -> dict[str, str]:
+    """Parse a ``.env`` file: ``KEY=value`` lines, ``export`` prefixes, quotes, ``#`` comments.
+
+    Deliberately small (no interpolation): keys are data, not shell.
+    Raises ``OSError`` when the file cannot be read.
+    """
+    out: dict[str, str] = {}
+    for raw in Path(path).read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        name, sep, value = line.partition("=")
+        name = name.strip()
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", name):
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            quote, value = value[0], value[1:-1]
+            if quote == '"':
+                value = value.replace("\\n", "\n").replace('\\"', '"').replace("\\\\", "\\")
+        else:
+            value = re.split(r"\s+#", value, maxsplit=1)[0].rstrip()
+        out[name] = value
+    return out
+
+
+def collect_keys(environ: Mapping[str, str], env_file: str | Path | None = None) -> dict[str, str]:
+    """Provider keys from the environment, overridden by the ``.env`` file if given."""
+    keys = {k: v for k, v in environ.items() if is_provider_key_name(k) and v}
+    if env_file is not None:
+        keys.update({k: v for k, v in parse_env_file(env_file).items() if v})
+    return keys
+
+
+class Redactor:
+    """Replace anything that looks like a key, or equals a loaded one, with ``[REDACTED]``."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._literals: list[str] = []
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        found = {s for s in secrets if isinstance(s, str) and len(s) >= MIN_LITERAL_LEN}
+        # Longest first, so a key that contains another is replaced whole.
+        self._literals = sorted(set(self._literals) | found, key=len, reverse=True)
+
+    def __call__(self, text: str, extra: Iterable[str] = ()) -> str:
+        for secret in (*self._literals, *(s for s in extra if s and len(s) >= MIN_LITERAL_LEN)):
+            text = text.replace(secret, REDACTED)
+        return _SECRET_LOOKING.sub(REDACTED, text)

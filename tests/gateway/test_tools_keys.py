@@ -1,0 +1,81 @@
+"""Tool decisions (deny, then approve, then allow; unknown denied) and key hygiene."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fleet.gateway import Redactor, check_tool, parse_env_file, strip_provider_keys
+
+from .helpers import make_policy
+
+
+def test_tool_rule_order() -> None:
+    policy = make_policy(
+        tools={"allow": ["*"], "deny": ["shell", "rm_*"], "approve": ["send_email", "publish_*"]}
+    )
+    assert check_tool(policy, "shell") == "deny"
+    assert check_tool(policy, "rm_rf") == "deny"
+    assert check_tool(policy, "send_email") == "approve"
+    assert check_tool(policy, "publish_post") == "approve"
+    assert check_tool(policy, "search") == "allow"
+
+
+def test_unknown_tool_is_denied_and_deny_beats_everything() -> None:
+    policy = make_policy(tools={"allow": ["search"], "deny": ["publish_*"], "approve": ["publish_*"]})
+    assert check_tool(policy, "whatever") == "deny"
+    assert check_tool(policy, "publish_now") == "deny"
+
+
+def test_policy_tool_decision_method_wins() -> None:
+    policy = SimpleNamespace(tool_decision=lambda name: "approve", tools=None)
+    assert check_tool(policy, "anything") == "approve"
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.text(min_size=1, max_size=20))
+def test_empty_rules_deny_everything(name: str) -> None:
+    assert check_tool(make_policy(tools={}), name) == "deny"
+
+
+def test_env_file_parsing(tmp_path: Path) -> None:
+    f = tmp_path / ".env"
+    f.write_text(
+        "# comment\n"
+        "OPENAI_API_KEY=sk-plain # trailing comment\n"
+        "export ANTHROPIC_API_KEY='sk-ant-quoted # not a comment'\n"
+        'AZURE_API_BASE="https://x.example"\n'
+        "not a line\n"
+        "EMPTY=\n"
+    )
+    env = parse_env_file(f)
+    assert env["OPENAI_API_KEY"] == "sk-plain"
+    assert env["ANTHROPIC_API_KEY"] == "sk-ant-quoted # not a comment"
+    assert env["AZURE_API_BASE"] == "https://x.example"
+    assert env["EMPTY"] == ""
+    assert "not a line" not in env
+
+
+def test_strip_provider_keys_for_agent_environments() -> None:
+    env = {
+        "PATH": "/bin",
+        "OPENAI_API_KEY": "k",
+        "AWS_SECRET_ACCESS_KEY": "s",
+        "HOME": "/root",
+        "HF_TOKEN": "t",
+    }
+    assert strip_provider_keys(env) == {"PATH": "/bin", "HOME": "/root"}
+
+
+def test_redactor() -> None:
+    r = Redactor(["literal-key-0001", "short"])
+    out = r(
+        "key literal-key-0001 and sk-abcdef123456 and Bearer abcdefghijkl, short stays",
+        extra=["extra-secret-1"],
+    )
+    assert "literal-key" not in out and "sk-abc" not in out and "abcdefghijkl" not in out
+    assert "short stays" in out
+    assert r("extra-secret-1 here", extra=["extra-secret-1"]) == "[REDACTED] here"
