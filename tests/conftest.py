@@ -55,7 +55,18 @@ class EventLog:
                     seen = len(self.events)
                     await self._cond.wait()
 
-        return await asyncio.wait_for(_wait(), timeout)
+        try:
+            return await asyncio.wait_for(_wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"no matching event within {timeout}s; recent events:\n{self.summary()}") from None
+
+    def summary(self, n: int = 40) -> str:
+        out = []
+        for e in self.events[-n:]:
+            d = e["data"]
+            detail = d.get("text") if e["event"] == "logs" else {k: v for k, v in d.items() if k != "ts"}
+            out.append(f"  {e['event']:<8} {d.get('agent')}: {str(detail)[:200]!s}")
+        return "\n".join(out)
 
     async def state(self, agent: str, state: str, timeout: float = 20.0) -> dict[str, Any]:
         return await self.wait_for(

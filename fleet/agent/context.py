@@ -329,6 +329,18 @@ class Context:
             result = await result
         return result
 
+    def alert(self, message: str, *, severity: str = "warning", rule: str = "agent", **fields: Any) -> None:
+        """Raise an alert: persisted, shown in the console and ``fleet status``, pushed to subscribers."""
+        self._channel.send({"t": "alert", "message": str(message), "severity": severity, "rule": rule,
+                            "fields": _jsonable(fields)})
+        self._progress()
+
+    async def add_task(self, kind: str, payload: Any = None, *, priority: int = 0) -> int:
+        """Queue work for the fleet (any agent whose policy accepts ``kind`` may take it)."""
+        await self.checkpoint()
+        res = await self._channel.call("add_task", kind=kind, payload=payload, priority=priority)
+        return int(res["id"])
+
     def metric(self, name: str, value: float, **labels: Any) -> None:
         """Record a numeric observation (kept in the store, drawn in the console)."""
         self._channel.send({"t": "metric", "name": name, "value": float(value), "labels": labels})

@@ -218,9 +218,7 @@ def book_changes(old: PolicyBook | None, new: PolicyBook) -> BookChanges:
             policy[name] = changed
     fleet_changed: tuple[str, ...] = ()
     if old is not None:
-        fleet_changed = tuple(
-            k for k in FleetSettings.model_fields if getattr(old.fleet, k) != getattr(new.fleet, k)
-        )
+        fleet_changed = tuple(k for k in FleetSettings.model_fields if getattr(old.fleet, k) != getattr(new.fleet, k))
     return BookChanges(
         added=tuple(n for n in new_specs if n not in old_specs),
         removed=tuple(n for n in old_specs if n not in new_specs),
@@ -284,9 +282,7 @@ def read_files(fleet_dir: Path) -> tuple[dict[str, str], list[PolicyError]]:
         except IsADirectoryError:
             continue
         except UnicodeDecodeError as exc:
-            errors.append(
-                PolicyError(rel, 1, 1, f"not UTF-8 text ({exc.reason} at byte {exc.start})", "unreadable")
-            )
+            errors.append(PolicyError(rel, 1, 1, f"not UTF-8 text ({exc.reason} at byte {exc.start})", "unreadable"))
         except OSError as exc:
             errors.append(PolicyError(rel, 1, 1, f"cannot read: {exc.strerror or exc}", "unreadable"))
     return files, errors
@@ -308,11 +304,7 @@ def validate_text(fleet_dir: Path, rel_path: str, text: str) -> list[PolicyError
     fleet_dir = Path(fleet_dir)
     rel = _relative(fleet_dir, rel_path)
     if not is_policy_path(rel):
-        return [
-            PolicyError(
-                rel, 1, 1, f"not a policy file: expected {FLEET_FILE} or {POLICY_DIR}/*.toml", "value"
-            )
-        ]
+        return [PolicyError(rel, 1, 1, f"not a policy file: expected {FLEET_FILE} or {POLICY_DIR}/*.toml", "value")]
     files, errors = read_files(fleet_dir)
     files[rel] = text
     errors = [e for e in errors if e.path != rel]
@@ -364,9 +356,7 @@ def build_book(fleet_dir: Path, files: dict[str, str], errors: list[PolicyError]
             errors.append(_syntax_error(rel, text, exc))
 
     present = set(files) | {e.path for e in errors if e.code == "unreadable"}  # exists, even if unreadable
-    policy_names = {
-        rel[len(POLICY_DIR) + 1 : -5] for rel in present if rel not in (FLEET_FILE, OVERRIDES_FILE)
-    }
+    policy_names = {rel[len(POLICY_DIR) + 1 : -5] for rel in present if rel not in (FLEET_FILE, OVERRIDES_FILE)}
     fleet_file = _validate(FleetFile, parsed.get(FLEET_FILE), errors)
     policies: dict[str, Policy] = {}
     overrides: OverridesFile | None = None
@@ -403,9 +393,7 @@ def build_book(fleet_dir: Path, files: dict[str, str], errors: list[PolicyError]
             if isinstance(policy_name, str) and policy_name not in policy_names:
                 message = f"unknown policy {policy_name!r}: there is no {policy_file(policy_name)}"
                 errors.append(
-                    f.error(
-                        ("agent", i, "policy"), message + _hint(policy_name, policy_names), "unknown_name"
-                    )
+                    f.error(("agent", i, "policy"), message + _hint(policy_name, policy_names), "unknown_name")
                 )
     elif FLEET_FILE not in files and not any(e.path == FLEET_FILE for e in errors):
         message = f"missing: {fleet_dir / FLEET_FILE} does not exist"
@@ -429,16 +417,12 @@ def build_book(fleet_dir: Path, files: dict[str, str], errors: list[PolicyError]
     # -- layering, and conflicts between keys of the layered result ----------
     seen: set[tuple[str, int, int, str]] = set()
 
-    def layered(
-        policy_name: str | None, index: int | None, spec: AgentSpec | None
-    ) -> tuple[Policy, dict[str, str]]:
+    def layered(policy_name: str | None, index: int | None, spec: AgentSpec | None) -> tuple[Policy, dict[str, str]]:
         layers: list[tuple[str, Loc, dict[str, Any]]] = []
         if DEFAULT_NAME in policies:
             layers.append((DEFAULT_FILE, (), policies[DEFAULT_NAME].model_dump(exclude_unset=True)))
         if policy_name and policy_name != DEFAULT_NAME:
-            layers.append(
-                (policy_file(policy_name), (), policies[policy_name].model_dump(exclude_unset=True))
-            )
+            layers.append((policy_file(policy_name), (), policies[policy_name].model_dump(exclude_unset=True)))
         if spec is not None and index is not None:
             layers.append((FLEET_FILE, ("agent", index), spec.own_policy()))
         if overrides is not None:
@@ -702,14 +686,10 @@ def _from_pydantic(model: type[BaseModel], file: _File, err: Mapping[str, Any]) 
             loc[:-1], f"{_label(loc[:-1], file.data)}missing required key {loc[-1]!r}", "value", value=False
         )
     if kind in _EXPECTED:
-        return file.error(
-            loc, f"{_label(loc, file.data)}expected {_EXPECTED[kind]}, got {_toml_repr(value)}", "type"
-        )
+        return file.error(loc, f"{_label(loc, file.data)}expected {_EXPECTED[kind]}, got {_toml_repr(value)}", "type")
     if kind in _BOUNDS:
         bound = _num(ctx.get(_BOUND_CTX[kind]))
-        return file.error(
-            loc, f"{_label(loc, file.data)}must be {_BOUNDS[kind]} {bound}, got {_num(value)}", "value"
-        )
+        return file.error(loc, f"{_label(loc, file.data)}must be {_BOUNDS[kind]} {bound}, got {_num(value)}", "value")
     if kind == "literal_error":
         return file.error(
             loc, f"{_label(loc, file.data)}must be {ctx.get('expected')}, got {_toml_repr(value)}", "value"

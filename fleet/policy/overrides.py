@@ -64,9 +64,7 @@ def _names(fleet_dir: Path) -> tuple[list[str], list[str]]:
     agents: list[str] = []
     try:
         data = tomllib.loads((fleet_dir / FLEET_FILE).read_text("utf-8"))
-        agents = [
-            a["name"] for a in data.get("agent", []) if isinstance(a, dict) and isinstance(a.get("name"), str)
-        ]
+        agents = [a["name"] for a in data.get("agent", []) if isinstance(a, dict) and isinstance(a.get("name"), str)]
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
         pass
     policies: list[str] = []
@@ -108,9 +106,7 @@ def _hint(name: str, pool: list[str]) -> str:
 def _check_key(key: str) -> tuple[str, ...]:
     if key not in POLICY_KEYS:
         near = difflib.get_close_matches(key, POLICY_KEYS, n=1)
-        raise _fail(
-            f"unknown policy key {key!r}" + (f"; did you mean {near[0]!r}?" if near else ""), "unknown_key"
-        )
+        raise _fail(f"unknown policy key {key!r}" + (f"; did you mean {near[0]!r}?" if near else ""), "unknown_key")
     return tuple(key.split("."))
 
 

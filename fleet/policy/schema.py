@@ -90,16 +90,10 @@ class BudgetPolicy(_Model):
 class ToolsPolicy(_Model):
     """Which tools an agent may use. Deny wins over approve, approve over allow."""
 
-    allow: list[str] = Field(
-        default_factory=lambda: ["*"], description="Tools allowed without asking (globs)."
-    )
+    allow: list[str] = Field(default_factory=lambda: ["*"], description="Tools allowed without asking (globs).")
     deny: list[str] = Field(default_factory=list, description="Tools always refused (globs); checked first.")
-    approve: list[str] = Field(
-        default_factory=list, description="Tools that need a human yes in the console (globs)."
-    )
-    approval_timeout_s: PosFloat = Field(
-        900, description="Seconds an approval may wait; then the request is denied."
-    )
+    approve: list[str] = Field(default_factory=list, description="Tools that need a human yes in the console (globs).")
+    approval_timeout_s: PosFloat = Field(900, description="Seconds an approval may wait; then the request is denied.")
 
 
 class RestartPolicy(_Model):
@@ -213,9 +207,7 @@ class FleetSettings(_Model):
     """The ``[fleet]`` table of ``fleet.toml``: fleet-wide settings."""
 
     name: str = Field("", description="Display name of the fleet; defaults to the directory's name.")
-    state_dir: str = Field(
-        ".fleet", description="Where the database and control socket live, relative to fleet.toml."
-    )
+    state_dir: str = Field(".fleet", description="Where the database and control socket live, relative to fleet.toml.")
     allocation: Literal["least-loaded", "round-robin"] = Field(
         "least-loaded", description='How tasks are offered among agents: "least-loaded" or "round-robin".'
     )
@@ -257,20 +249,14 @@ class AgentSpec(_Model):
     )
     replicas: Annotated[int, Field(ge=1)] = Field(1, description="How many instances to run.")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
-    cwd: str | None = Field(
-        None, description="Working directory, relative to fleet.toml; default its directory."
-    )
+    cwd: str | None = Field(None, description="Working directory, relative to fleet.toml; default its directory.")
     policy: str | None = Field(None, description="Name of a policy in policies/<name>.toml; must exist.")
     goal: str | None = Field(None, description="The agent's goal; overrides the policy's goal.")
     llm: LLMPolicy | None = Field(None, description="[agent.llm]: this agent's own llm settings.")
     budget: BudgetPolicy | None = Field(None, description="[agent.budget]: this agent's own limits.")
     tools: ToolsPolicy | None = Field(None, description="[agent.tools]: this agent's own tool lists.")
-    restart: RestartPolicy | None = Field(
-        None, description="[agent.restart]: this agent's own restart rules."
-    )
-    alerts: AlertsPolicy | None = Field(
-        None, description="[agent.alerts]: this agent's own alert thresholds."
-    )
+    restart: RestartPolicy | None = Field(None, description="[agent.restart]: this agent's own restart rules.")
+    alerts: AlertsPolicy | None = Field(None, description="[agent.alerts]: this agent's own alert thresholds.")
     tasks: TasksPolicy | None = Field(None, description="[agent.tasks]: this agent's own task settings.")
 
     @field_validator("policy", mode="before")

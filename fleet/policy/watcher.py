@@ -10,9 +10,11 @@ book whose content hash differs goes to ``on_change``; an invalid one goes to
 watchfiles' defaults (1.6 s debounce, 50 ms step) are tuned for restarting dev
 servers; a policy edit must apply in well under 100 ms, so the watcher yields
 as soon as one 10 ms step passes without new events (debounce 30 ms caps how
-long a burst of events may delay it). A load that fails because a file
-vanished or was just truncated is retried once after ``settle_s``, since a
-rename-and-replace or delete+re-create is two events that may straddle batches.
+long a burst of events may delay it). A load that finds a file of the last
+good book gone or just emptied — whether the book then fails (unknown policy)
+or, worse, passes (no ``default.toml``) — is retried once after ``settle_s``
+before anything is published, since a rename-and-replace or delete+re-create
+is two events that may straddle batches.
 """
 
 from __future__ import annotations

@@ -121,9 +121,7 @@ def tail(
     return out
 
 
-def _tail_all(
-    conn: sqlite3.Connection, n: int, streams: list[str] | None, since: float | None
-) -> list[LogLine]:
+def _tail_all(conn: sqlite3.Connection, n: int, streams: list[str] | None, since: float | None) -> list[LogLine]:
     # Rows newest-last-line first: once ``n`` lines are in hand, a row whose last line
     # is older than the n-th newest line cannot contribute, nor can any row after it.
     params: list[Any] = []
@@ -184,9 +182,7 @@ def line_matcher(text: str) -> re.Pattern[str]:
     return re.compile(pat, re.IGNORECASE)
 
 
-def _match_lines(
-    row: _ChunkRow, rx: re.Pattern[str], since: float | None, low: str | None = None
-) -> list[LogLine]:
+def _match_lines(row: _ChunkRow, rx: re.Pattern[str], since: float | None, low: str | None = None) -> list[LogLine]:
     """Lines of one chunk row that match, oldest first (no per-line work for non-matching text).
 
     Candidates are found with ``str.find`` on the lower-cased chunk (~650 MB/s;
@@ -274,9 +270,7 @@ def search(
         params.append(since)
     cols = ", ".join(f"c.{c.strip()}" for c in _CHUNK_COLS.split(","))
     sources: list[Iterable[_ChunkRow]] = [
-        conn.execute(
-            f"SELECT {cols} FROM log_chunks c WHERE c.id > ?{filt} ORDER BY c.id DESC", [upto, *params]
-        )
+        conn.execute(f"SELECT {cols} FROM log_chunks c WHERE c.id > ?{filt} ORDER BY c.id DESC", [upto, *params])
     ]
     query = fts_query(text)
     if query is not None:
@@ -289,9 +283,7 @@ def search(
         )
     else:
         sources.append(
-            conn.execute(
-                f"SELECT {cols} FROM log_chunks c WHERE c.id <= ?{filt} ORDER BY c.id DESC", [upto, *params]
-            )
+            conn.execute(f"SELECT {cols} FROM log_chunks c WHERE c.id <= ?{filt} ORDER BY c.id DESC", [upto, *params])
         )
     out: list[LogLine] = []  # newest first
     for source in sources:
@@ -373,8 +365,7 @@ def usage_totals(conn: sqlite3.Connection, since: float | None = None) -> dict[s
 def recent_usage(conn: sqlite3.Connection, agent: str | None = None, n: int = 50) -> list[UsageRecord]:
     """The newest ``n`` LLM calls, newest last."""
     sql = (
-        "SELECT agent, model, tokens_in, tokens_out, cost_usd, latency_s, outcome, ts, error, policy_version"
-        " FROM usage"
+        "SELECT agent, model, tokens_in, tokens_out, cost_usd, latency_s, outcome, ts, error, policy_version FROM usage"
     )
     params: list[Any] = []
     if agent is not None:
@@ -432,6 +423,12 @@ def audit_log(conn: sqlite3.Connection, n: int = 200) -> list[dict[str, Any]]:
 def latest_policy_version(conn: sqlite3.Connection) -> int:
     """Number of the newest policy version, 0 if none was ever applied."""
     return conn.execute("SELECT COALESCE(MAX(version), 0) FROM policy_versions").fetchone()[0]
+
+
+def policy_version_hash(conn: sqlite3.Connection, version: int) -> str | None:
+    """Content hash of policy ``version``, ``None`` if there is no such version."""
+    row = conn.execute("SELECT content_hash FROM policy_versions WHERE version = ?", (version,)).fetchone()
+    return row[0] if row else None
 
 
 def policy_versions(conn: sqlite3.Connection, n: int = 50) -> list[dict[str, Any]]:

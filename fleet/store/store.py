@@ -120,9 +120,12 @@ class Store:
                 except RuntimeError:  # the loop is closed (interpreter exit): nobody to tell
                     pass
 
-        writer = Writer(wconn, high_water=high_water_bytes, low_water=low, on_pressure=_on_pressure)
+        writer = await asyncio.to_thread(
+            Writer, wconn, high_water=high_water_bytes, low_water=low, on_pressure=_on_pressure
+        )
         writer.retention = Retention(days=retention_days, mb=retention_mb)
-        reader = await asyncio.to_thread(connect, path)
+        # The reader cannot write even by mistake: one writer per file, by construction.
+        reader = await asyncio.to_thread(connect, path, readonly=True)
         store = cls(path, reader, writer, loop, hard)
         writer.start()
         atexit.register(writer.shutdown_at_exit)
@@ -278,9 +281,7 @@ class Store:
 
     # ------------------------------------------------------------------ retention
 
-    def set_retention(
-        self, days: float | None = None, mb: float | None = None, interval_s: float = 300.0
-    ) -> None:
+    def set_retention(self, days: float | None = None, mb: float | None = None, interval_s: float = 300.0) -> None:
         """Keep logs (and events) younger than ``days`` and at most ``mb`` MiB of log text.
 
         Enforced in the background by the writer thread, in small transactions
@@ -387,16 +388,12 @@ class Store:
 
     # ------------------------------------------------------------------ audit
 
-    async def audit(
-        self, action: str, target: str, origin: str, details: dict[str, Any] | None = None
-    ) -> None:
+    async def audit(self, action: str, target: str, origin: str, details: dict[str, Any] | None = None) -> None:
         """Record an operator action and where it came from (console, cli, ...)."""
         row = (time.time(), action, target, origin, dumps(details or {}))
 
         def fn(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO audit (ts, action, target, origin, details) VALUES (?, ?, ?, ?, ?)", row
-            )
+            conn.execute("INSERT INTO audit (ts, action, target, origin, details) VALUES (?, ?, ?, ?, ?)", row)
 
         await self._write(fn)
 
@@ -421,6 +418,10 @@ class Store:
     async def latest_policy_version(self) -> int:
         return await self._read(readers.latest_policy_version)
 
+    async def policy_version_hash(self, version: int) -> str | None:
+        """Content hash of ``version`` (so a restart with unchanged policies keeps its number)."""
+        return await self._read(readers.policy_version_hash, version)
+
     async def policy_versions(self, n: int = 50) -> list[dict[str, Any]]:
         return await self._read(readers.policy_versions, n)
 
@@ -433,13 +434,15 @@ class Store:
         w = self._writer
         if w is not None and w.is_alive():
             await self.flush()
-            w.stop()
-            await asyncio.to_thread(w.join)
-        if w is not None:
-            atexit.unregister(w.shutdown_at_exit)
         self._closed = True
+        # The reader goes first: the last connection to close checkpoints the WAL into
+        # the main file and removes it, and only the writer's connection can do that.
         await self._loop.run_in_executor(self._pool, self._reader.close)
         self._pool.shutdown(wait=True)
+        if w is not None:
+            w.stop()
+            await asyncio.to_thread(w.join)
+            atexit.unregister(w.shutdown_at_exit)
 
 
 def _insert_event(conn: sqlite3.Connection, ev: Event) -> int:

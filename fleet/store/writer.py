@@ -460,9 +460,7 @@ class Writer(threading.Thread):
     # ------------------------------------------------------------ FTS indexing
 
     def _lag_bytes(self) -> int:
-        row = self.conn.execute(
-            "SELECT COALESCE(SUM(nbytes), 0) FROM log_chunks WHERE id > ?", (self.fts_upto,)
-        )
+        row = self.conn.execute("SELECT COALESCE(SUM(nbytes), 0) FROM log_chunks WHERE id > ?", (self.fts_upto,))
         return int(row.fetchone()[0])
 
     def _index_batch(self) -> None:
@@ -553,9 +551,7 @@ class Writer(threading.Thread):
             if rows:
                 indexed = [(rid, text) for rid, text, _n in rows if rid <= self.fts_upto]
                 if indexed:
-                    conn.executemany(
-                        "INSERT INTO log_fts (log_fts, rowid, text) VALUES ('delete', ?, ?)", indexed
-                    )
+                    conn.executemany("INSERT INTO log_fts (log_fts, rowid, text) VALUES ('delete', ?, ?)", indexed)
                 conn.executemany("DELETE FROM log_chunks WHERE id = ?", [(r[0],) for r in rows])
             elif cutoff_ts is not None:
                 conn.execute("DELETE FROM events WHERE ts < ?", (cutoff_ts,))

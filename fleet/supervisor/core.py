@@ -269,6 +269,18 @@ class Supervisor:
         if hook is not None:
             hook(inst, name, value)
 
+    def agent_alert(self, inst: AgentInstance, msg: dict[str, Any]) -> None:
+        severity = str(msg.get("severity", "warning"))
+        if severity not in ("info", "warning", "error", "critical"):
+            severity = "warning"
+        data = {"rule": str(msg.get("rule", "agent"))[:64], "severity": severity,
+                "message": str(msg.get("message", ""))[:2000], "fields": msg.get("fields") or {}}
+        hook = self.extensions.get("on_agent_alert")
+        if hook is not None:
+            hook(inst, data)
+        else:
+            self.publish("alert", inst.name, data)
+
     def init_message(self, inst: AgentInstance) -> dict[str, Any]:
         return {
             "t": "init",

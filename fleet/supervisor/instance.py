@@ -17,6 +17,7 @@ import os
 import re
 import signal
 import socket
+import string
 import subprocess
 import sys
 import time
@@ -133,15 +134,19 @@ class AgentInstance:
             self._set(S.CRASHED, f"failed to start: {exc.strerror or exc}")
             self._after_exit(runtime=0.0, failed=True)
 
-    def _argv(self) -> list[str]:
+    def _argv(self, env: dict[str, str] | None = None) -> list[str]:
         if self.spec.run:
             return [sys.executable, "-m", "fleet.agent", self.spec.run]
-        return list(self.spec.command or [])
+        # ${VAR} in a command expands from the agent's environment (as in a Procfile);
+        # $$ is a literal dollar. No shell is involved.
+        env = env if env is not None else self._env(None)
+        return [string.Template(arg).safe_substitute(env) for arg in self.spec.command or []]
 
     def _env(self, control_fd: int | None) -> dict[str, str]:
         env = scrub_env(dict(os.environ))
         env.pop("FLEET_CONTROL_FD", None)
         env.update(
+            FLEET_EXAMPLES=str(Path(__file__).resolve().parent.parent / "examples"),
             FLEET_DIR=str(self.sup.fleet_dir),
             FLEET_AGENT=self.name,
             FLEET_NAME=self.sup.fleet_name,
@@ -172,14 +177,16 @@ class AgentInstance:
         if self.kind == "sdk":
             parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             pass_fds = (child_sock.fileno(),)
+        env = self._env(child_sock.fileno() if child_sock else None)
+        argv = self._argv(env)
         try:
             popen = subprocess.Popen(
-                self._argv(),
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=out_w,
                 stderr=err_w,
                 cwd=self._cwd(),
-                env=self._env(child_sock.fileno() if child_sock else None),
+                env=env,
                 start_new_session=True,
                 pass_fds=pass_fds,
                 close_fds=True,
@@ -234,7 +241,7 @@ class AgentInstance:
             if self.want_paused:
                 self._signal_group(signal.SIGSTOP)
                 self._set(S.PAUSED, self.reason)
-        self.sup.note(self.name, f"started pid {popen.pid} ({' '.join(self._argv())[:200]})")
+        self.sup.note(self.name, f"started pid {popen.pid} ({' '.join(argv)[:200]})")
 
     def _pipe_closed(self, pipe: LogPipe) -> None:
         self.sup.loghub.unregister(pipe)
@@ -276,6 +283,8 @@ class AgentInstance:
             self.sup.agent_log(self, msg)
         elif t == "metric":
             self.sup.agent_metric(self, msg)
+        elif t == "alert":
+            self.sup.agent_alert(self, msg)
         else:
             from fleet.errors import ProtocolError
 

@@ -1,0 +1,98 @@
+"""``fleet`` / ``fleet console``: attach to this directory's fleet, or start it and attach.
+
+The fleet runs in its own process (its own session, so a Ctrl-C in the
+console's terminal never reaches the agents): a log flood is then read by a
+different core than the one drawing the screen, and a console that crashes
+never takes the agents with it. Quitting a console that started the fleet
+asks whether to stop it; an attached console just detaches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fleet.cli import EXIT_NOT_RUNNING, Ctx, fail
+from fleet.control.client import SocketClient
+from fleet.control.lazy import LazyClient
+from fleet.errors import FleetError
+
+
+def _answers(path: Path) -> bool:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(0.5)
+    try:
+        s.connect(str(path))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def start_background_fleet(fleet_dir: Path, state_dir: Path) -> subprocess.Popen[bytes]:
+    """Start ``fleet run`` detached from this terminal; its output goes to ``fleet.log``."""
+    from fleet.paths import ensure_private_dir
+
+    ensure_private_dir(state_dir)
+    log = open(state_dir / "fleet.log", "ab")  # noqa: SIM115 - handed to the child
+    log.write(f"\n--- fleet started by the console at {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
+    log.flush()
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "fleet.cli", "-C", str(fleet_dir), "run", "-q"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            close_fds=True,
+        )
+    finally:
+        log.close()
+
+
+async def wait_for_socket(path: Path, proc: subprocess.Popen[bytes] | None, log: Path,
+                          timeout: float = 30.0) -> SocketClient:
+    """Connect once the fleet listens; explain what went wrong if it died instead."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if _answers(path):
+            return await SocketClient.connect(path, origin="console")
+        if proc is not None and proc.poll() is not None:
+            tail = await asyncio.to_thread(_log_tail, log)
+            raise FleetError(f"the fleet exited with code {proc.returncode} while starting:\n{tail}")
+        if time.monotonic() > deadline:
+            raise FleetError(f"the fleet did not open its control socket within {timeout:g}s (see {log})")
+        await asyncio.sleep(0.05)
+
+
+def _log_tail(log: Path, n: int = 6) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").strip().splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+def open_console(ctx: Ctx, attach_only: bool = False) -> int:
+    fleet_dir, is_demo = ctx.resolve()
+    sock = ctx.socket()
+    running = _answers(sock)
+    if not running and attach_only:
+        fail(f"no fleet is running in {fleet_dir}", EXIT_NOT_RUNNING)
+    proc = None if running else start_background_fleet(fleet_dir, ctx.state_dir())
+    log = ctx.state_dir() / "fleet.log"
+    client = LazyClient(lambda: wait_for_socket(sock, proc, log))
+    from console import run as run_console
+
+    name = fleet_dir.name if not is_demo else "demo"
+    try:
+        run_console(client, embedded=proc is not None, fleet_name=name)
+    finally:
+        if proc is not None and proc.poll() is None and os.environ.get("FLEET_CONSOLE_DEBUG"):
+            print(f"fleet still running in the background (pid {proc.pid})", file=sys.stderr)
+    return 0
