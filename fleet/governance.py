@@ -42,9 +42,7 @@ async def attach(sup: Supervisor, ops: Operations, gateway: Any = None) -> None:
         if store is not None:
             await store.add_usage(rec)
         sup.publish("usage", rec.agent, {k: v for k, v in rec.to_wire().items() if k != "agent"})
-        hook = sup.extensions.get("on_usage")
-        if hook is not None:
-            hook(rec)
+        sup.hook("on_usage", rec)
 
     def exhausted(agent: str, reason: str) -> None:
         inst = sup.instances.get(agent)

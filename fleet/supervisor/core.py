@@ -94,7 +94,12 @@ class Supervisor:
         self._proc_cache: dict[int, psutil.Process] = {}
         self._stats_at = 0.0
         self._stats: dict[str, tuple[float, int]] = {}
-        self.extensions: dict[str, Any] = {}  # gateway, approvals, tasks, alerts attach here
+        #: Services other subsystems attach (``approvals``, ``tasks``, ``alerts``) and
+        #: SDK call handlers (``agent_<op>``: ``async (inst, args, push) -> result``).
+        self.extensions: dict[str, Any] = {}
+        #: Listeners: on_state(inst, prev), on_log(inst, level, text), on_metric(inst, name, value),
+        #: on_usage(rec), on_agent_alert(inst, data), on_policy(book), on_exit(inst).
+        self._hooks: dict[str, list[Callable[..., Any]]] = defaultdict(list)
         self.loghub.subscribe(self._push_logs)
         if store is not None and hasattr(store, "on_pressure"):
             store.on_pressure(self.loghub.set_pressure)
@@ -209,6 +214,21 @@ class Supervisor:
                 if not sub.send(wire):
                     sub.dropped += 1
 
+    def add_hook(self, name: str, fn: Callable[..., Any]) -> None:
+        self._hooks[name].append(fn)
+
+    def hook(self, name: str, *args: Any) -> bool:
+        """Call every listener of ``name``; a failing listener is reported, never fatal."""
+        fns = self._hooks.get(name)
+        if not fns:
+            return False
+        for fn in list(fns):
+            try:
+                fn(*args)
+            except Exception as exc:
+                print(f"fleet: {name} listener {fn!r} failed: {exc!r}", file=sys.stderr)
+        return True
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -232,9 +252,7 @@ class Supervisor:
             {"state": inst.state.value, "prev": prev.value, "reason": inst.reason, "pid": inst.pid,
              "restarts": inst.restarts, "exit_code": inst.exit_code},
         )
-        hook = self.extensions.get("on_state")
-        if hook is not None:
-            hook(inst, prev)
+        self.hook("on_state", inst, prev)
 
     def on_crash_loop(self, inst: AgentInstance, msg: str) -> None:
         self.publish("alert", inst.name, {"rule": "crash_loop", "severity": "error", "message": msg})
@@ -254,9 +272,7 @@ class Supervisor:
         run_id = inst.run.run_id if inst.run else 0
         line = f"{level} {text}".replace("\r", " ").replace("\n", " ")[:65536]
         self.loghub.add(inst.name, run_id, "sdk", 1, line + "\n", time.time())
-        hook = self.extensions.get("on_log")
-        if hook is not None:
-            hook(inst, level, text)
+        self.hook("on_log", inst, level, text)
 
     def agent_metric(self, inst: AgentInstance, msg: dict[str, Any]) -> None:
         name = str(msg.get("name", ""))[:100]
@@ -265,9 +281,7 @@ class Supervisor:
         except (TypeError, ValueError):
             raise ProtocolError(f"metric {name!r} has a non-numeric value") from None
         self._metrics[inst.name].series[name].append((time.time(), value))
-        hook = self.extensions.get("on_metric")
-        if hook is not None:
-            hook(inst, name, value)
+        self.hook("on_metric", inst, name, value)
 
     def agent_alert(self, inst: AgentInstance, msg: dict[str, Any]) -> None:
         severity = str(msg.get("severity", "warning"))
@@ -275,10 +289,7 @@ class Supervisor:
             severity = "warning"
         data = {"rule": str(msg.get("rule", "agent"))[:64], "severity": severity,
                 "message": str(msg.get("message", ""))[:2000], "fields": msg.get("fields") or {}}
-        hook = self.extensions.get("on_agent_alert")
-        if hook is not None:
-            hook(inst, data)
-        else:
+        if not self.hook("on_agent_alert", inst, data):
             self.publish("alert", inst.name, data)
 
     def init_message(self, inst: AgentInstance) -> dict[str, Any]:
@@ -460,9 +471,7 @@ class Supervisor:
             n: i for n, i in self.instances.items() if n not in wanted
         }
         await asyncio.gather(*coros, return_exceptions=True)
-        hook = self.extensions.get("on_policy")
-        if hook is not None:
-            hook(new)
+        self.hook("on_policy", new)
         changed_files = sorted(
             p for p in set(old.files) | set(new.files) if old.files.get(p) != new.files.get(p)
         )

@@ -57,6 +57,8 @@ class LogHub:
         self._subscribers: list[Callable[[LogChunk], None]] = []
         self.paused = False
         self.lines_in = 0
+        #: Wall time of each agent's latest output line (for "stalled" alerts).
+        self.last_output: dict[str, float] = {}
 
     def seed(self, max_seqs: dict[str, int]) -> None:
         """Continue numbering after what the store already holds."""
@@ -80,6 +82,8 @@ class LogHub:
         self._seq[agent] = first + count - 1
         chunk = LogChunk(agent, run_id, stream, first, count, ts, text)
         self.lines_in += count
+        if stream != "fleet":
+            self.last_output[agent] = ts
         ring = self._rings.get(agent)
         if ring is None:
             ring = self._rings[agent] = _Ring()
