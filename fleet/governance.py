@@ -148,15 +148,7 @@ async def attach(sup: Supervisor, ops: Operations, gateway: Any = None) -> None:
         return {"calls": [r.to_wire() for r in recs]}
 
     async def op_policy_show(name: str) -> dict[str, Any]:
-        book = sup.book
-        inst = sup.instances.get(name)
-        agent = inst.group if inst else name
-        try:
-            policy = book.policy_for(agent)
-        except KeyError:
-            raise FleetError(f"no agent named {name!r}") from None
-        return {"agent": agent, "policy": policy.model_dump(mode="json"), "origins": book.origins_for(agent),
-                "version": sup.policy_version}
+        return {**sup.book.describe(name), "version": sup.policy_version}
 
     def _safe_path(path: str) -> Path:
         rel = Path(path)

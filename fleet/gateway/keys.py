@@ -31,9 +31,21 @@ MIN_LITERAL_LEN = 8
 REDACTED = "[REDACTED]"
 
 
+#: Whole provider namespaces (any variable of theirs may carry a credential) and generic secrets.
+_PROVIDER_PREFIX = re.compile(
+    r"^(OPENAI|ANTHROPIC|AZURE_OPENAI|GEMINI|GOOGLE_API|COHERE|MISTRAL|GROQ|TOGETHER|DEEPSEEK|XAI|HF|"
+    r"HUGGINGFACE|AWS)_|_SECRET$"
+)
+
+
 def is_provider_key_name(name: str) -> bool:
     """True for names like ``OPENAI_API_KEY``, ``AZURE_API_BASE``, ``AWS_SECRET_ACCESS_KEY``."""
-    return bool(_KEY_NAME.match(name)) or name in {"HF_TOKEN", "HUGGINGFACE_API_KEY"}
+    upper = name.upper()
+    return (
+        bool(_KEY_NAME.match(upper))
+        or bool(_PROVIDER_PREFIX.search(upper))
+        or upper in {"HF_TOKEN", "HUGGINGFACE_API_KEY"}
+    )
 
 
 def strip_provider_keys(env: Mapping[str, str]) -> dict[str, str]:

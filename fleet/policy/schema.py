@@ -73,7 +73,9 @@ class BudgetPolicy(_Model):
     """Spending and rate limits the gateway enforces before a call is made."""
 
     usd_per_day: Annotated[NonNegFloat | None, Off] = Field(
-        None, description='US dollars per agent per UTC day; "unlimited" for no cap.'
+        None,
+        description='US dollars per agent per local calendar day (midnight on the supervisor\'s clock); '
+        '"unlimited" for no cap.',
     )
     tokens_per_minute: Annotated[PosInt | None, Off] = Field(
         None, description='Tokens (prompt + completion) per rolling minute; "off" for no limit.'

@@ -434,6 +434,8 @@ class Writer(threading.Thread):
         self.lines_written += lines
         self.bytes_written += taken
         for call, res, exc in results:
+            if call.future.cancelled():  # the awaiting coroutine went away; the write still landed
+                continue
             if exc is not None:
                 call.future.set_exception(exc)
             else:

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import fcntl
 import os
-import re
 import signal
 import socket
 import string
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fleet.gateway.keys import strip_provider_keys
 from fleet.records import AgentState
 from fleet.supervisor.agentlink import AgentLink
 from fleet.supervisor.logpipe import LogPipe
@@ -39,19 +39,6 @@ F_SETPIPE_SZ = 1031
 PIPE_SIZE = 1024 * 1024
 #: A run that lasted this long resets the backoff ladder.
 STABLE_AFTER_S = 10.0
-
-#: Environment variables that carry provider credentials. They stay in the
-#: supervisor (the gateway uses them) unless an agent's own ``env`` sets them.
-SECRET_ENV = re.compile(
-    r"(_API_KEY|_SECRET|_SECRET_KEY|_ACCESS_KEY|_AUTH_TOKEN|_SESSION_TOKEN)$|^(OPENAI|ANTHROPIC|AZURE_OPENAI|"
-    r"GEMINI|GOOGLE_API|COHERE|MISTRAL|GROQ|TOGETHER|DEEPSEEK|XAI|HF|HUGGINGFACE|AWS)_",
-    re.IGNORECASE,
-)
-
-
-def scrub_env(env: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in env.items() if not SECRET_ENV.search(k)}
-
 
 @dataclass(slots=True)
 class RunInfo:
@@ -143,7 +130,9 @@ class AgentInstance:
         return [string.Template(arg).safe_substitute(env) for arg in self.spec.command or []]
 
     def _env(self, control_fd: int | None) -> dict[str, str]:
-        env = scrub_env(dict(os.environ))
+        # Provider credentials stay in the supervisor (the gateway uses them) unless
+        # an agent's own ``env`` sets them.
+        env = strip_provider_keys(os.environ)
         env.pop("FLEET_CONTROL_FD", None)
         env.update(
             FLEET_EXAMPLES=str(Path(__file__).resolve().parent.parent / "examples"),
