@@ -67,6 +67,10 @@ def sanitize(text: str, keep_sgr: bool = True) -> str:
         return text
     if "\r\n" in text:
         text = text.replace("\r\n", "\n")
+    # Second fast path, the common case for coloured output: nothing but
+    # well-formed 7-bit SGR sequences (checked with one C-level sub).
+    if keep_sgr and not _ANY_CONTROL.search(_SGR_ANYWHERE.sub("", text)):
+        return text
 
     def replace(match: re.Match[str]) -> str:
         sequence, control = match.group(1), match.group(2)

@@ -54,6 +54,13 @@ class FleetRuntime:
         from fleet.governance import attach as attach_governance
 
         await attach_governance(sup, self.ops, gateway=self._gateway)
+        from fleet.alerts import attach as attach_alerts
+        from fleet.report import attach as attach_report
+        from fleet.tasks import attach as attach_tasks
+
+        await attach_tasks(sup, self.ops)
+        attach_alerts(sup, self.ops)
+        await attach_report(sup, self.ops)
         self.server = ControlServer(sup, self.ops, sdir)
         try:
             await self.server.start()

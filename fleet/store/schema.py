@@ -117,7 +117,31 @@ CREATE TABLE tasks (
 CREATE INDEX tasks_ready ON tasks (state, priority DESC, id);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+#: Version 3: what the queue needs to recover and to measure outcomes. ``run_id`` and
+#: ``leased_at`` identify the holder's process run and start the latency clock;
+#: ``task_attempts`` keeps one row per lease (who, when, how it ended), so per-agent
+#: success rates and lease→done latencies are kept over time, not just the last holder.
+_V3 = """
+ALTER TABLE tasks ADD COLUMN run_id INTEGER;
+ALTER TABLE tasks ADD COLUMN leased_at REAL;
+ALTER TABLE tasks ADD COLUMN finished_at REAL;
+ALTER TABLE tasks ADD COLUMN added_by TEXT;
+CREATE INDEX tasks_finished ON tasks (finished_at);
+CREATE TABLE task_attempts (
+    task_id INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    agent TEXT NOT NULL,
+    run_id INTEGER NOT NULL,
+    leased_at REAL NOT NULL,
+    ended_at REAL,             -- NULL while the lease is held
+    outcome TEXT,              -- done | failed | lost (the holder died or was stopped)
+    error TEXT,
+    PRIMARY KEY (task_id, attempt)
+) WITHOUT ROWID;
+CREATE INDEX task_attempts_ended ON task_attempts (ended_at);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 from fleet.errors import FleetError
 from fleet.records import Event, LogChunk, LogLine, UsageRecord
 from fleet.store import readers
+from fleet.store import tasks as tasks_sql
 from fleet.store.schema import connect, migrate
 from fleet.store.writer import Retention, Writer, dumps
 
@@ -201,12 +202,14 @@ class Store:
         self._w().submit(lambda conn: _insert_event(conn, ev))
 
     def _deliver_pressure(self) -> None:
+        # Always deliver the *current* state, even if it equals the last one delivered:
+        # a reader may have paused itself synchronously on ``pressure`` in between, and
+        # must hear "off" even when on→off happened before this callback ran.
+        # Callbacks must therefore be idempotent.
         w = self._writer
         if w is None:
             return
         now = w.pressure
-        if now == self._delivered:
-            return
         self._delivered = now
         for cb in list(self._callbacks):
             try:
@@ -424,6 +427,64 @@ class Store:
 
     async def policy_versions(self, n: int = 50) -> list[dict[str, Any]]:
         return await self._read(readers.policy_versions, n)
+
+    # ------------------------------------------------------------------ tasks
+    # Transitions are submitted to the writer at the moment they happen and return a
+    # future: the queue awaits the ones an agent's reply depends on (add, done) and
+    # lets the others ride along — the writer's FIFO keeps them in order either way.
+
+    async def add_tasks(self, rows: list[tuple[str, Any, int, float, str | None]]) -> list[int]:
+        """Queue ``(kind, payload, priority, created, added_by)`` tasks; return their ids once committed."""
+        encoded = [(k, dumps(p), int(pr), c, by) for k, p, pr, c, by in rows]
+        return await self._write(lambda conn: tasks_sql.insert(conn, encoded))
+
+    def task_lease(
+        self, task_id: int, agent: str, run_id: int, attempt: int, expires: float, now: float
+    ) -> asyncio.Future[None]:
+        return asyncio.wrap_future(
+            self._w().submit(lambda conn: tasks_sql.lease(conn, task_id, agent, run_id, attempt, expires, now))
+        )
+
+    def task_unlease(self, task_id: int, attempt: int, now: float) -> asyncio.Future[None]:
+        return asyncio.wrap_future(self._w().submit(lambda conn: tasks_sql.unlease(conn, task_id, attempt, now)))
+
+    def task_finish(
+        self, task_id: int, attempt: int, state: str, outcome: str, now: float, result: Any = None,
+        error: str | None = None,
+    ) -> asyncio.Future[None]:
+        """End the current attempt; ``state`` queued (retry), done, failed or dead."""
+        res = None if result is None else dumps(result)
+        return asyncio.wrap_future(
+            self._w().submit(
+                lambda conn: tasks_sql.finish(conn, task_id, attempt, state, outcome, now, res, error)
+            )
+        )
+
+    def task_renew(self, task_ids: list[int], expires: float) -> asyncio.Future[None]:
+        ids = list(task_ids)
+        return asyncio.wrap_future(self._w().submit(lambda conn: tasks_sql.renew(conn, ids, expires)))
+
+    async def open_tasks(self) -> list[dict[str, Any]]:
+        """Queued and leased tasks, oldest first (including writes submitted before this call)."""
+        await self.flush()
+        return await self._read(tasks_sql.open_tasks)
+
+    async def tasks(self, states: list[str] | None = None, kind: str | None = None, n: int = 200) -> list[dict]:
+        """The newest ``n`` tasks, newest last."""
+        await self.flush()
+        return await self._read(tasks_sql.list_tasks, states, kind, n)
+
+    async def task_counts(self) -> dict[str, int]:
+        await self.flush()
+        return await self._read(tasks_sql.counts)
+
+    async def task_attempts(self, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
+        return await self._read(tasks_sql.attempts, since, until)
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` on the reader thread (for read-only modules such as reports)."""
+        await self.flush()
+        return await self._read(fn, *args)
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -314,6 +314,10 @@ class AgentInstance:
             self._set(S.RUNNING)
         return True
 
+    async def output_drained(self) -> None:
+        """Wait until the current run's stdout and stderr reached EOF (all read)."""
+        await asyncio.gather(*(p.closed for p in self._pipes))
+
     async def wait_paused(self) -> None:
         await self._paused_event.wait()
 

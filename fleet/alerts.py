@@ -1,0 +1,406 @@
+"""Alerts: policy rules evaluated continuously, and alerts raised by agents, through one path.
+
+Rules (thresholds from each agent's live ``[alerts]`` policy):
+
+- ``stalled`` — a running agent printed nothing and made no progress for
+  ``silence_s`` (an agent waiting for a task or for a human's approval is idle,
+  not stalled);
+- ``error_rate`` — share of failed LLM calls and failed tasks within
+  ``error_window_s`` reaches ``error_rate`` (from at least ``MIN_SAMPLES``);
+- ``cost_rate`` — spend in the trailing hour above ``cost_per_hour_usd``;
+- ``budget_warn`` / ``budget_exhausted`` — ``budget_warn_pct`` % and 100 % of
+  ``usd_per_day`` spent today (the gateway's totals);
+- ``crash_loop`` — published by the supervisor itself; counted here while the
+  agent stays in ``crash-loop``;
+- ``task_dead`` — a task gave up after its last attempt;
+- anything an agent raises with ``ctx.alert`` (its own rule name).
+
+Why one engine with a cheap timer: the conditions are sliding windows over
+data the supervisor already has in memory (last output times, gateway totals,
+the usage and task outcome streams), so a ~1 s tick costs a few operations
+per agent and never touches the store. Each alert is de-duplicated per
+agent + rule: while open it is only counted; a rule whose condition clears
+closes it (``alert_cleared`` event), an event-like alert (agent-raised, dead
+task) closes after ``cooldown_s`` without a repeat, and a condition still true
+after ``cooldown_s`` fires again as a reminder. Firing publishes (persisted,
+pushed) an ``alert`` event and carries out the agent's ``alerts.action``:
+``pause`` pauses it, audited with origin ``policy``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fleet.records import AgentState, Event, UsageRecord
+
+if TYPE_CHECKING:
+    from fleet.control.ops import Operations
+    from fleet.supervisor.core import Supervisor
+    from fleet.supervisor.instance import AgentInstance
+
+S = AgentState
+TICK_S = 1.0
+COOLDOWN_S = 300.0
+#: error_rate needs at least this many outcomes in its window before it may fire.
+MIN_SAMPLES = 3
+SPEND_WINDOW_S = 3600.0
+SEVERITIES = ("info", "warning", "error", "critical")
+#: Rules whose condition the engine re-evaluates (they close when it turns false).
+CONDITION_RULES = frozenset({"stalled", "error_rate", "cost_rate", "budget_warn", "budget_exhausted"})
+KEEP_RECENT = 500
+
+
+@dataclass(eq=False)
+class Alert:
+    agent: str | None
+    rule: str
+    severity: str
+    message: str
+    opened: float
+    fired: float
+    last: float
+    count: int = 1
+    fields: dict[str, Any] = field(default_factory=dict)
+    action: str = "notify"
+    silent: bool = False  # published by someone else (crash_loop): counted, not re-published
+
+    def wire(self, state: str = "open") -> dict[str, Any]:
+        return {
+            "agent": self.agent,
+            "rule": self.rule,
+            "severity": self.severity,
+            "message": self.message,
+            "opened": self.opened,
+            "last": self.last,
+            "count": self.count,
+            "fields": self.fields,
+            "action": self.action,
+            "state": state,
+        }
+
+
+class _Window:
+    """A sliding window of (ts, value) with running sums: O(1) per sample, amortised."""
+
+    __slots__ = ("items", "n_bad", "total")
+
+    def __init__(self) -> None:
+        self.items: deque[tuple[float, float]] = deque()
+        self.total = 0.0
+        self.n_bad = 0
+
+    def add(self, ts: float, value: float) -> None:
+        self.items.append((ts, value))
+        self.total += value
+        if value:
+            self.n_bad += 1
+
+    def prune(self, before: float) -> None:
+        items = self.items
+        while items and items[0][0] < before:
+            _, v = items.popleft()
+            self.total -= v
+            if v:
+                self.n_bad -= 1
+        if not items:
+            self.total = 0.0
+
+
+class AlertEngine:
+    """Evaluates the rules, keeps open alerts, carries out actions."""
+
+    def __init__(
+        self, sup: Supervisor, *, cooldown_s: float = COOLDOWN_S, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.sup = sup
+        self.cooldown_s = cooldown_s
+        self._clock = clock
+        self.open: dict[tuple[str | None, str], Alert] = {}
+        self.recent: deque[dict[str, Any]] = deque(maxlen=KEEP_RECENT)
+        self._outcomes: dict[str, _Window] = {}  # value 1.0 = failure, 0.0 = success
+        self._spend: dict[str, _Window] = {}
+        self._active: dict[str, float] = {}  # wall time of the latest SDK activity seen here
+        self.fired = 0
+
+    # --- counting -------------------------------------------------------------------
+    def count(self, agent: str) -> int:
+        """Open alerts of ``agent`` (``fleet status``'s ``alerts`` column)."""
+        return sum(1 for (a, _), _al in self.open.items() if a == agent)
+
+    def open_alerts(self, agent: str | None = None) -> list[dict[str, Any]]:
+        return [a.wire() for a in self.open.values() if agent is None or a.agent == agent]
+
+    # --- raising --------------------------------------------------------------------
+    def fire(
+        self, agent: str | None, rule: str, severity: str, message: str, fields: dict[str, Any] | None = None
+    ) -> Alert | None:
+        """Raise an alert; returns it when it was published (not a duplicate within the cool-down)."""
+        now = self._clock()
+        severity = severity if severity in SEVERITIES else "warning"
+        key = (agent, rule)
+        al = self.open.get(key)
+        if al is not None:
+            al.count += 1
+            al.last = now
+            al.message = message
+            if fields:
+                al.fields = fields
+            if al.silent or now - al.fired < self.cooldown_s:
+                return None
+            al.fired = now
+        else:
+            al = Alert(agent, rule, severity, message, now, now, now, fields=dict(fields or {}))
+            self.open[key] = al
+        inst = self.sup.instances.get(agent) if agent else None
+        al.action = inst.policy.alerts.action if inst is not None else "notify"
+        self.fired += 1
+        data = {k: v for k, v in al.wire().items() if k != "agent"}
+        self.recent.append({**data, "agent": agent, "ts": now})
+        self.sup.publish("alert", agent, data)
+        if inst is not None and al.action == "pause" and severity != "info":
+            self._pause(inst, al)
+        return al
+
+    def _pause(self, inst: AgentInstance, al: Alert) -> None:
+        if not inst.pause(f"alert {al.rule}: {al.message}"[:200]):
+            return
+        details = {"rule": al.rule, "severity": al.severity, "message": al.message, "alert_opened": al.opened}
+        store = self.sup.store
+        if store is not None:
+            self.sup._spawn(store.audit("pause", inst.name, "policy", details))
+        self.sup.publish(
+            "audit", None, {"action": "pause", "target": inst.name, "origin": "policy", "details": details}
+        )
+
+    def clear(self, agent: str | None, rule: str, why: str = "") -> None:
+        al = self.open.pop((agent, rule), None)
+        if al is None or al.silent:
+            return
+        now = self._clock()
+        data = {**{k: v for k, v in al.wire("cleared").items() if k != "agent"}, "cleared": now, "why": why}
+        self.recent.append({**data, "agent": agent, "ts": now})
+        # Its own kind: a console that toasts every "alert" must not toast a recovery.
+        self.sup.publish("alert_cleared", agent, data)
+        if self.sup.store is not None:
+            self.sup._spawn(self.sup.store.add_event(Event("alert_cleared", agent, data, now)))
+
+    # --- hooks ------------------------------------------------------------------------
+    def on_usage(self, rec: UsageRecord) -> None:
+        ts = rec.ts or self._clock()
+        self._active[rec.agent] = ts
+        if rec.outcome in ("ok", "error", "timeout"):
+            self._window(self._outcomes, rec.agent).add(ts, 0.0 if rec.outcome == "ok" else 1.0)
+        if rec.cost_usd:
+            self._window(self._spend, rec.agent).add(ts, float(rec.cost_usd))
+
+    def on_task(self, agent: str | None, data: dict[str, Any]) -> None:
+        if agent is None:
+            return
+        now = self._clock()
+        self._active[agent] = now
+        state, outcome = data.get("state"), data.get("outcome")
+        if state == "done":
+            self._window(self._outcomes, agent).add(now, 0.0)
+        elif outcome in ("failed", "lost") or state == "failed":
+            self._window(self._outcomes, agent).add(now, 1.0)
+        if state == "dead":
+            self.fire(
+                agent,
+                "task_dead",
+                "error",
+                f"task {data.get('id')} ({data.get('kind')}) is dead: {data.get('reason')}",
+                {"task": data.get("id"), "kind": data.get("kind")},
+            )
+
+    def on_agent_alert(self, inst: AgentInstance, data: dict[str, Any]) -> None:
+        self._active[inst.name] = self._clock()
+        fields = data.get("fields") if isinstance(data.get("fields"), dict) else {}
+        self.fire(
+            inst.name,
+            str(data.get("rule") or "agent"),
+            str(data.get("severity") or "warning"),
+            str(data.get("message") or ""),
+            fields,
+        )
+
+    def on_state(self, inst: AgentInstance, prev: AgentState) -> None:
+        key = (inst.name, "crash_loop")
+        if inst.state is S.CRASH_LOOP:
+            now = self._clock()
+            if key not in self.open:
+                self.open[key] = Alert(
+                    inst.name, "crash_loop", "error", inst.reason or "crash loop", now, now, now, silent=True
+                )
+        elif key in self.open and inst.state is not S.CRASH_LOOP:
+            self.open.pop(key, None)
+        if inst.state is S.RUNNING:
+            # Started or resumed: idle time counts from now (a pause is not a stall).
+            self._active[inst.name] = self._clock()
+        elif not inst.state.alive:
+            self.clear(inst.name, "stalled", f"agent {inst.state.value}")
+
+    @staticmethod
+    def _window(table: dict[str, _Window], agent: str) -> _Window:
+        w = table.get(agent)
+        if w is None:
+            w = table[agent] = _Window()
+        return w
+
+    # --- the timer ------------------------------------------------------------------
+    def tick(self) -> None:
+        """Evaluate every rule for every agent once; cheap (no I/O)."""
+        sup = self.sup
+        now = self._clock()
+        mono = time.monotonic()
+        queue = sup.extensions.get("tasks")
+        waiting = queue.waiting_agents() if queue is not None else set()
+        approvals = sup.extensions.get("approvals")
+        asking = {a.get("agent") for a in approvals.pending()} if approvals is not None else set()
+        gateway = sup.gateway
+        for inst in list(sup.instances.values()):
+            name = inst.name
+            rules = inst.policy.alerts
+            # stalled
+            if inst.state is S.RUNNING and rules.silence_s is not None and inst.run is not None:
+                last = max(
+                    sup.loghub.last_output.get(name, 0.0),
+                    now - (mono - inst.last_progress),
+                    self._active.get(name, 0.0),
+                    inst.run.started,
+                )
+                if name in waiting or name in asking:
+                    self._active[name] = last = now
+                idle = now - last
+                if idle >= rules.silence_s:
+                    self.fire(
+                        name,
+                        "stalled",
+                        "warning",
+                        f"no output or progress for {idle:.0f}s (alerts.silence_s = {rules.silence_s:g})",
+                        {"idle_s": round(idle, 1)},
+                    )
+                else:
+                    self.clear(name, "stalled", "output resumed")
+            # error rate
+            outcomes = self._outcomes.get(name)
+            if outcomes is not None:
+                outcomes.prune(now - rules.error_window_s)
+                n, bad = len(outcomes.items), outcomes.n_bad
+                rate = bad / n if n else 0.0
+                if rules.error_rate is not None and n >= MIN_SAMPLES and bad and rate >= rules.error_rate:
+                    self.fire(
+                        name,
+                        "error_rate",
+                        "error",
+                        f"{bad} of {n} LLM calls and tasks failed in {rules.error_window_s:g}s "
+                        f"({rate:.0%} ≥ alerts.error_rate {rules.error_rate:.0%})",
+                        {"rate": round(rate, 3), "failures": bad, "samples": n},
+                    )
+                elif (name, "error_rate") in self.open:
+                    self.clear(name, "error_rate", f"error rate down to {rate:.0%}")
+            # cost burn rate
+            spend = self._spend.get(name)
+            if spend is not None:
+                spend.prune(now - SPEND_WINDOW_S)
+                limit = rules.cost_per_hour_usd
+                if limit is not None and spend.total > limit:
+                    self.fire(
+                        name,
+                        "cost_rate",
+                        "warning",
+                        f"spent ${spend.total:.4f} in the last hour (alerts.cost_per_hour_usd = {limit:g})",
+                        {"usd_last_hour": round(spend.total, 6)},
+                    )
+                elif (name, "cost_rate") in self.open:
+                    self.clear(name, "cost_rate", "spend rate back under the limit")
+            # daily budget
+            if gateway is not None and inst.policy.budget.usd_per_day is not None:
+                used = gateway.totals(name, inst.policy).get("budget_used")
+                self._budget(name, used, rules.budget_warn_pct, inst.policy.budget.usd_per_day)
+        # event-like alerts close after a quiet cool-down
+        for (agent, rule), al in list(self.open.items()):
+            if rule not in CONDITION_RULES and not al.silent and now - al.last >= self.cooldown_s:
+                self.clear(agent, rule, "no repeat within the cool-down")
+            elif rule in CONDITION_RULES and agent not in sup.instances:
+                self.clear(agent, rule, "agent removed")
+
+    def _budget(self, name: str, used: float | None, warn_pct: float, usd: float) -> None:
+        if used is None:
+            return
+        if used >= 1.0:
+            self.fire(
+                name,
+                "budget_exhausted",
+                "error",
+                f"spent 100% of budget.usd_per_day (${usd:g}) today",
+                {"budget_used": round(used, 4)},
+            )
+        else:
+            self.clear(name, "budget_exhausted", "budget renewed")
+        if used * 100 >= warn_pct:
+            self.fire(
+                name,
+                "budget_warn",
+                "warning",
+                f"spent {used:.0%} of budget.usd_per_day (${usd:g}) today (alerts.budget_warn_pct = {warn_pct:g})",
+                {"budget_used": round(used, 4)},
+            )
+        else:
+            self.clear(name, "budget_warn", "budget renewed")
+
+    async def run(self, interval: float = TICK_S) -> None:
+        while True:
+            await asyncio.sleep(interval)  # a periodic timer, not synchronisation
+            try:
+                self.tick()
+            except Exception as exc:  # a rule bug must not stop the others next second
+                print(f"fleet: alert evaluation failed: {exc!r}", file=sys.stderr)
+
+    # --- reading ----------------------------------------------------------------------
+    async def listing(self, open_only: bool = False, n: int = 100, agent: str | None = None) -> list[dict]:
+        """Open alerts, or the recent history (newest last) with each entry's current state."""
+        if open_only:
+            return self.open_alerts(agent)
+        store = self.sup.store
+        if store is None:
+            items = [dict(a) for a in self.recent if agent is None or a.get("agent") == agent]
+            return items[-n:]
+        evs = await store.events(n=n, kinds=["alert", "alert_cleared"], agent=agent)
+        out = []
+        for ev in evs:
+            d = {**ev.data, "agent": ev.agent, "ts": ev.ts, "event": ev.kind}
+            if ev.kind == "alert":
+                al = self.open.get((ev.agent, d.get("rule", "")))
+                d["state"] = "open" if al is not None and (al.opened == d.get("opened") or al.silent) else "closed"
+            out.append(d)
+        return out
+
+
+def attach(
+    sup: Supervisor, ops: Operations, *, cooldown_s: float = COOLDOWN_S, interval: float = TICK_S
+) -> AlertEngine:
+    """Create the engine for ``sup``, hook it in, start its timer, register the ``alerts`` op."""
+    engine = AlertEngine(sup, cooldown_s=cooldown_s)
+    sup.extensions["alerts"] = engine
+    sup.extensions["alert_count"] = engine.count
+    sup.add_hook("on_usage", engine.on_usage)
+    sup.add_hook("on_task", engine.on_task)
+    sup.add_hook("on_agent_alert", engine.on_agent_alert)
+    sup.add_hook("on_state", engine.on_state)
+    sup._spawn(engine.run(interval))
+
+    async def op_alerts(open_only: bool = False, n: int = 100, agent: str | None = None) -> dict[str, Any]:
+        items = await engine.listing(bool(open_only), max(1, min(int(n), 10_000)), agent)
+        return {"alerts": items, "open": len(engine.open)}
+
+    ops.register("alerts", op_alerts)
+    return engine
+
+
+__all__ = ["AlertEngine", "attach"]
