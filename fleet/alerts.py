@@ -371,6 +371,7 @@ class AlertEngine:
         if store is None:
             items = [dict(a) for a in self.recent if agent is None or a.get("agent") == agent]
             return items[-n:]
+        await store.flush()  # alerts published a moment ago are in the writer's queue
         evs = await store.events(n=n, kinds=["alert", "alert_cleared"], agent=agent)
         out = []
         for ev in evs:

@@ -156,7 +156,17 @@ async def test_command_pause_stops_the_whole_process_group(fleet_factory):
     await f.call("pause", all=True)
     assert (await f.agent("c"))["state"] == "paused"
     # A child that finished just before the stop stays a zombie (its parent is stopped).
-    await _until(lambda: all(p.status() in (psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE) for p in group()))
+    def statuses() -> list[tuple[int, str, str]]:
+        out = []
+        for p in group():
+            try:
+                out.append((p.pid, p.status(), " ".join(p.cmdline())))
+            except psutil.NoSuchProcess:
+                pass
+        return out
+
+    await _until(lambda: all(st in (psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE) for _, st, _ in statuses()),
+                 explain=statuses)
     await f.call("pause", names=["c"])  # idempotent
     await f.call("resume", names=["c"])
     await _until(lambda: proc.status() != psutil.STATUS_STOPPED)
@@ -304,12 +314,12 @@ async def test_hostile_sdk_agent_channel(fleet_factory):
     assert (await f.agent("h"))["state"] == "running"
 
 
-async def _until(pred, timeout: float = 10.0) -> None:
+async def _until(pred, timeout: float = 20.0, explain=lambda: "") -> None:
     """Poll a process-table condition (the kernel offers no event for it) with a deadline."""
     deadline = asyncio.get_running_loop().time() + timeout
     while not pred():
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
+            raise AssertionError(f"condition not met in time {explain()}")
         await asyncio.sleep(0.02)
 
 

@@ -75,7 +75,7 @@ async def test_migrates_v1_in_place(tmp_path: Path) -> None:
     store = await Store.open(db)
     try:
         conn = sqlite3.connect(db)
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         assert conn.execute("SELECT count(*) FROM tasks").fetchone()[0] == 0
         conn.close()
         # Old data is intact and usable: unindexed old chunks are indexed in the background.
