@@ -172,3 +172,37 @@ def test_logs_work_without_a_running_fleet_and_never_print_raw_escapes(tmp_path)
     r = fleet_cmd(d, "logs", "esc", "--json")
     line = next(json.loads(x) for x in r.stdout.splitlines() if '"stdout"' in x)
     assert line["seq"] >= 1 and line["stream"] == "stdout"
+
+
+CRASHING_SUPERVISOR = """
+import asyncio, sys
+from pathlib import Path
+from fleet.runtime import FleetRuntime
+
+async def main():
+    rt = FleetRuntime(Path(sys.argv[1]), watch=False)
+    sup = await rt.start()
+    while not all(i.state.value == "running" for i in sup.instances.values()):
+        await asyncio.sleep(0.05)
+    print(" ".join(str(i.pid) for i in sup.instances.values()), flush=True)
+    raise RuntimeError("supervisor bug")
+
+asyncio.run(main())
+"""
+
+
+def test_a_supervisor_dying_of_an_exception_leaves_no_orphans(tmp_path):
+    d = write_fleet(tmp_path / "f", ORPHAN_FLEET, {"agents/__init__.py": "", "agents/spin.py": SPIN})
+    proc = subprocess.Popen([sys.executable, "-c", CRASHING_SUPERVISOR, str(d)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()
+    agent_pids = [int(x) for x in first.split()]
+    assert len(agent_pids) == 3
+    children = []
+    for pid in agent_pids:
+        children += [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode != 0 and "supervisor bug" in err
+    t0 = time.monotonic()
+    wait_until(lambda: not fleet_processes(agent_pids + children), 2.0, "every agent process to be gone")
+    assert time.monotonic() - t0 < 2.0
