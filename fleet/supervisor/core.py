@@ -120,6 +120,20 @@ class Supervisor:
                 self.instances[name] = inst
         if spawn:
             self.spawn_all()
+        self._spawn(self._stats_loop())
+
+    async def _stats_loop(self, interval: float = 1.0) -> None:
+        """Push CPU, memory and spend once a second, but only while someone watches.
+
+        An unwatched fleet does no sampling at all, so 200 idle agents cost the
+        supervisor next to nothing.
+        """
+        while True:
+            await asyncio.sleep(interval)
+            if any(s.wants("stats", None) for s in self._subscribers):
+                self._stats_at = 0.0
+                self._sample()
+                self.publish("stats", None, {"agents": [self.agent_status(i) for i in self.instances.values()]})
 
     def spawn_all(self) -> None:
         for inst in self.instances.values():
