@@ -173,7 +173,7 @@ class AlertEngine:
         details = {"rule": al.rule, "severity": al.severity, "message": al.message, "alert_opened": al.opened}
         store = self.sup.store
         if store is not None:
-            self.sup._spawn(store.audit("pause", inst.name, "policy", details))
+            self.sup.spawn(store.audit("pause", inst.name, "policy", details))
         self.sup.publish(
             "audit", None, {"action": "pause", "target": inst.name, "origin": "policy", "details": details}
         )
@@ -188,7 +188,7 @@ class AlertEngine:
         # Its own kind: a console that toasts every "alert" must not toast a recovery.
         self.sup.publish("alert_cleared", agent, data)
         if self.sup.store is not None:
-            self.sup._spawn(self.sup.store.add_event(Event("alert_cleared", agent, data, now)))
+            self.sup.spawn(self.sup.store.add_event(Event("alert_cleared", agent, data, now)))
 
     # --- hooks ------------------------------------------------------------------------
     def on_usage(self, rec: UsageRecord) -> None:
@@ -394,7 +394,7 @@ def attach(
     sup.add_hook("on_task", engine.on_task)
     sup.add_hook("on_agent_alert", engine.on_agent_alert)
     sup.add_hook("on_state", engine.on_state)
-    sup._spawn(engine.run(interval))
+    sup.spawn(engine.run(interval))
 
     async def op_alerts(open_only: bool = False, n: int = 100, agent: str | None = None) -> dict[str, Any]:
         items = await engine.listing(bool(open_only), max(1, min(int(n), 10_000)), agent)

@@ -89,8 +89,9 @@ class LogLine:
 class Event:
     """Something that happened, persisted and pushed to subscribers.
 
-    ``kind`` is one of: state, restart, alert, policy_applied, policy_error,
-    approval, audit, task, budget, fleet. ``data`` is JSON-serialisable.
+    ``kind`` is one of: state, restart, alert, alert_cleared, policy_applied,
+    policy_error, approval, audit, task, budget, run (a supervisor start),
+    usage, stats, fleet. ``data`` is JSON-serialisable.
     """
 
     kind: str

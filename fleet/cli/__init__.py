@@ -176,13 +176,14 @@ def status(ctx: Ctx, as_json: bool) -> None:
         f"fleet {st['fleet']}  policy v{st['policy_version']}  gateway {st['gateway']}  "
         f"approvals pending {st.get('approvals_pending', 0)}"
     )
-    rows = [("AGENT", "STATE", "PID", "RESTARTS", "UPTIME", "CPU%", "MEM", "TOKENS", "COST $", "LAST LINE")]
+    rows = [("AGENT", "STATE", "PID", "RESTARTS", "UPTIME", "CPU%", "MEM", "TOKENS", "COST $", "ALERTS",
+             "LAST LINE")]
     for a in st["agents"]:
         state = a["state"] + (f" ({a['reason']})" if a.get("reason") else "")
         rows.append((
             a["name"], state[:40], str(a["pid"] or "-"), str(a["restarts"]), _fmt_duration(a["uptime_s"]),
             f"{a['cpu_pct']:.0f}", _fmt_bytes(a["rss_bytes"]), str(a["tokens"]), f"{a['cost_usd']:.4f}",
-            sanitize(a.get("last_line") or "", keep_sgr=False)[:50],
+            str(a.get("alerts") or "-"), sanitize(a.get("last_line") or "", keep_sgr=False)[:50],
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:

@@ -243,6 +243,15 @@ class Supervisor:
                 print(f"fleet: {name} listener {fn!r} failed: {exc!r}", file=sys.stderr)
         return True
 
+    @property
+    def stopping(self) -> bool:
+        """True once the whole fleet is shutting down."""
+        return self._stopping
+
+    def spawn(self, coro: Any) -> None:
+        """Run ``coro`` in the background for the fleet's lifetime; failures are reported."""
+        self._spawn(coro)
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)

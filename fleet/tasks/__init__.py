@@ -74,7 +74,7 @@ async def attach(sup: Supervisor, ops: Operations, *, interval: float = TICK_S) 
 
     ops.register("tasks", op_tasks)
     ops.register("task_add", op_task_add)
-    sup._spawn(_ticker(queue, interval))
+    sup.spawn(_ticker(queue, interval))
     return queue
 
 

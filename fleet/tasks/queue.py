@@ -412,7 +412,7 @@ class TaskQueue:
             held = self._held.get(inst.name)
             if held:
                 why = f"{inst.name} {inst.state.value}" + (f" ({inst.reason})" if inst.reason else "")
-                shutdown = bool(getattr(self.sup, "_stopping", False))
+                shutdown = self.sup.stopping
                 for tid in sorted(held):
                     t = self._open.get(tid)
                     if t is None or t.state != "leased":
