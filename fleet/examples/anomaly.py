@@ -18,12 +18,18 @@ WINDOW = 30
 THRESHOLD = 3.0
 
 
+#: Samples at which the demo injects an outlier for sure, so that its first
+#: minute shows an alert; after that they come at random.
+SCRIPTED = {24: 0.45, 52: 1.9}
+
+
 def sample(t: int, rng: random.Random) -> tuple[float, str | None]:
     base = 1200 + 300 * math.sin(t / 20)
     value = base + rng.gauss(0, 35)
     injected = None
-    if t > WINDOW and rng.random() < 0.04:
-        factor = rng.choice([0.45, 0.6, 1.7, 2.1])
+    scripted = SCRIPTED.get(t)
+    if scripted or (t > WINDOW and rng.random() < 0.04):
+        factor = scripted or rng.choice([0.45, 0.6, 1.7, 2.1])
         value *= factor
         injected = "drop" if factor < 1 else "spike"
     return value, injected
