@@ -59,6 +59,7 @@ async def attach(sup: Supervisor, ops: Operations, gateway: Any = None) -> None:
         gateway._recorder = gateway._recorder or record
         gateway._on_exhausted = gateway._on_exhausted or exhausted
     sup.gateway = gateway
+    sup.loghub.redact = gateway.redactor.scrub
     if store is not None:
         day_start = time.mktime((*time.localtime()[:3], 0, 0, 0, 0, 0, -1))
         totals = await store.usage_totals()

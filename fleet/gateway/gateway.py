@@ -224,6 +224,11 @@ class Gateway:
         return self._state
 
     @property
+    def redactor(self) -> Redactor:
+        """Redacts the gateway's keys (and anything key-shaped) from text."""
+        return self._redact
+
+    @property
     def provider(self) -> Provider:
         return self._provider
 

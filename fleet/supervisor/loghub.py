@@ -59,6 +59,8 @@ class LogHub:
         self.lines_in = 0
         #: Wall time of each agent's latest output line (for "stalled" alerts).
         self.last_output: dict[str, float] = {}
+        #: Applied to every chunk before it is kept, stored or shown: secrets never reach logs.
+        self.redact: Callable[[str], str] | None = None
 
     def seed(self, max_seqs: dict[str, int]) -> None:
         """Continue numbering after what the store already holds."""
@@ -78,6 +80,8 @@ class LogHub:
         return sink
 
     def add(self, agent: str, run_id: int, stream: str, count: int, text: str, ts: float) -> LogChunk:
+        if self.redact is not None:
+            text = self.redact(text)
         first = self._seq.get(agent, 0) + 1
         self._seq[agent] = first + count - 1
         chunk = LogChunk(agent, run_id, stream, first, count, ts, text)
