@@ -56,8 +56,7 @@ async def attach(sup: Supervisor, ops: Operations, gateway: Any = None) -> None:
         )
         gateway = Gateway(recorder=record, on_exhausted=exhausted, env_file=env_file)
     else:
-        gateway._recorder = gateway._recorder or record
-        gateway._on_exhausted = gateway._on_exhausted or exhausted
+        gateway.bind(recorder=record, on_exhausted=exhausted)
     sup.gateway = gateway
     sup.loghub.redact = gateway.redactor.scrub
     if store is not None:

@@ -12,6 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# A loaded 2-core CI box: never fail a property test on timing.
+settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ci")
 
 # Agents started by tests must never reach a network or a real provider.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

@@ -138,12 +138,7 @@ class Operations:
         return {"events": [e.to_wire() for e in evs]}
 
     async def op_metrics(self, agent: str | None = None) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name, m in self.sup._metrics.items():
-            if agent and name != agent:
-                continue
-            out[name] = {k: list(v) for k, v in m.series.items()}
-        return {"metrics": out}
+        return {"metrics": self.sup.metrics(agent)}
 
 
 async def no_subscribe(*_: Any, **__: Any) -> None:

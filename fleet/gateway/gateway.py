@@ -223,6 +223,11 @@ class Gateway:
         """``loading`` until the provider has loaded, then ``ready``, or ``error``."""
         return self._state
 
+    def bind(self, *, recorder: Recorder | None = None, on_exhausted: ExhaustedCallback | None = None) -> None:
+        """Attach the supervisor's recorder and budget callback (unless already given)."""
+        self._recorder = self._recorder or recorder
+        self._on_exhausted = self._on_exhausted or on_exhausted
+
     @property
     def redactor(self) -> Redactor:
         """Redacts the gateway's keys (and anything key-shaped) from text."""

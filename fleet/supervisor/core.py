@@ -386,6 +386,14 @@ class Supervisor:
                 del self._proc_cache[pid]
         self._stats = stats
 
+    def metrics(self, agent: str | None = None) -> dict[str, dict[str, list[tuple[float, float]]]]:
+        """Recent ``ctx.metric`` series per agent (bounded rings), for the console's charts."""
+        return {
+            name: {k: list(v) for k, v in m.series.items()}
+            for name, m in self._metrics.items()
+            if agent is None or name == agent
+        }
+
     def agent_status(self, inst: AgentInstance) -> dict[str, Any]:
         cpu, rss = self._stats.get(inst.name, (0.0, 0))
         totals: dict[str, Any] = {}

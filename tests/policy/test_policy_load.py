@@ -361,12 +361,14 @@ def test_locator_handles_quoted_keys_multiline_values_and_inline_tables() -> Non
 
 # Any document tomli-w can write, the locator finds every key of.
 _keys = st.from_regex(r"[A-Za-z0-9_.-]{1,8}", fullmatch=True)
+# No "\r": TOML normalises newlines inside multi-line strings, which this test writes.
+_text = st.text(st.characters(blacklist_characters="\r"), max_size=12)
 _scalars = st.one_of(
     st.integers(-1000, 1000),
     st.floats(allow_nan=False, allow_infinity=False),
     st.booleans(),
-    st.text(max_size=12),
-    st.lists(st.text(max_size=5), max_size=3),
+    _text,
+    st.lists(st.text(st.characters(blacklist_characters="\r"), max_size=5), max_size=3),
 )
 
 
