@@ -1,0 +1,415 @@
+"""The Fleet Console application: the one owner of the client and fleet data.
+
+Why the app owns everything that comes from the fleet: there is one
+subscription (one stream of pushed events) and one place that calls the
+client, so screens stay views. Screens ask the app for actions
+(``agent_op``, ``open_detail`` ...) and the app calls back the screens in
+the stack that care about an event (``fleet_event``), synchronously, so a
+``state`` push reaches the table cell without a message hop.
+
+Nothing in ``compose``/``on_mount`` awaits the client: the first frame is
+painted at once and data arrives through workers, so a supervisor still
+importing litellm never delays the console. All workers report failures in
+one place, ``on_worker_state_changed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+from textual.command import Provider
+from textual.worker import Worker, WorkerState
+
+from console.commands import FleetCommands
+from console.logring import MERGED, Block, LogHub
+from console.screens.agent import AgentScreen
+from console.screens.approvals import ApprovalsScreen
+from console.screens.events import EventsScreen
+from console.screens.fleet import FleetScreen
+from console.screens.help import HelpScreen
+from console.screens.modals import ChoicePrompt, ConfirmQuit, TextPrompt
+from console.screens.policy import PolicyScreen
+from console.widgets.log_pane import LogPane
+from fleet.control.api import FleetClient
+from fleet.errors import FleetError
+
+#: Pushed kinds that go to the events list (and some to notifications).
+EVENT_KINDS = frozenset({"alert", "policy_applied", "policy_error", "approval", "state", "budget", "fleet"})
+#: State changes worth a notification.
+ALARM_STATES = {"crashed": "error", "crash-loop": "error", "backoff": "warning"}
+
+PAST_TENSE = {
+    "pause": "Pausing",
+    "resume": "Resuming",
+    "restart": "Restarting",
+    "stop": "Stopping",
+    "start": "Starting",
+}
+
+
+class FleetConsole(App[None]):
+    """Watch and steer a fleet through a ``FleetClient``.
+
+    Args:
+        client: the fleet (embedded ``LocalClient`` or ``SocketClient``).
+        embedded: the fleet lives in this process: quitting stops it (asks first).
+        fleet_name: shown until the first status arrives.
+        clock: wall clock for ages (tests freeze it).
+        log_lines: lines kept per log ring (per agent, and for the merged view).
+    """
+
+    TITLE = "Fleet Console"
+    CSS_PATH = "console.tcss"
+    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {
+        *App.COMMANDS,
+        FleetCommands,
+    }
+    BINDINGS = [
+        Binding("a", "approvals", "Approvals", show=False),  # the badge says "(a)"
+        Binding("e", "edit_policy", "Policy"),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+        Binding("E", "events", "Events", show=False),
+    ]
+
+    def __init__(
+        self,
+        client: FleetClient,
+        *,
+        embedded: bool,
+        fleet_name: str = "fleet",
+        clock: Callable[[], float] = time.time,
+        log_lines: int = 10_000,
+    ) -> None:
+        super().__init__()
+        self.client = client
+        self.embedded = embedded
+        self.fleet_name = fleet_name
+        self.clock = clock
+        self.hub = LogHub(log_lines)
+        self.status: dict[str, Any] = {}
+        self.agents: dict[str, dict[str, Any]] = {}
+        self.approvals: dict[int, dict[str, Any]] = {}
+        self.events: deque[dict[str, Any]] = deque(maxlen=1000)
+        self.events_loaded = False
+        self._history_loaded: set[str] = set()
+        self.title = f"Fleet Console — {fleet_name}"
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.push_screen(FleetScreen())
+        self.subscribe_events()
+        self.load_initial()
+
+    @property
+    def fleet_screen(self) -> FleetScreen:
+        screen = self.screen_stack[1] if len(self.screen_stack) > 1 else self.screen
+        assert isinstance(screen, FleetScreen)
+        return screen
+
+    @property
+    def pending_approvals(self) -> int:
+        return sum(1 for a in self.approvals.values() if a.get("status") == "pending")
+
+    @work(group="subscribe", exclusive=True, exit_on_error=False)
+    async def subscribe_events(self) -> None:
+        """Consume pushed events for the life of the app (reconnecting on error)."""
+        delay = 0.5
+        while True:
+            try:
+                async for event in self.client.subscribe(None):
+                    delay = 0.5
+                    self.dispatch_event(event)
+            except (FleetError, OSError) as exc:
+                self.notify(f"Event stream lost: {exc}; retrying", severity="warning", timeout=3)
+            await asyncio.sleep(delay)  # reconnect backoff, not a test wait
+            delay = min(delay * 2, 10.0)
+
+    @work(group="load", exclusive=True, exit_on_error=False)
+    async def load_initial(self) -> None:
+        status = await self.client.call("status")
+        self.apply_status(status)
+        approvals = await self.client.call("approvals")
+        for approval in approvals.get("approvals", []):
+            self.approvals[approval["id"]] = approval
+        self._broadcast("approvals_changed", {})
+        lines = (await self.client.call("logs", agent=None, n=500)).get("lines", [])
+        self._prepend(MERGED, lines)
+        self._refresh_panes(MERGED)
+        if status.get("gateway") == "loading":
+            self.set_timer(2.0, self.refresh_status)
+
+    @work(group="status", exclusive=True, exit_on_error=False)
+    async def refresh_status(self) -> None:
+        status = await self.client.call("status")
+        self.apply_status(status)
+        if status.get("gateway") == "loading":
+            self.set_timer(2.0, self.refresh_status)
+
+    def apply_status(self, status: dict[str, Any]) -> None:
+        self.status = status
+        self.fleet_name = status.get("fleet", self.fleet_name)
+        self.title = f"Fleet Console — {self.fleet_name}"
+        agents = status.get("agents", [])
+        for agent in agents:
+            self.agents[agent["name"]] = agent
+        self.fleet_screen.update_agents(agents)
+
+    # -- pushed events -------------------------------------------------------------
+
+    def dispatch_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("event", "")
+        data = event.get("data") or {}
+        if kind == "logs":
+            self.hub.ingest(data)
+            return
+        if kind == "stats":
+            agents = data.get("agents", [])
+            for agent in agents:
+                self.agents.setdefault(agent["name"], {}).update(agent)
+            self.fleet_screen.update_agents(agents)
+            self._broadcast("stats", data)
+            return
+        if kind == "state":
+            name = data.get("agent", "")
+            self.agents.setdefault(name, {"name": name}).update(state=data.get("state"), reason=data.get("reason"))
+            level = ALARM_STATES.get(data.get("state", ""))
+            if level:
+                reason = f": {data['reason']}" if data.get("reason") else ""
+                self.notify(f"{name} {data['state']}{reason}", severity=level)  # type: ignore[arg-type]
+        elif kind == "alert":
+            self.notify(
+                f"{data.get('agent')}: {data.get('message')}",
+                title=f"Alert {data.get('rule', '')}",
+                severity="error" if data.get("severity") == "critical" else "warning",
+            )
+        elif kind == "policy_applied":
+            self.status["policy_version"] = data.get("version")
+            self.notify(f"policy v{data.get('version')} applied", title="Policy")
+        elif kind == "policy_error":
+            errors = data.get("errors") or []
+            first = errors[0] if errors else {}
+            where = f"{first.get('path')}:{first.get('line')}:{first.get('col')}: " if first else ""
+            self.notify(
+                f"{where}{first.get('message', 'invalid policy')}",
+                title="Policy not applied",
+                severity="error",
+            )
+        elif kind == "approval":
+            known = self.approvals.get(data["id"])
+            self.approvals[data["id"]] = {**(known or {}), **data}
+            if data.get("status") == "pending" and known is None:
+                self.notify(f"{data.get('agent')} asks to {data.get('action')} (a)", title="Approval needed")
+        if kind in EVENT_KINDS:
+            self.events.append({"id": None, "kind": kind, "agent": data.get("agent"), "data": data, "ts": self.clock()})
+        self._broadcast(kind, data)
+
+    def _broadcast(self, kind: str, data: dict[str, Any]) -> None:
+        for screen in self.screen_stack:
+            handler = getattr(screen, "fleet_event", None)
+            if handler is not None:
+                handler(kind, data)
+
+    # -- logs history ----------------------------------------------------------------
+
+    def _prepend(self, source: str, lines: list[dict[str, Any]]) -> int:
+        ring = self.hub.ring(source)
+        if ring.blocks:
+            if source == MERGED:
+                first_ts = ring.blocks[0].ts
+                lines = [row for row in lines if row["ts"] < first_ts]
+            else:
+                first_seq = ring.blocks[0].first_seq
+                lines = [row for row in lines if row["seq"] < first_seq]
+        return ring.prepend(Block.from_lines(lines))
+
+    def _refresh_panes(self, source: str) -> None:
+        for screen in self.screen_stack:
+            for pane in screen.query(LogPane):
+                if pane.source == source and pane.view.active:
+                    pane.view.rebuild()
+
+    def ensure_history(self, agent: str) -> None:
+        """Load the last lines of ``agent`` from the store once, when first shown."""
+        if agent not in self._history_loaded:
+            self._history_loaded.add(agent)
+            self.load_history(agent)
+
+    @work(group="history", exit_on_error=False)
+    async def load_history(self, agent: str) -> None:
+        lines = (await self.client.call("logs", agent=agent, n=500)).get("lines", [])
+        if self._prepend(agent, lines):
+            self._refresh_panes(agent)
+
+    def on_log_pane_history_wanted(self, message: LogPane.HistoryWanted) -> None:
+        self.load_older(message.pane, message.agent, message.before_seq)
+
+    @work(group="history", exit_on_error=False)
+    async def load_older(self, pane: LogPane, agent: str, before_seq: int) -> None:
+        try:
+            result = await self.client.call("logs", agent=agent, n=500, before_seq=before_seq)
+        except FleetError:
+            pane.history_loaded(agent, 0)
+            raise
+        added = self._prepend(agent, result.get("lines", []))
+        pane.history_loaded(agent, added)
+
+    def on_log_pane_tail_wanted(self, message: LogPane.TailWanted) -> None:
+        self.reload_tail(message.pane, message.agent)
+
+    @work(group="history", exit_on_error=False)
+    async def reload_tail(self, pane: LogPane, agent: str) -> None:
+        lines = (await self.client.call("logs", agent=agent, n=500)).get("lines", [])
+        ring = self.hub.ring(agent)
+        ring.clear()
+        ring.prepend(Block.from_lines(lines))
+        pane.tail_loaded(agent)
+
+    # -- actions on agents ---------------------------------------------------------------
+
+    def agent_op(self, op: str, names: list[str] | None) -> None:
+        """Run ``op`` (pause/resume/restart/stop/start) on ``names`` or, with None, all."""
+        self._agent_op(op, names)
+
+    @work(group="ops", exit_on_error=False)
+    async def _agent_op(self, op: str, names: list[str] | None) -> None:
+        args: dict[str, Any] = {"all": True} if names is None else {"names": names}
+        try:
+            result = await self.client.call(op, **args)
+        except FleetError as exc:
+            self.notify(f"{op} failed: {exc}", severity="error")
+            return
+        affected = result.get("agents", names or [])
+        if affected:
+            who = ", ".join(affected) if len(affected) <= 3 else f"{len(affected)} agents"
+            self.notify(f"{PAST_TENSE.get(op, op)} {who}", timeout=2)
+        else:
+            target = "all agents" if names is None else ", ".join(names)
+            self.notify(f"Nothing to {op} in {target}", severity="warning", timeout=2)
+
+    def open_detail(self, agent: str) -> None:
+        self.push_screen(AgentScreen(agent))
+
+    @work(group="quick", exclusive=True, exit_on_error=False)
+    async def quick_budget(self, agent: str) -> None:
+        shown = await self.client.call("policy_show", name=agent)
+        current = shown.get("policy", {}).get("budget", {}).get("usd_per_day")
+
+        def chosen(value: str | None) -> None:
+            if value:
+                self.set_override(agent, "budget.usd_per_day", float(value))
+
+        self.push_screen(
+            TextPrompt(
+                f"Daily budget (USD) for {agent}",
+                placeholder="e.g. 5.0",
+                value="" if current is None else str(current),
+                number=True,
+            ),
+            chosen,
+        )
+
+    @work(group="quick", exclusive=True, exit_on_error=False)
+    async def quick_model(self, agent: str) -> None:
+        shown = await self.client.call("policy_show", name=agent)
+        llm = shown.get("policy", {}).get("llm", {})
+        models = [m for m in llm.get("models", []) if "*" not in m] or [llm.get("model", "")]
+
+        def chosen(model: str | None) -> None:
+            if model:
+                self.set_override(agent, "llm.model", model)
+
+        self.push_screen(ChoicePrompt(f"Model for {agent}", models, llm.get("model")), chosen)
+
+    @work(group="override", exit_on_error=False)
+    async def set_override(self, agent: str, key: str, value: Any) -> None:
+        try:
+            await self.client.call("set_override", target=agent, key=key, value=value)
+        except FleetError as exc:
+            self.notify(f"Could not set {key}: {exc}", severity="error")
+            return
+        self.notify(f"{agent}: {key} = {value} (waiting for the fleet to apply)", timeout=3)
+
+    # -- approvals -----------------------------------------------------------------------
+
+    @work(group="approvals", exit_on_error=False)
+    async def decide(self, approval_id: int, approve: bool, reason: str = "") -> None:
+        try:
+            if approve:
+                await self.client.call("approve", id=approval_id)
+            else:
+                await self.client.call("deny", id=approval_id, reason=reason)
+        except FleetError as exc:
+            self.notify(f"Approval {approval_id}: {exc}", severity="error")
+            return
+        self.notify(f"{'Approved' if approve else 'Denied'} request {approval_id}", timeout=2)
+
+    @work(group="approvals-load", exclusive=True, exit_on_error=False)
+    async def reload_approvals(self) -> None:
+        result = await self.client.call("approvals")
+        self.approvals = {a["id"]: a for a in result.get("approvals", [])}
+        self._broadcast("approvals_changed", {})
+
+    @work(group="events-load", exclusive=True, exit_on_error=False)
+    async def load_events(self) -> None:
+        result = await self.client.call("events", n=200)
+        stored = result.get("events", [])
+        newest = max((e.get("ts") or 0.0 for e in stored), default=0.0)
+        live = [e for e in self.events if (e.get("ts") or 0.0) > newest]  # the rest is in the store too
+        self.events.clear()
+        self.events.extend(stored)
+        self.events.extend(live)
+        self.events_loaded = True
+        self._broadcast("events_loaded", {})
+
+    # -- app-level actions ------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_approvals(self) -> None:
+        if not isinstance(self.screen, ApprovalsScreen):
+            self.push_screen(ApprovalsScreen())
+
+    def action_events(self) -> None:
+        if not isinstance(self.screen, EventsScreen):
+            self.push_screen(EventsScreen())
+
+    def action_edit_policy(self) -> None:
+        if not isinstance(self.screen, PolicyScreen):
+            self.push_screen(PolicyScreen())
+
+    async def action_quit(self) -> None:
+        if not self.embedded:
+            self.exit()
+            return
+        running = sum(1 for a in self.agents.values() if a.get("state") not in ("stopped", "exited", "crashed"))
+
+        def answered(stop: bool | None) -> None:
+            if stop:
+                self.shutdown_and_exit()
+
+        self.push_screen(ConfirmQuit(self.fleet_name, running), answered)
+
+    @work(group="shutdown", exclusive=True, exit_on_error=False)
+    async def shutdown_and_exit(self) -> None:
+        self.notify("Stopping agents…", timeout=10)
+        try:
+            await asyncio.wait_for(self.client.call("shutdown"), timeout=30)
+        finally:
+            self.exit()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place worker failures surface: as an error notification."""
+        if event.state is WorkerState.ERROR:
+            error = event.worker.error
+            self.notify(f"{event.worker.name}: {error}", title="Error", severity="error", timeout=6)

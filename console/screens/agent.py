@@ -1,0 +1,263 @@
+"""Agent detail: full logs, goal, effective policy with origins, LLM calls, trends.
+
+Tabs keep it usable at 80x24: the log tab gets the whole body; policy, calls
+and sparklines are one key away. Each tab's data is loaded by its own worker
+when the screen opens, and live ``usage``/``state`` pushes keep it current.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import DataTable, Label, Sparkline, Static, TabbedContent, TabPane
+
+from console import format as fmt
+from console.screens.log_keys import LOG_BINDINGS, LogKeysMixin
+from console.widgets.footer import FleetFooter
+from console.widgets.log_pane import LogPane
+
+if TYPE_CHECKING:
+    from console.app import FleetConsole
+
+
+TREND_MINUTES = 30
+TREND_CALLS = 500
+TRENDS = (("tokens", "tokens/min"), ("cost", "cost $/min"), ("errors", "errors/min"))
+
+
+def per_minute(calls: list[dict[str, Any]], now: float, minutes: int = TREND_MINUTES) -> dict[str, list[float]]:
+    """Bucket LLM calls into the last ``minutes`` minutes (oldest first).
+
+    The supervisor's ``metrics`` op carries the agents' own metrics; the
+    LLM trends are derived here from ``usage`` records so both sources agree.
+    """
+    out = {key: [0.0] * minutes for key, _ in TRENDS}
+    for call in calls:
+        age = now - float(call.get("ts", now))
+        index = minutes - 1 - int(age // 60)
+        if not 0 <= index < minutes:
+            continue
+        out["tokens"][index] += call.get("tokens_in", 0) + call.get("tokens_out", 0)
+        out["cost"][index] += call.get("cost_usd", 0.0)
+        if call.get("outcome", "ok") != "ok":
+            out["errors"][index] += 1
+    return out
+
+
+def flatten(policy: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """``{"llm": {"model": "x"}}`` -> ``[("llm.model", "x")]`` (sorted by key)."""
+    rows: list[tuple[str, Any]] = []
+    for key, value in policy.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows.extend(flatten(value, path + "."))
+        else:
+            rows.append((path, value))
+    return sorted(rows)
+
+
+class AgentScreen(LogKeysMixin):
+    """Everything about one agent."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("p", "op('pause')", "Pause"),
+        Binding("r", "op('resume')", "Resume"),
+        Binding("x", "op('restart')", "Restart"),
+        Binding("s", "stop_start", "Stop/Start"),
+        Binding("b", "budget", "Budget"),
+        Binding("M", "model", "Model"),
+        *LOG_BINDINGS,
+    ]
+
+    def __init__(self, agent: str) -> None:
+        super().__init__(classes="agent-screen")
+        self.agent = agent
+        self.calls: list[dict[str, Any]] = []
+
+    @property
+    def console_app(self) -> FleetConsole:
+        from console.app import FleetConsole
+
+        assert isinstance(self.app, FleetConsole)
+        return self.app
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="agent-head")
+        with TabbedContent(id="agent-tabs"):
+            with TabPane("Logs", id="tab-logs"):
+                self._log_pane = LogPane(self.console_app.hub, self.agent, id="agent-log")
+                yield self._log_pane
+            with TabPane("Policy", id="tab-policy"):
+                yield DataTable(id="policy-table", cursor_type="row")
+            with TabPane("LLM calls", id="tab-calls"):
+                yield DataTable(id="calls-table", cursor_type="row")
+            with TabPane("Trends", id="tab-trends"), VerticalScroll():
+                for key, label in TRENDS:
+                    with Vertical(classes="trend"):
+                        yield Label(label, id=f"label-{key}")
+                        yield Sparkline([], id=f"spark-{key}")
+                yield Vertical(id="custom-metrics")
+        yield FleetFooter()
+
+    def on_mount(self) -> None:
+        self.console_app.ensure_history(self.agent)
+        self.log_pane.set_active(True)
+        self.update_head()
+        policy = self.query_one("#policy-table", DataTable)
+        policy.add_columns("key", "value", "from")
+        calls = self.query_one("#calls-table", DataTable)
+        calls.add_columns("model", "in", "out", "cost", "latency", "outcome")
+        self.load_policy()
+        self.load_usage()
+        self.load_metrics()
+
+    def _logs_visible(self) -> bool:
+        return self.query_one(TabbedContent).active == "tab-logs"
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        # Hidden panes are not fed: only the Logs tab keeps its view attached.
+        self.log_pane.set_active(self._logs_visible())
+
+    def on_screen_suspend(self) -> None:
+        self.log_pane.set_active(False)
+
+    def on_screen_resume(self) -> None:
+        self.log_pane.set_active(self._logs_visible())
+
+    def on_unmount(self) -> None:
+        self.log_pane.set_active(False)
+
+    def update_head(self) -> None:
+        agent = self.console_app.agents.get(self.agent, {})
+        head = Text.assemble((f" {self.agent} ", "bold"))
+        head.append_text(fmt.state_text(agent.get("state", "?")))
+        if agent.get("reason"):
+            head.append(f" ({agent['reason']})", style="yellow")
+        head.append(f"  up {fmt.duration(agent.get('uptime_s'))}", style="dim")
+        head.append(f"  policy {agent.get('policy', '?')}", style="dim")
+        head.append(f"  {fmt.usd(agent.get('cost_today_usd'))} today", style="dim")
+        head.append(f"\n goal: {agent.get('goal') or '-'}", style="italic")
+        self.query_one("#agent-head", Static).update(head)
+
+    # -- loading -----------------------------------------------------------------
+
+    @work(group="agent-policy", exclusive=True, exit_on_error=False)
+    async def load_policy(self) -> None:
+        shown = await self.console_app.client.call("policy_show", name=self.agent)
+        origins = shown.get("origins", {})
+        table = self.query_one("#policy-table", DataTable)
+        table.clear()
+        for key, value in flatten(shown.get("policy", {})):
+            origin = origins.get(key, "")
+            table.add_row(key, _value(value), Text(origin, style="dim" if origin == "built-in" else "cyan"))
+
+    @work(group="agent-usage", exclusive=True, exit_on_error=False)
+    async def load_usage(self) -> None:
+        result = await self.console_app.client.call("usage", agent=self.agent, n=TREND_CALLS)
+        calls = sorted(result.get("calls", []), key=lambda c: c.get("ts", 0.0))
+        self.calls = calls[-TREND_CALLS:]
+        table = self.query_one("#calls-table", DataTable)
+        table.clear()
+        for call in reversed(self.calls[-50:]):
+            self._add_call(call, at_end=True)
+        self.update_trends()
+
+    def _add_call(self, call: dict[str, Any], at_end: bool = False) -> None:
+        table = self.query_one("#calls-table", DataTable)
+        outcome = call.get("outcome", "")
+        row = (
+            call.get("model", ""),
+            str(call.get("tokens_in", 0)),
+            str(call.get("tokens_out", 0)),
+            f"${call.get('cost_usd', 0.0):.4f}",
+            f"{call.get('latency_s', 0.0):.2f}s",
+            Text(outcome, style="green" if outcome == "ok" else "red"),
+        )
+        if at_end or not table.row_count:
+            table.add_row(*row)
+        else:
+            # Newest first: rebuild is cheap for 50 rows and keeps the order right.
+            rows = [table.get_row_at(i) for i in range(table.row_count)]
+            table.clear()
+            for values in [list(row), *rows][:50]:
+                table.add_row(*values)
+
+    def update_trends(self) -> None:
+        """Sparklines of tokens, cost and errors per minute, derived from LLM calls."""
+        series = per_minute(self.calls, self.console_app.clock())
+        for key, label in TRENDS:
+            data = series[key]
+            self.query_one(f"#spark-{key}", Sparkline).data = data
+            now = data[-1] if data else 0.0
+            shown = f"{now:.4f}" if key == "cost" else f"{now:.0f}"
+            total = f"{sum(data):.4f}" if key == "cost" else f"{sum(data):.0f}"
+            self.query_one(f"#label-{key}", Label).update(
+                f"{label}: {shown} this minute, {total} in {TREND_MINUTES} min"
+            )
+
+    @work(group="agent-metrics", exclusive=True, exit_on_error=False)
+    async def load_metrics(self) -> None:
+        """The agent's own metrics (``ctx.metric``), one sparkline each."""
+        result = await self.console_app.client.call("metrics", agent=self.agent)
+        mine = (result.get("metrics") or {}).get(self.agent) or {}
+        box = self.query_one("#custom-metrics", Vertical)
+        await box.remove_children()
+        widgets = []
+        for name, points in sorted(mine.items()):
+            values = [float(p[1]) if isinstance(p, list | tuple) else float(p) for p in points][-120:]
+            last = f"{values[-1]:.4g}" if values else "-"
+            widgets.append(Vertical(Label(f"{name}: {last}"), Sparkline(values), classes="trend"))
+        if widgets:
+            await box.mount_all(widgets)
+
+    # -- live --------------------------------------------------------------------
+
+    def fleet_event(self, kind: str, data: dict[str, Any]) -> None:
+        if kind in ("state", "stats"):
+            self.update_head()
+            if kind == "state":
+                self.refresh_bindings()
+        elif kind == "usage" and data.get("agent") == self.agent:
+            call = {"ts": self.console_app.clock(), **data}
+            self.calls = [*self.calls[-(TREND_CALLS - 1) :], call]
+            self._add_call(call)
+            self.update_trends()
+        elif kind == "policy_applied":
+            self.load_policy()
+
+    # -- actions -------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        state = self.console_app.agents.get(self.agent, {}).get("state")
+        if action == "op":
+            if parameters[0] == "pause":
+                return state in fmt.PAUSABLE
+            if parameters[0] == "resume":
+                return state in fmt.RESUMABLE
+            return True
+        return self.log_check_action(action)
+
+    def action_op(self, op: str) -> None:
+        self.console_app.agent_op(op, [self.agent])
+
+    def action_stop_start(self) -> None:
+        state = self.console_app.agents.get(self.agent, {}).get("state")
+        self.console_app.agent_op("start" if state in fmt.STARTABLE else "stop", [self.agent])
+
+    def action_budget(self) -> None:
+        self.console_app.quick_budget(self.agent)
+
+    def action_model(self) -> None:
+        self.console_app.quick_model(self.agent)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)

@@ -1,0 +1,225 @@
+"""The fleet view: status bar, agent table and the log pane below it.
+
+The table's cursor chooses whose logs the pane shows; ``m`` switches the pane
+to the merged log of all agents and back. Agent actions act on the
+multi-selection when there is one, else on the cursor row; ``check_action``
+hides keys that cannot apply (no "Pause" on a paused agent) so the footer
+always shows what can be done now.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Static
+
+from console import format as fmt
+from console.logring import MERGED
+from console.screens.log_keys import LOG_BINDINGS, LogKeysMixin
+from console.widgets.agent_table import AgentTable
+from console.widgets.footer import FleetFooter
+from console.widgets.log_pane import LogPane
+
+if TYPE_CHECKING:
+    from console.app import FleetConsole
+
+
+class FleetScreen(LogKeysMixin):
+    """Home screen of the console."""
+
+    BINDINGS = [
+        Binding("p", "agents('pause')", "Pause"),
+        Binding("r", "agents('resume')", "Resume"),
+        Binding("P", "all('pause')", "Pause all", show=False),
+        Binding("R", "all('resume')", "Resume all", show=False),
+        Binding("x", "agents('restart')", "Restart"),
+        Binding("s", "stop_start", "Stop/Start"),
+        Binding("enter", "detail", "Detail", show=False),
+        Binding("m", "toggle_merged", "All logs", show=False),
+        Binding("b", "budget", "Budget", show=False),
+        Binding("M", "model", "Model", show=False),
+        Binding("escape", "clear_selection", "Unselect", show=False),
+        *LOG_BINDINGS,
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="fleet")
+        self.merged = False
+
+    @property
+    def console_app(self) -> FleetConsole:
+        from console.app import FleetConsole
+
+        assert isinstance(self.app, FleetConsole)
+        return self.app
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="topbar"):
+            yield Static(id="fleet-info")
+            yield Static(id="approvals-badge")
+        yield AgentTable(id="agents")
+        self._log_pane = LogPane(self.console_app.hub, MERGED, id="fleet-log")
+        yield self._log_pane
+        yield FleetFooter()
+
+    @property
+    def table(self) -> AgentTable:
+        return self.query_one(AgentTable)
+
+    def on_mount(self) -> None:
+        self.table.focus()
+        if self.console_app.agents:
+            self.update_agents(list(self.console_app.agents.values()))
+        self.update_info()
+
+    def on_screen_resume(self) -> None:
+        self.log_pane.set_active(True)
+        self.refresh_bindings()
+
+    def on_screen_suspend(self) -> None:
+        self.log_pane.set_active(False)
+
+    # -- data from the app ------------------------------------------------------
+
+    def update_info(self) -> None:
+        if not self.query("#fleet-info"):
+            return
+        app = self.console_app
+        info = Text.assemble((" ◆ ", "bold"), (app.fleet_name, "bold"))
+        if app.status:
+            info.append(f"  policy v{app.status.get('policy_version', '?')}", style="dim")
+            gateway = app.status.get("gateway", "?")
+            style = {"ready": "green", "loading": "yellow"}.get(gateway, "red")
+            info.append("  gateway ", style="dim")
+            info.append(gateway, style=style)
+            counts: dict[str, int] = {}
+            for agent in self.table.agents.values():
+                counts[agent.get("state", "?")] = counts.get(agent.get("state", "?"), 0) + 1
+            for state, n in sorted(counts.items()):
+                symbol, style = fmt.STATE_GLYPHS.get(state, ("?", "white"))
+                info.append(f"  {symbol} {n}", style=style)
+        else:
+            info.append("  connecting…", style="dim")
+        if self.table.selected:
+            info.append(f"  {len(self.table.selected)} selected", style="bold magenta")
+        self.query_one("#fleet-info", Static).update(info)
+        pending = app.pending_approvals
+        badge = self.query_one("#approvals-badge", Static)
+        badge.update(f" ⚑ {pending} approval{'s' if pending != 1 else ''} (a) " if pending else "")
+        badge.set_class(bool(pending), "-pending")
+
+    def update_agents(self, agents: list[dict[str, Any]]) -> None:
+        if not self.query(AgentTable):
+            return  # not composed yet: on_mount pulls the app's agents
+        table = self.table
+        first = not table.row_count
+        table.update_agents(agents)
+        if first and table.row_count:
+            self._follow_cursor()
+        self.update_info()
+
+    def fleet_event(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "state":
+            self.agent_state(data)
+        elif kind in ("approval", "approvals_changed", "policy_applied"):
+            self.update_info()
+
+    def agent_state(self, data: dict[str, Any]) -> None:
+        if not self.query(AgentTable):
+            return
+        self.table.set_state(data["agent"], data["state"], data.get("reason"))
+        self.update_info()
+        self.refresh_bindings()
+
+    # -- cursor -> log pane ---------------------------------------------------------
+
+    @on(DataTable.RowHighlighted, "#agents")
+    def _row_highlighted(self) -> None:
+        self._follow_cursor()
+        self.refresh_bindings()
+
+    @on(DataTable.RowSelected, "#agents")
+    def _row_selected(self) -> None:
+        self.action_detail()
+
+    @on(AgentTable.SelectionChanged)
+    def _selection_changed(self) -> None:
+        self.update_info()
+        self.refresh_bindings()
+
+    def _follow_cursor(self) -> None:
+        agent = self.table.cursor_agent
+        if agent is None or self.merged:
+            return
+        self.log_pane.source = agent
+        self.console_app.ensure_history(agent)
+
+    def action_toggle_merged(self) -> None:
+        self.merged = not self.merged
+        if self.merged:
+            self.log_pane.source = MERGED
+        else:
+            self._follow_cursor()
+
+    # -- actions ---------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        table = self.table
+        states = [table.state_of(name) for name in table.targets()]
+        if action == "agents":
+            op = parameters[0]
+            if op == "pause":
+                return any(s in fmt.PAUSABLE for s in states)
+            if op == "resume":
+                return any(s in fmt.RESUMABLE for s in states)
+            return bool(states)
+        if action in ("stop_start", "detail", "budget", "model"):
+            return bool(states)
+        if action == "all":
+            wanted = fmt.PAUSABLE if parameters[0] == "pause" else fmt.RESUMABLE
+            return any(a.get("state") in wanted for a in table.agents.values())
+        if action == "clear_selection":
+            return bool(table.selected)
+        return self.log_check_action(action)
+
+    def action_agents(self, op: str) -> None:
+        names = self.table.targets()
+        if names:
+            self.console_app.agent_op(op, names)
+
+    def action_all(self, op: str) -> None:
+        self.console_app.agent_op(op, None)
+
+    def action_stop_start(self) -> None:
+        table = self.table
+        names = table.targets()
+        to_start = [n for n in names if table.state_of(n) in fmt.STARTABLE]
+        to_stop = [n for n in names if n not in to_start]
+        if to_stop:
+            self.console_app.agent_op("stop", to_stop)
+        if to_start:
+            self.console_app.agent_op("start", to_start)
+
+    def action_detail(self) -> None:
+        agent = self.table.cursor_agent
+        if agent:
+            self.console_app.open_detail(agent)
+
+    def action_budget(self) -> None:
+        agent = self.table.cursor_agent
+        if agent:
+            self.console_app.quick_budget(agent)
+
+    def action_model(self) -> None:
+        agent = self.table.cursor_agent
+        if agent:
+            self.console_app.quick_model(agent)
+
+    def action_clear_selection(self) -> None:
+        if not self.log_pane.close_search():
+            self.table.clear_selection()

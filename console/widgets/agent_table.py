@@ -1,0 +1,154 @@
+"""The fleet table: one row per agent instance, cells updated in place.
+
+Stats arrive every second for every agent; rebuilding rows would reset the
+cursor and repaint everything, so the table remembers what each cell shows
+and calls ``update_cell`` only for cells whose value changed. The state cell
+is also updated straight from ``state`` events (the fastest feedback to a key
+press), and the time of that update is kept for the latency benchmark.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import DataTable
+
+from console import format as fmt
+
+COLUMNS: tuple[tuple[str, str, int | None], ...] = (
+    ("sel", " ", 1),
+    ("name", "agent", None),
+    ("state", "state", 12),
+    ("uptime", "up", 6),
+    ("restarts", "rst", 3),
+    ("cpu", "cpu%", 5),
+    ("mem", "mem", 5),
+    ("tokens", "tokens", 6),
+    ("cost", "today", 6),
+    ("budget", "budget", 13),
+    ("alerts", "⚠", 2),
+    ("last", "last line", 48),
+)
+
+
+class AgentTable(DataTable[Any]):
+    """Agents with live state, resources, spend and the latest log line."""
+
+    BINDINGS = [Binding("space", "toggle_select", "Select", show=False)]
+
+    class SelectionChanged(Message):
+        """The multi-selection changed (the screen refreshes its footer)."""
+
+        def __init__(self, selected: frozenset[str]) -> None:
+            super().__init__()
+            self.selected = selected
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
+        self.agents: dict[str, dict[str, Any]] = {}
+        self.selected: set[str] = set()
+        self._shown: dict[tuple[str, str], Any] = {}
+        #: (agent, state) -> perf_counter() when the cell showed it (benchmarks).
+        self.state_changed_at: dict[tuple[str, str], float] = {}
+        for key, label, width in COLUMNS:
+            self.add_column(label, key=key, width=width)
+        self.fixed_columns = 2
+
+    # -- data -----------------------------------------------------------------
+
+    def _cells(self, agent: dict[str, Any]) -> dict[str, Any]:
+        name = agent["name"]
+        state = agent.get("state", "?")
+        alerts = agent.get("alerts") or 0
+        return {
+            "sel": Text("✓", style="bold") if name in self.selected else "",
+            "name": Text(name, style="bold" if name in self.selected else ""),
+            "state": fmt.state_text(state),
+            "uptime": fmt.duration(agent.get("uptime_s")),
+            "restarts": str(agent.get("restarts", 0)),
+            "cpu": "-" if agent.get("cpu_pct") is None else f"{agent['cpu_pct']:.1f}",
+            "mem": fmt.size(agent.get("rss_bytes")),
+            "tokens": fmt.count(agent.get("tokens")),
+            "cost": fmt.usd(agent.get("cost_today_usd")),
+            "budget": fmt.bar(agent.get("budget_used")),
+            "alerts": Text(str(alerts), style="bold red") if alerts else Text("·", style="dim"),
+            "last": fmt.one_line(agent.get("last_line"), 80),
+        }
+
+    def update_agents(self, agents: Iterable[dict[str, Any]]) -> None:
+        """Merge a status/stats list: add new rows, update changed cells."""
+        for agent in agents:
+            name = agent["name"]
+            known = self.agents.get(name)
+            if known is None:
+                self.agents[name] = dict(agent)
+                cells = self._cells(agent)
+                self.add_row(*(cells[key] for key, _, _ in COLUMNS), key=name)
+                for key, value in cells.items():
+                    self._shown[(name, key)] = _plain(value)
+                continue
+            known.update(agent)
+            self._refresh_row(name)
+
+    def set_state(self, name: str, state: str, reason: str | None = None) -> None:
+        agent = self.agents.get(name)
+        if agent is None:
+            return
+        agent["state"] = state
+        agent["reason"] = reason
+        self._refresh_row(name, only=("state",))
+        self.state_changed_at[(name, state)] = time.perf_counter()
+
+    def _refresh_row(self, name: str, only: tuple[str, ...] | None = None) -> None:
+        cells = self._cells(self.agents[name])
+        for key in only or cells:
+            value = cells[key]
+            plain = _plain(value)
+            if self._shown.get((name, key)) != plain:
+                self._shown[(name, key)] = plain
+                self.update_cell(name, key, value, update_width=key == "name")
+
+    # -- cursor and selection ---------------------------------------------------
+
+    @property
+    def cursor_agent(self) -> str | None:
+        if not self.row_count:
+            return None
+        row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
+        return str(row_key.value)
+
+    def targets(self) -> list[str]:
+        """The selection if any, else the agent under the cursor."""
+        if self.selected:
+            return [name for name in self.agents if name in self.selected]
+        agent = self.cursor_agent
+        return [agent] if agent else []
+
+    def state_of(self, name: str) -> str | None:
+        agent = self.agents.get(name)
+        return agent.get("state") if agent else None
+
+    def action_toggle_select(self) -> None:
+        name = self.cursor_agent
+        if name is None:
+            return
+        self.selected.symmetric_difference_update({name})
+        self._refresh_row(name, only=("sel", "name"))
+        if self.cursor_row < self.row_count - 1:
+            self.move_cursor(row=self.cursor_row + 1)
+        self.post_message(self.SelectionChanged(frozenset(self.selected)))
+
+    def clear_selection(self) -> None:
+        names, self.selected = self.selected, set()
+        for name in names:
+            self._refresh_row(name, only=("sel", "name"))
+        self.post_message(self.SelectionChanged(frozenset()))
+
+
+def _plain(value: Any) -> Any:
+    return value.plain + str(value.spans) if isinstance(value, Text) else value

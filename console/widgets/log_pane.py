@@ -1,0 +1,215 @@
+"""A log pane: title line, the ``LogView`` and its search box.
+
+The pane owns the view's settings (follow, wrap, timestamps, search, filter)
+as reactives bound down to the view with ``data_bind``; the view only reports
+what the operator did (``LogView.UserScrolled``). History is not fetched here:
+the pane asks for it with ``LogPane.HistoryWanted`` and whoever owns the
+client answers by calling ``history_loaded`` (one owner of the client).
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.reactive import reactive, var
+from textual.widgets import Input, Static
+
+from console.logring import MERGED, LogHub
+from console.widgets.log_view import LogFilter, LogView
+
+
+class LogPane(Vertical):
+    """One log source with follow / search / wrap / timestamps / filter controls."""
+
+    DEFAULT_CSS = """
+    LogPane { height: 1fr; }
+    LogPane > #log-title { height: 1; }
+    LogPane > #log-search { display: none; height: 3; }
+    LogPane.-searching > #log-search { display: block; }
+    """
+
+    class HistoryWanted(Message):
+        """Older lines of ``agent`` are wanted: those before ``before_seq``."""
+
+        def __init__(self, pane: LogPane, agent: str, before_seq: int) -> None:
+            super().__init__()
+            self.pane = pane
+            self.agent = agent
+            self.before_seq = before_seq
+
+    class TailWanted(Message):
+        """The ring lost its newest lines to history; reload the tail of ``agent``."""
+
+        def __init__(self, pane: LogPane, agent: str) -> None:
+            super().__init__()
+            self.pane = pane
+            self.agent = agent
+
+    BINDINGS = [Binding("escape", "close_search", "Close search", show=False)]
+
+    source: reactive[str] = reactive(MERGED)
+    follow: var[bool] = var(True)
+    wrap: var[bool] = var(False)
+    timestamps: var[bool] = var(False)
+    search: var[str] = var("")
+    filter: var[LogFilter] = var(LogFilter())
+
+    def __init__(self, hub: LogHub, source: str = MERGED, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.hub = hub
+        self.set_reactive(LogPane.source, source)
+        self._matches = 0
+        self._history_pending = False
+        self._history_exhausted: set[str] = set()
+        # Kept, not queried: screens detach it while their children unmount.
+        self._view = LogView(hub, source, id="log-view")
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="log-title")
+        yield self._view.data_bind(LogPane.follow, LogPane.wrap, LogPane.timestamps, LogPane.search, LogPane.filter)
+        yield Input(placeholder="search (enter: find, esc: close, n/N: next/prev)", id="log-search")
+
+    @property
+    def view(self) -> LogView:
+        return self._view
+
+    def on_mount(self) -> None:
+        self._update_title()
+
+    def set_active(self, active: bool) -> None:
+        self.view.set_active(active)
+
+    # -- reactives -------------------------------------------------------------
+
+    def watch_source(self, source: str) -> None:
+        self.view.set_source(source)
+        self._update_title()
+
+    def _watch_follow(self) -> None:
+        self.set_class(self.follow, "-following")
+        self._update_title()
+
+    def _watch_wrap(self) -> None:
+        self._update_title()
+
+    def _watch_timestamps(self) -> None:
+        self._update_title()
+
+    def _watch_search(self) -> None:
+        self._update_title()
+
+    def _watch_filter(self) -> None:
+        self._update_title()
+
+    def _update_title(self) -> None:
+        titles = self.query("#log-title")
+        if not titles:
+            return
+        name = "all agents" if self.source == MERGED else self.source
+        title = Text.assemble((" ▸ ", "bold"), (name, "bold"))
+        title.append("  ")
+        if self.follow:
+            title.append("● follow", style="green")
+        else:
+            title.append("‖ paused scroll (f)", style="yellow")
+        if self.wrap:
+            title.append("  wrap", style="dim")
+        if self.timestamps:
+            title.append("  time", style="dim")
+        if self.filter.active:
+            title.append(f"  filter {self.filter.describe()}", style="cyan")
+        if self.search:
+            title.append(f"  /{self.search} ({self._matches} rows, n/N)", style="magenta")
+        titles.first(Static).update(title)
+
+    # -- commands from the screen ---------------------------------------------
+
+    def toggle_follow(self) -> None:
+        self.follow = not self.follow
+        if self.follow and self.source != MERGED and self.hub.ring(self.source).tail_dropped:
+            self.post_message(self.TailWanted(self, self.source))
+
+    def toggle_wrap(self) -> None:
+        self.wrap = not self.wrap
+
+    def toggle_timestamps(self) -> None:
+        self.timestamps = not self.timestamps
+
+    def open_search(self) -> None:
+        self.add_class("-searching")
+        search = self.query_one("#log-search", Input)
+        search.value = self.search
+        search.focus()
+
+    def find(self, forward: bool = True) -> None:
+        if not self.search:
+            self.notify("No search: press / first", severity="warning", timeout=2)
+            return
+        self.follow = False
+        if self.view.find(forward) is None:
+            self.notify(f"No match for {self.search!r}", severity="warning", timeout=2)
+
+    @on(Input.Submitted, "#log-search")
+    def _search_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.search = event.value
+        self._matches = self.view.count_matches() if self.search else 0
+        self._update_title()
+        self.remove_class("-searching")
+        self.view.focus()
+        if self.search:
+            self.find(forward=False)
+
+    def action_close_search(self) -> None:
+        self.close_search()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "close_search":
+            return self.has_class("-searching")
+        return True
+
+    def close_search(self) -> bool:
+        if self.has_class("-searching"):
+            self.remove_class("-searching")
+            self.view.focus()
+            return True
+        return False
+
+    # -- history ---------------------------------------------------------------
+
+    @on(LogView.UserScrolled)
+    def _user_scrolled(self, event: LogView.UserScrolled) -> None:
+        event.stop()
+        if event.up and self.follow:
+            self.follow = False
+        elif not event.up and event.at_end and not self.follow:
+            self.follow = True
+        if event.up and event.at_top:
+            self.want_history()
+
+    def want_history(self) -> None:
+        if self.source == MERGED or self._history_pending or self.source in self._history_exhausted:
+            return
+        first = self.hub.ring(self.source).first_seq
+        if first is None or first <= 0:
+            return
+        self._history_pending = True
+        self.post_message(self.HistoryWanted(self, self.source, first))
+
+    def history_loaded(self, agent: str, added: int) -> None:
+        """Called by the owner of the client once older lines are in the ring."""
+        self._history_pending = False
+        if added == 0:
+            self._history_exhausted.add(agent)
+            self.notify(f"Start of {agent}'s log", timeout=2)
+            return
+        if agent == self.source and self.view.active:
+            self.view.rebuild(keep_offset=added if not self.view.wrap else None)
+
+    def tail_loaded(self, agent: str) -> None:
+        if agent == self.source and self.view.active:
+            self.view.rebuild()

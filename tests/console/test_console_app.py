@@ -1,0 +1,521 @@
+"""Pilot tests: every key action and screen of the console against the fake fleet."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from console_helpers import frozen_clock, settle
+from fake_client import FakeFleetClient
+from textual.command import CommandList, CommandPalette
+from textual.widgets import DataTable, Input, OptionList, Sparkline, TabbedContent
+
+from console.app import FleetConsole
+from console.commands import FleetCommands
+from console.logring import MERGED
+from console.screens.agent import AgentScreen
+from console.screens.approvals import ApprovalsScreen
+from console.screens.events import EventsScreen
+from console.screens.fleet import FleetScreen
+from console.screens.help import HelpScreen
+from console.screens.modals import ChoicePrompt, ConfirmQuit, TextPrompt
+from console.screens.policy import PolicyEditor, PolicyScreen
+from console.widgets.log_pane import LogPane
+from console.widgets.log_view import LogView
+
+FIRST = "campaign-optimizer#1"
+SECOND = "campaign-optimizer#2"
+
+
+def make_app(client: FakeFleetClient, *, embedded: bool = True) -> FleetConsole:
+    return FleetConsole(client, embedded=embedded, fleet_name="demo", clock=frozen_clock)
+
+
+def loaded(app: FleetConsole) -> bool:
+    return app.fleet_screen.table.row_count == len(app.agents) > 0
+
+
+def state(app: FleetConsole, name: str) -> str | None:
+    return app.fleet_screen.table.state_of(name)
+
+
+def notes(app: FleetConsole) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+async def test_first_paint_does_not_wait_for_the_client() -> None:
+    client = FakeFleetClient(clock=frozen_clock, call_delay=5.0)  # a fleet still importing litellm
+    app = make_app(client)
+    started = time.perf_counter()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, FleetScreen)
+        assert "connecting" in str(app.screen.query_one("#fleet-info").render())
+        assert time.perf_counter() - started < 0.5 + 0.5  # generous for CI; the bench measures it
+        assert app.fleet_screen.table.row_count == 0
+
+
+async def test_table_shows_agents_and_state_symbols(client: FakeFleetClient) -> None:
+    app = make_app(client)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        table = app.fleet_screen.table
+        assert str(table.get_cell(FIRST, "state")) == "● running"
+        assert str(table.get_cell("nightly-script", "state")) == "■ stopped"
+        assert "approval" in str(app.screen.query_one("#approvals-badge").render())
+
+
+async def test_pause_and_resume_cursor_row(client: FakeFleetClient) -> None:
+    app = make_app(client)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        await pilot.press("p")
+        await settle(pilot, lambda: state(app, FIRST) == "paused")
+        assert ("pause", {"names": [FIRST]}) in client.calls
+        assert any("Pausing" in n for n in notes(app))
+        assert str(app.fleet_screen.table.get_cell(FIRST, "state")) == "‖ paused"
+        await pilot.press("r")
+        await settle(pilot, lambda: state(app, FIRST) == "running")
+
+
+async def test_check_action_hides_inapplicable_keys(client: FakeFleetClient) -> None:
+    app = make_app(client)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        screen = app.fleet_screen
+        assert screen.check_action("agents", ("pause",)) is True
+        assert screen.check_action("agents", ("resume",)) is False
+        await pilot.press("p")
+        await settle(pilot, lambda: state(app, FIRST) == "paused")
+        assert screen.check_action("agents", ("pause",)) is False
+        assert screen.check_action("agents", ("resume",)) is True
+        assert screen.check_action("log_next", ()) is False
+
+
+async def test_pause_all_and_resume_all(client: FakeFleetClient) -> None:
+    app = make_app(client)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        await pilot.press("P")
+        running = [n for n, a in client.agents.items() if n != "nightly-script"]
+        await settle(pilot, lambda: all(state(app, n) == "paused" for n in running))
+        assert ("pause", {"all": True}) in client.calls
+        await pilot.press("R")
+        await settle(pilot, lambda: all(state(app, n) == "running" for n in running))
+
+
+async def test_multi_select_acts_on_selection(client: FakeFleetClient) -> None:
+    app = make_app(client)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        await pilot.press("space", "space")  # selects rows 1 and 2, cursor moves down
+        assert app.fleet_screen.table.selected == {FIRST, SECOND}
+        await pilot.press("x")
+        await settle(pilot, lambda: client.agents[SECOND]["restarts"] == 2)
+        assert ("restart", {"names": [FIRST, SECOND]}) in client.calls
+        assert client.agents["anomaly-watch"]["restarts"] == 2  # untouched (index 2 % 3)
+        await pilot.press("escape")
+        assert not app.fleet_screen.table.selected
+
+
+async def test_stop_start_toggle(client: FakeFleetClient) -> None:
+    app = make_app(client)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        await pilot.press("s")
+        await settle(pilot, lambda: state(app, FIRST) == "stopped")
+        await pilot.press("s")
+        await settle(pilot, lambda: state(app, FIRST) == "running")
+        assert [op for op, _ in client.calls if op in ("stop", "start")] == ["stop", "start"]
+
+
+async def test_failed_action_is_reported(client: FakeFleetClient) -> None:
+    app = make_app(client)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        app.agent_op("stop", ["nightly-script"])
+        await settle(pilot, lambda: any("stop failed" in n for n in notes(app)))
+
+
+async def test_crash_state_notifies(client: FakeFleetClient) -> None:
+    app = make_app(client)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        client._set_state("ticker", "crash-loop", "5 restarts in 300s")
+        await settle(pilot, lambda: state(app, "ticker") == "crash-loop")
+        assert any("crash-loop" in n for n in notes(app))
+        assert str(app.fleet_screen.table.get_cell("ticker", "state")) == "⟳ crash-loop"
+
+
+async def test_live_logs_reach_the_visible_pane_in_batches(client: FakeFleetClient) -> None:
+    app = make_app(client)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        view = app.screen.query_one(LogView)
+        await settle(pilot, lambda: view.source == FIRST and view.line_count >= 60)
+        client.push_lines(FIRST, [f"live {i} \x1b[2J\x1b]0;title\x07\x1b[32mgreen\x1b[0m" for i in range(300)])
+        client.push_lines(SECOND, ["other agent"] * 10)
+        await settle(pilot, lambda: any("live 299" in line for line in view.lines))
+        assert not any("other agent" in line for line in view.lines)
+        last = view.lines[-1]
+        assert "\x1b[2J" not in last and "title" not in last and "\x1b[32m" in last
+        assert view.scroll_y == view.max_scroll_y  # following
+
+
+async def test_hidden_pane_is_not_fed_and_replays(client: FakeFleetClient) -> None:
+    app = make_app(client)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        view = app.fleet_screen.query_one(LogView)
+        await pilot.press("enter")
+        await settle(pilot, lambda: isinstance(app.screen, AgentScreen))
+        assert not view.active
+        client.push_lines(FIRST, ["while hidden"])
+        await settle(pilot, lambda: app.hub.ring(FIRST).blocks[-1].lines == ["while hidden"])
+        assert not view._pending
+        await pilot.press("escape")
+        await settle(pilot, lambda: isinstance(app.screen, FleetScreen) and view.active)
+        await settle(pilot, lambda: view.lines and view.lines[-1] == "while hidden")
+
+
+async def test_merged_view_toggle(client: FakeFleetClient) -> None:
+    app = make_app(client)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        pane = app.screen.query_one(LogPane)
+        await pilot.press("m")
+        assert pane.source == MERGED
+        client.push_lines("ticker", ["from ticker"])
+        await settle(pilot, lambda: any("from ticker" in line for line in pane.view.lines))
+        assert "ticker" in pane.view.lines[-1].split("│")[0]
+        await pilot.press("m")
+        assert pane.source == FIRST
+
+
+async def test_follow_search_wrap_timestamps(client: FakeFleetClient) -> None:
+    app = make_app(client)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        pane = app.screen.query_one(LogPane)
+        view = pane.view
+        await settle(pilot, lambda: view.line_count >= 60)
+        await pilot.press("f")
+        assert not pane.follow
+        client.push_lines(FIRST, ["not followed"] * 50)
+        await settle(pilot, lambda: "not followed" in view.lines[-1])
+        assert view.scroll_y < view.max_scroll_y
+        await pilot.press("f")
+        await settle(pilot, lambda: view.scroll_y == view.max_scroll_y)
+
+        await pilot.press("slash")
+        search = pane.query_one("#log-search", Input)
+        assert search.has_focus
+        await pilot.press(*"batch 1", "enter")
+        assert pane.search == "batch 1"
+        assert not pane.follow
+        first = view.current_match
+        assert first is not None and "batch 1" in view.lines[first]
+        await pilot.press("n")
+        assert view.current_match != first
+        await pilot.press("N")
+        assert view.current_match == first
+
+        long = "x" * 200
+        client.push_lines(FIRST, [long])
+        await settle(pilot, lambda: long in view.lines)
+        rows = len(view.lines)
+        await pilot.press("w")
+        await settle(pilot, lambda: len(view.lines) > rows)
+        assert long not in view.lines
+        await pilot.press("w", "t")
+        await settle(pilot, lambda: view.lines[-1].startswith("\x1b[2m"))
+
+
+async def test_user_scroll_up_pauses_follow_and_loads_history() -> None:
+    client = FakeFleetClient(clock=frozen_clock, history=1200)
+    app = make_app(client)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        pane = app.screen.query_one(LogPane)
+        view = pane.view
+        await settle(pilot, lambda: view.line_count == 500)
+        view.focus()
+        await pilot.press("home")
+        await settle(
+            pilot,
+            lambda: ("logs", {"agent": FIRST, "n": 500, "before_seq": 700}) in client.calls and view.line_count >= 1000,
+        )
+        assert not pane.follow
+        assert app.hub.ring(FIRST).first_seq in (0, 200)
+        await pilot.press("end")
+        await settle(pilot, lambda: pane.follow)
+
+
+async def test_filter_by_stream(client: FakeFleetClient) -> None:
+    app = make_app(client)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        pane = app.screen.query_one(LogPane)
+        await pilot.press("F")
+        await settle(pilot, lambda: app.screen.__class__.__name__ == "FilterPrompt")
+        app.screen.query_one("#stream").value = "sdk"
+        app.screen.query_one("#text", Input).focus()
+        await pilot.press("enter")
+        await settle(pilot, lambda: pane.filter.streams == frozenset({"sdk"}))
+        assert pane.view.lines and all("INFO" in line for line in pane.view.lines)
+
+
+async def test_agent_detail_screen(client: FakeFleetClient) -> None:
+    app = make_app(client)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        await pilot.press("enter")
+        await settle(pilot, lambda: isinstance(app.screen, AgentScreen))
+        screen = app.screen
+        await settle(pilot, lambda: screen.query_one("#policy-table", DataTable).row_count > 0)
+        assert "goal: Keep campaign-optimizer healthy" in str(screen.query_one("#agent-head").render())
+        policy = screen.query_one("#policy-table", DataTable)
+        keys = [str(policy.get_row_at(i)[0]) for i in range(policy.row_count)]
+        assert "budget.usd_per_day" in keys
+        assert screen.query_one("#calls-table", DataTable).row_count == 8
+        tokens = screen.query_one("#spark-tokens", Sparkline).data or []
+        assert len(tokens) == 30 and sum(tokens) > 0
+        await settle(pilot, lambda: len(screen.query("#custom-metrics Sparkline")) == 1)
+        assert "queue_depth" in str(screen.query_one("#custom-metrics Label").render())
+        client.push("usage", {"agent": FIRST, "model": "m", "tokens_in": 1, "tokens_out": 2, "cost_usd": 0.1,
+                              "latency_s": 0.2, "outcome": "ok"})  # fmt: skip
+        await settle(pilot, lambda: screen.query_one("#calls-table", DataTable).row_count == 9)
+        await pilot.press("p")
+        await settle(pilot, lambda: app.agents[FIRST]["state"] == "paused")
+        assert "paused" in str(screen.query_one("#agent-head").render())
+        log_view = screen.query_one("#agent-log", LogPane).view
+        assert log_view.active
+        screen.query_one(TabbedContent).active = "tab-policy"
+        await settle(pilot, lambda: not log_view.active)  # hidden tab: not fed
+        screen.query_one(TabbedContent).active = "tab-logs"
+        await settle(pilot, lambda: log_view.active)
+        await pilot.press("escape")
+        await settle(pilot, lambda: isinstance(app.screen, FleetScreen))
+
+
+async def test_quick_budget_and_model(client: FakeFleetClient) -> None:
+    app = make_app(client)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        await pilot.press("b")
+        await settle(pilot, lambda: isinstance(app.screen, TextPrompt))
+        prompt = app.screen.query_one(Input)
+        assert prompt.value == "2.0"
+        prompt.value = "5"
+        await pilot.press("enter")
+        await settle(pilot, lambda: (FIRST, "budget.usd_per_day") in client.overrides)
+        assert client.overrides[(FIRST, "budget.usd_per_day")] == 5.0
+        await settle(pilot, lambda: any("policy v4 applied" in n for n in notes(app)))
+        await pilot.press("M")
+        await settle(pilot, lambda: isinstance(app.screen, ChoicePrompt))
+        await pilot.press("down", "enter")
+        await settle(pilot, lambda: client.overrides.get((FIRST, "llm.model")) == "gpt-4o-mini")
+
+
+async def test_policy_editor_validates_and_saves(client: FakeFleetClient) -> None:
+    app = make_app(client)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        await pilot.press("e")
+        await settle(pilot, lambda: isinstance(app.screen, PolicyScreen))
+        screen = app.screen
+        assert isinstance(screen, PolicyScreen)
+        await settle(pilot, lambda: screen.path == "fleet.toml")
+        files = screen.query_one(OptionList)
+        files.highlighted = 2
+        files.action_select()
+        await settle(pilot, lambda: screen.path == "policies/ops.toml")
+        editor = screen.query_one(PolicyEditor)
+        assert editor.language == "toml"
+        editor.text = editor.text + "\n[bogus\n"
+        await settle(pilot, lambda: bool(screen.errors))  # debounced policy_check
+        assert editor.error_line == 14
+        assert "✖ 14:" in str(screen.query_one("#policy-status").render())
+        editor.text = editor.text.replace("[bogus\n", '[alerts]\naction = "notify"\n')
+        await settle(pilot, lambda: not screen.errors and editor.error_line is None)
+        await pilot.press("ctrl+s")
+        await settle(pilot, lambda: any("policy v4 applied" in n for n in notes(app)))
+        assert "[alerts]" in client.policy_files["policies/ops.toml"]
+        assert "v4 applied" in str(screen.query_one("#policy-status").render())
+
+
+async def test_policy_error_event_is_shown(client: FakeFleetClient) -> None:
+    app = make_app(client)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        client.push("policy_error", {"errors": [{"path": "fleet.toml", "line": 2, "col": 1, "message": "bad"}]})
+        await settle(pilot, lambda: any("fleet.toml:2:1: bad" in n for n in notes(app)))
+
+
+async def test_approvals_approve_and_deny(client: FakeFleetClient) -> None:
+    second = client.add_approval("ticker", "publish_post", "title=hello", timeout_s=30)
+    app = make_app(client)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot, lambda: loaded(app) and app.pending_approvals == 2)
+        assert "2 approvals" in str(app.screen.query_one("#approvals-badge").render())
+        await pilot.press("a")
+        await settle(pilot, lambda: isinstance(app.screen, ApprovalsScreen))
+        table = app.screen.query_one(DataTable)
+        await settle(pilot, lambda: table.row_count == 2)
+        assert str(table.get_cell("1", "age")) == "1m00s"
+        await pilot.press("y")
+        await settle(pilot, lambda: client.approvals[1]["status"] == "approved" and table.row_count == 1)
+        await pilot.press("n")
+        await settle(pilot, lambda: isinstance(app.screen, TextPrompt))
+        await pilot.press(*"not today", "enter")
+        await settle(pilot, lambda: client.approvals[second]["status"] == "denied")
+        assert client.approvals[second]["reason"] == "not today"
+        await settle(pilot, lambda: table.row_count == 0 and app.pending_approvals == 0)
+        await pilot.press("escape")
+        assert not app.fleet_screen.query_one("#approvals-badge").has_class("-pending")
+
+
+async def test_new_approval_notifies(client: FakeFleetClient) -> None:
+    app = make_app(client)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        client.add_approval("ticker", "send_email", "to=x")
+        await settle(pilot, lambda: app.pending_approvals == 2)
+        assert any("ticker asks to send_email" in n for n in notes(app))
+
+
+async def test_alerts_notify_and_events_screen(client: FakeFleetClient) -> None:
+    app = make_app(client)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        client.push(
+            "alert", {"agent": "ticker", "rule": "stalled", "message": "no output for 600s", "severity": "warning"}
+        )
+        await settle(pilot, lambda: any("no output for 600s" in n for n in notes(app)))
+        await pilot.press("E")
+        await settle(pilot, lambda: isinstance(app.screen, EventsScreen) and app.events_loaded)
+        table = app.screen.query_one(DataTable)
+        await settle(pilot, lambda: table.row_count == 3)
+        whats = [str(table.get_row_at(i)[3]) for i in range(table.row_count)]
+        assert whats[0].startswith("error_rate") and whats[-1] == "stalled: no output for 600s"
+
+
+async def test_help_screen(client: FakeFleetClient) -> None:
+    app = make_app(client)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert isinstance(app.screen, FleetScreen)
+
+
+async def test_command_palette_lists_agent_actions(client: FakeFleetClient) -> None:
+    app = make_app(client)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        provider = FleetCommands(app.screen)
+        texts = [hit.text async for hit in provider.discover()]
+        assert "Pause anomaly-watch" in texts
+        assert "Restart ticker" in texts
+        assert "Start nightly-script" in texts and "Pause nightly-script" not in texts
+        hits = [hit async for hit in provider.search("restart tick")]
+        assert hits and hits[0].text == "Restart ticker"
+        await pilot.press("ctrl+p")
+        await settle(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await pilot.press(*"Pause ticker")
+        await settle(pilot, lambda: app.screen.query_one(CommandList).option_count > 0)
+        await pilot.press("enter")
+        await settle(pilot, lambda: state(app, "ticker") == "paused")
+
+
+async def test_quit_embedded_asks_then_shuts_down(client: FakeFleetClient) -> None:
+    app = make_app(client, embedded=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        await pilot.press("q")
+        assert isinstance(app.screen, ConfirmQuit)
+        await pilot.press("escape")
+        assert isinstance(app.screen, FleetScreen) and not client.shut_down
+        await pilot.press("q")
+        await pilot.click("#stop")
+        await settle(pilot, lambda: client.shut_down)
+    assert client.shut_down
+
+
+async def test_quit_attached_leaves_agents_running(client: FakeFleetClient) -> None:
+    app = make_app(client, embedded=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        await pilot.press("q")
+        await pilot.pause()
+    assert not client.shut_down
+    assert "shutdown" not in [op for op, _ in client.calls]
+
+
+async def test_live_stats_update_cells() -> None:
+    client = FakeFleetClient(clock=frozen_clock)
+    app = make_app(client)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        client.agents["ticker"].update(cpu_pct=88.0, last_line="\x1b[31mbusy\x1b[0m\x07")
+        client.push("stats", {"agents": [dict(a) for a in client.agents.values()]})
+        await settle(pilot, lambda: app.fleet_screen.table.get_cell("ticker", "cpu") == "88.0")
+        assert app.fleet_screen.table.get_cell("ticker", "last") == "busy␇"
+
+
+async def test_event_stream_loss_is_retried() -> None:
+    class Flaky(FakeFleetClient):
+        failures = 1
+
+        async def subscribe(self, kinds=None):  # type: ignore[no-untyped-def,override]
+            if self.failures:
+                self.failures -= 1
+                from fleet.errors import FleetNotRunning
+
+                raise FleetNotRunning("socket closed")
+                yield {}
+            async for event in super().subscribe(kinds):
+                yield event
+
+    client = Flaky(clock=frozen_clock)
+    app = make_app(client)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        await settle(pilot, lambda: any("Event stream lost" in n for n in notes(app)))
+        for _ in range(100):
+            if client._queues:
+                break
+            await asyncio.sleep(0.05)  # the app's own reconnect backoff is real time
+        assert client._queues
+
+
+def test_per_minute_buckets_usage() -> None:
+    from console.screens.agent import per_minute
+
+    now = 10_000.0
+    calls = [
+        {"ts": now - 10, "tokens_in": 5, "tokens_out": 5, "cost_usd": 0.5, "outcome": "ok"},
+        {"ts": now - 70, "tokens_in": 1, "tokens_out": 2, "cost_usd": 0.25, "outcome": "error"},
+        {"ts": now - 4000, "tokens_in": 100, "tokens_out": 0, "cost_usd": 9.0, "outcome": "ok"},
+    ]
+    series = per_minute(calls, now, minutes=5)
+    assert series["tokens"] == [0, 0, 0, 3, 10]
+    assert series["cost"] == [0, 0, 0, 0.25, 0.5]
+    assert series["errors"] == [0, 0, 0, 1, 0]
+
+
+def test_console_imports_only_the_client_contract() -> None:
+    root = Path(__file__).parents[2] / "console"
+    forbidden = ("fleet.supervisor", "fleet.store", "fleet.policy", "fleet.gateway", "fleet.agent")
+    for path in root.rglob("*.py"):
+        text = path.read_text()
+        for name in forbidden:
+            assert name not in text, f"{path} imports {name}"
+
+
+def test_importing_console_app_is_fast_and_fleet_stays_textual_free() -> None:
+    code = "import fleet.ansi, fleet.records, fleet.control.api, sys; assert 'textual' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

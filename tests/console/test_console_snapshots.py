@@ -1,0 +1,95 @@
+"""SVG snapshots of the main screens at 80x24 and 160x48 (frozen clock, fake fleet).
+
+Update with ``pytest tests/console --snapshot-update`` after checking the
+pictures by eye.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from console_helpers import frozen_clock, settle
+from fake_client import FakeFleetClient
+from textual.pilot import Pilot
+
+from console.app import FleetConsole
+from console.screens.agent import AgentScreen
+from console.screens.approvals import ApprovalsScreen
+from console.screens.policy import PolicyScreen
+from console.widgets.log_view import LogView
+
+SIZES = [(80, 24), (160, 48)]
+
+
+def make_app() -> FleetConsole:
+    return FleetConsole(FakeFleetClient(clock=frozen_clock), embedded=True, fleet_name="demo", clock=frozen_clock)
+
+
+async def ready(pilot: Pilot[Any]) -> None:
+    app = pilot.app
+    assert isinstance(app, FleetConsole)
+    await settle(pilot, lambda: app.fleet_screen.table.row_count == 5)
+    view = app.fleet_screen.query_one(LogView)
+    await settle(pilot, lambda: view.line_count == 60)
+
+
+def then(*keys: str, until: Callable[[FleetConsole], bool]) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await ready(pilot)
+        await pilot.press(*keys)
+        app = pilot.app
+        assert isinstance(app, FleetConsole)
+        await settle(pilot, lambda: until(app))
+
+    return run_before
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_fleet_view(snap_compare: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(make_app(), terminal_size=size, run_before=ready)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_fleet_view_paused_and_selected(snap_compare: Any, size: tuple[int, int]) -> None:
+    run_before = then(
+        "p", "down", "space", until=lambda app: app.fleet_screen.table.state_of("campaign-optimizer#1") == "paused"
+    )
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_agent_detail(snap_compare: Any, size: tuple[int, int]) -> None:
+    def loaded(app: FleetConsole) -> bool:
+        return (
+            isinstance(app.screen, AgentScreen) and app.screen.query_one("#agent-log", expect_type=object) is not None
+        )
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=then("enter", until=loaded))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_policy_editor(snap_compare: Any, size: tuple[int, int]) -> None:
+    # The picture has TOML highlighting: it needs tree-sitter + tree-sitter-toml.
+    pytest.importorskip("tree_sitter_toml", reason="TOML highlighting needs tree-sitter-toml")
+    def loaded(app: FleetConsole) -> bool:
+        return isinstance(app.screen, PolicyScreen) and app.screen.path == "fleet.toml"
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=then("e", until=loaded))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_approvals(snap_compare: Any, size: tuple[int, int]) -> None:
+    def loaded(app: FleetConsole) -> bool:
+        return isinstance(app.screen, ApprovalsScreen) and app.screen.query_one("DataTable").row_count == 1  # type: ignore[attr-defined]
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=then("a", until=loaded))
+
+
+def test_help_80x24(snap_compare: Any) -> None:
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=then("question_mark", until=lambda app: True))
+
+
+def test_quit_dialog_80x24(snap_compare: Any) -> None:
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=then("q", until=lambda app: True))
