@@ -224,8 +224,9 @@ class FleetConsole(App[None]):
         ring = self.hub.ring(source)
         if ring.blocks:
             if source == MERGED:
-                first_ts = ring.blocks[0].ts
-                lines = [row for row in lines if row["ts"] < first_ts]
+                head = ring.blocks[0]
+                cursor = (head.ts, head.agent, head.first_seq)
+                lines = [row for row in lines if (row["ts"], row["agent"], row["seq"]) < cursor]
             else:
                 first_seq = ring.blocks[0].first_seq
                 lines = [row for row in lines if row["seq"] < first_seq]
@@ -250,12 +251,17 @@ class FleetConsole(App[None]):
             self._refresh_panes(agent)
 
     def on_log_pane_history_wanted(self, message: LogPane.HistoryWanted) -> None:
-        self.load_older(message.pane, message.agent, message.before_seq)
+        self.load_older(message.pane, message.agent, message.before_seq, message.cursor)
 
     @work(group="history", exit_on_error=False)
-    async def load_older(self, pane: LogPane, agent: str, before_seq: int) -> None:
+    async def load_older(
+        self, pane: LogPane, agent: str, before_seq: int, cursor: tuple[float, str, int] | None = None
+    ) -> None:
         try:
-            result = await self.client.call("logs", agent=agent, n=500, before_seq=before_seq)
+            if agent == MERGED:
+                result = await self.client.call("logs", agent=None, n=500, before=list(cursor or ()))
+            else:
+                result = await self.client.call("logs", agent=agent, n=500, before_seq=before_seq)
         except FleetError:
             pane.history_loaded(agent, 0)
             raise

@@ -33,13 +33,20 @@ class LogPane(Vertical):
     """
 
     class HistoryWanted(Message):
-        """Older lines of ``agent`` are wanted: those before ``before_seq``."""
+        """Older lines of ``agent`` are wanted: those before ``before_seq``.
 
-        def __init__(self, pane: LogPane, agent: str, before_seq: int) -> None:
+        For the merged view (``agent == MERGED``) line numbers mean nothing
+        across agents; ``cursor`` is the first line shown, as (ts, agent, seq).
+        """
+
+        def __init__(
+            self, pane: LogPane, agent: str, before_seq: int, cursor: tuple[float, str, int] | None = None
+        ) -> None:
             super().__init__()
             self.pane = pane
             self.agent = agent
             self.before_seq = before_seq
+            self.cursor = cursor
 
     class TailWanted(Message):
         """The ring lost its newest lines to history; reload the tail of ``agent``."""
@@ -192,13 +199,16 @@ class LogPane(Vertical):
             self.want_history()
 
     def want_history(self) -> None:
-        if self.source == MERGED or self._history_pending or self.source in self._history_exhausted:
+        if self._history_pending or self.source in self._history_exhausted:
             return
-        first = self.hub.ring(self.source).first_seq
-        if first is None or first <= 0:
+        ring = self.hub.ring(self.source)
+        if not ring.blocks:
+            return
+        head = ring.blocks[0]
+        if self.source != MERGED and head.first_seq <= 1:
             return
         self._history_pending = True
-        self.post_message(self.HistoryWanted(self, self.source, first))
+        self.post_message(self.HistoryWanted(self, self.source, head.first_seq, (head.ts, head.agent, head.first_seq)))
 
     def history_loaded(self, agent: str, added: int) -> None:
         """Called by the owner of the client once older lines are in the ring."""

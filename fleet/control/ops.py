@@ -109,7 +109,10 @@ class Operations:
         grep: str | None = None,
         since: float | None = None,
         streams: list[str] | None = None,
+        before: list[Any] | None = None,
     ) -> dict[str, Any]:
+        """History: one agent's lines before ``before_seq``, or all agents' before the
+        cursor ``before = [ts, agent, seq]`` (the first line the client already has)."""
         if agent is not None and agent not in self.sup.instances:
             insts = self.sup.select([agent])
             if len(insts) == 1:
@@ -122,7 +125,8 @@ class Operations:
         if grep:
             found = await store.search(grep, agent=agent, limit=n, since=since)
             return {"lines": [ln.to_wire() for ln in found]}
-        lines = await store.tail(agent, n=n, before_seq=before_seq, streams=streams, since=since)
+        cursor = (float(before[0]), str(before[1]), int(before[2])) if before else None
+        lines = await store.tail(agent, n=n, before_seq=before_seq, streams=streams, since=since, before=cursor)
         if agent and before_seq is None:
             # Lines read in the last moments may not have reached the disk yet.
             last = lines[-1].seq if lines else 0

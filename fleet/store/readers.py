@@ -84,17 +84,20 @@ def tail(
     before_seq: int | None = None,
     streams: list[str] | None = None,
     since: float | None = None,
+    before: tuple[float, str, int] | None = None,
 ) -> list[LogLine]:
     """The last ``n`` lines, oldest first.
 
     With ``agent`` the lines of that agent instance before ``before_seq`` (for
-    paging back); with ``agent=None`` all agents merged by timestamp
-    (``before_seq`` is then ignored). ``since`` keeps lines with ``ts >= since``.
+    paging back); with ``agent=None`` all agents merged in (ts, agent, seq)
+    order, before the cursor ``before`` when given (lines of one read share a
+    timestamp, so the time alone cannot be a cursor). ``since`` keeps lines
+    with ``ts >= since``.
     """
     if n <= 0:
         return []
     if agent is None:
-        return _tail_all(conn, n, streams, since)
+        return _tail_all(conn, n, streams, since, before)
     params: list[Any] = [agent]
     sql = f"SELECT {_CHUNK_COLS} FROM log_chunks WHERE agent = ?"
     if before_seq is not None:
@@ -121,7 +124,13 @@ def tail(
     return out
 
 
-def _tail_all(conn: sqlite3.Connection, n: int, streams: list[str] | None, since: float | None) -> list[LogLine]:
+def _tail_all(
+    conn: sqlite3.Connection,
+    n: int,
+    streams: list[str] | None,
+    since: float | None,
+    before: tuple[float, str, int] | None = None,
+) -> list[LogLine]:
     # Rows newest-last-line first: once ``n`` lines are in hand, a row whose last line
     # is older than the n-th newest line cannot contribute, nor can any row after it.
     params: list[Any] = []
@@ -129,6 +138,9 @@ def _tail_all(conn: sqlite3.Connection, n: int, streams: list[str] | None, since
     if since is not None:
         sql += " AND ts_end >= ?"
         params.append(since)
+    if before is not None:
+        sql += " AND ts <= ?"
+        params.append(before[0])
     sql += _streams_clause(streams, params)
     sql += " ORDER BY ts_end DESC"
     got: list[LogLine] = []
@@ -139,6 +151,8 @@ def _tail_all(conn: sqlite3.Connection, n: int, streams: list[str] | None, since
         lines = _row_lines(row[:9])
         if since is not None:
             lines = [ln for ln in lines if ln.ts >= since]
+        if before is not None:
+            lines = [ln for ln in lines if (ln.ts, ln.agent, ln.seq) < before]
         got.extend(lines)
         if len(got) >= n:
             got.sort(key=lambda ln: (ln.ts, ln.agent, ln.seq))

@@ -244,9 +244,11 @@ class Store:
         before_seq: int | None = None,
         streams: list[str] | None = None,
         since: float | None = None,
+        before: tuple[float, str, int] | None = None,
     ) -> list[LogLine]:
-        """Last ``n`` committed lines, oldest first; ``agent=None`` merges all agents by ts."""
-        return await self._read(readers.tail, agent, n, before_seq, streams, since)
+        """Last ``n`` committed lines, oldest first; ``agent=None`` merges all agents by
+        (ts, agent, seq), before the cursor ``before`` when paging back."""
+        return await self._read(readers.tail, agent, n, before_seq, streams, since, before)
 
     async def search(
         self, text: str, agent: str | None = None, limit: int = 500, since: float | None = None

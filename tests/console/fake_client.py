@@ -343,9 +343,15 @@ class FakeFleetClient:
         before_seq: int | None = None,
         grep: str | None = None,
         since: float | None = None,
+        before: list[Any] | None = None,
     ) -> dict[str, Any]:
         if agent is None:
-            rows = sorted((r for log in self.logs.values() for r in log), key=lambda r: (r["ts"], r["agent"]))
+            rows = sorted(
+                (r for log in self.logs.values() for r in log), key=lambda r: (r["ts"], r["agent"], r["seq"])
+            )
+            if before:
+                cursor = (before[0], before[1], before[2])
+                rows = [r for r in rows if (r["ts"], r["agent"], r["seq"]) < cursor]
         else:
             if agent not in self.logs:
                 raise UnknownAgent(f"no agent named {agent!r}")

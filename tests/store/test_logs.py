@@ -186,3 +186,33 @@ async def test_ordinary_rate_reaches_disk_fast(store: Store) -> None:
         worst = max(worst, time.perf_counter() - t0)
     conn.close()
     assert worst < 0.2
+
+
+async def test_merged_tail_pages_back_with_a_cursor_through_shared_timestamps(tmp_path):
+    from fleet.records import LogChunk
+    from fleet.store import Store
+
+    store = await Store.open(tmp_path / "fleet.db")
+    try:
+        # Two agents, chunks whose lines share timestamps: a time-only cursor would skip lines.
+        chunks = []
+        for i in range(6):
+            for agent in ("a", "b"):
+                text = "".join(f"{agent}{i}-{k}\n" for k in range(3))
+                chunks.append(LogChunk(agent, 1, "stdout", i * 3 + 1, 3, 1000.0 + i, text))
+        store.append_logs(chunks)
+        await store.flush()
+        everything = await store.tail(None, n=1000)
+        assert len(everything) == 36
+        pages: list = []
+        cursor = None
+        while True:
+            page = await store.tail(None, n=5, before=cursor)
+            if not page:
+                break
+            pages = page + pages
+            first = page[0]
+            cursor = (first.ts, first.agent, first.seq)
+        assert [(ln.agent, ln.seq) for ln in pages] == [(ln.agent, ln.seq) for ln in everything]
+    finally:
+        await store.close()
