@@ -144,23 +144,6 @@ def run(ctx: Ctx, quiet: bool) -> None:
 
 
 # --- status ---------------------------------------------------------------------------
-def _fmt_duration(s: float) -> str:
-    s = int(s)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-
-
-def _fmt_bytes(n: int) -> str:
-    for unit in ("B", "K", "M", "G"):
-        if n < 1024:
-            return f"{n:.0f}{unit}"
-        n /= 1024  # type: ignore[assignment]
-    return f"{n:.1f}T"
-
-
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
@@ -171,6 +154,7 @@ def status(ctx: Ctx, as_json: bool) -> None:
         click.echo(json.dumps(st, indent=2))
         return
     from fleet.ansi import sanitize
+    from fleet.humanize import duration, size
 
     click.echo(
         f"fleet {st['fleet']}  policy v{st['policy_version']}  gateway {st['gateway']}  "
@@ -181,8 +165,8 @@ def status(ctx: Ctx, as_json: bool) -> None:
     for a in st["agents"]:
         state = a["state"] + (f" ({a['reason']})" if a.get("reason") else "")
         rows.append((
-            a["name"], state[:40], str(a["pid"] or "-"), str(a["restarts"]), _fmt_duration(a["uptime_s"]),
-            f"{a['cpu_pct']:.0f}", _fmt_bytes(a["rss_bytes"]), str(a["tokens"]), f"{a['cost_usd']:.4f}",
+            a["name"], state[:40], str(a["pid"] or "-"), str(a["restarts"]), duration(a["uptime_s"]),
+            f"{a['cpu_pct']:.0f}", size(a["rss_bytes"]), str(a["tokens"]), f"{a['cost_usd']:.4f}",
             str(a.get("alerts") or "-"), sanitize(a.get("last_line") or "", keep_sgr=False)[:50],
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
@@ -227,9 +211,11 @@ def approvals(ctx: Ctx, as_json: bool, all_: bool) -> None:
         click.echo("no pending approvals")
     import time
 
+    from fleet.humanize import duration
+
     for a in items:
         age = time.time() - float(a.get("created") or a.get("requested_at") or time.time())
-        click.echo(f"#{a['id']}  {a['agent']}  {a['action']}  {a.get('status')}  {_fmt_duration(age)} ago  "
+        click.echo(f"#{a['id']}  {a['agent']}  {a['action']}  {a.get('status')}  {duration(age)} ago  "
                    f"{json.dumps({k: v for k, v in (a.get('details') or {}).items() if k != 'context'})[:80]}")
 
 

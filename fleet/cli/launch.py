@@ -11,28 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from fleet.cli import EXIT_NOT_RUNNING, Ctx, fail
-from fleet.control.client import SocketClient
+from fleet.control.client import SocketClient, socket_answers
 from fleet.control.lazy import LazyClient
 from fleet.errors import FleetError
-
-
-def _answers(path: Path) -> bool:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(0.5)
-    try:
-        s.connect(str(path))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
 
 
 def start_background_fleet(fleet_dir: Path, state_dir: Path) -> subprocess.Popen[bytes]:
@@ -61,7 +48,7 @@ async def wait_for_socket(path: Path, proc: subprocess.Popen[bytes] | None, log:
     """Connect once the fleet listens; explain what went wrong if it died instead."""
     deadline = time.monotonic() + timeout
     while True:
-        if _answers(path):
+        if socket_answers(path):
             return await SocketClient.connect(path, origin="console")
         if proc is not None and proc.poll() is not None:
             tail = await asyncio.to_thread(_log_tail, log)
@@ -81,7 +68,7 @@ def _log_tail(log: Path, n: int = 6) -> str:
 def open_console(ctx: Ctx, attach_only: bool = False) -> int:
     fleet_dir, is_demo = ctx.resolve()
     sock = ctx.socket()
-    running = _answers(sock)
+    running = socket_answers(sock)
     if not running and attach_only:
         fail(f"no fleet is running in {fleet_dir}", EXIT_NOT_RUNNING)
     proc = None if running else start_background_fleet(fleet_dir, ctx.state_dir())

@@ -19,6 +19,7 @@ import click
 
 from fleet.cli import Ctx, fail, pass_ctx, run_client
 from fleet.cli.timeparse import parse_since
+from fleet.humanize import duration
 
 STATES = ("queued", "leased", "done", "failed", "dead")
 
@@ -85,7 +86,7 @@ def tasks(ctx: Ctx, as_json: bool, state: tuple[str, ...], kind: str | None, lim
                 t["state"],
                 str(t.get("attempt") or 0),
                 t.get("agent") or "-",
-                _age(now - float(t["created"])),
+                duration(now - float(t["created"])),
                 str(detail or "")[:60],
             )
         )
@@ -124,17 +125,6 @@ def _from_store(ctx: Ctx, states: list[str], kind: str | None, n: int) -> list[d
         return tasks_sql.list_tasks(conn, states or None, kind, n)
     finally:
         conn.close()
-
-
-def _age(s: float) -> str:
-    s = max(0, int(s))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m"
-    if s < 86400:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d"
 
 
 @click.command()

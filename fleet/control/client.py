@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,19 @@ if TYPE_CHECKING:
     from fleet.supervisor.core import Supervisor
 
 MAX_REPLY = 256 * 1024 * 1024
+
+
+def socket_answers(path: Path, timeout: float = 1.0) -> bool:
+    """Whether a fleet listens on ``path`` (a blocking probe, for CLI start-up decisions)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(str(path))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
 
 
 class SocketClient:

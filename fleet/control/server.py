@@ -14,10 +14,10 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 from pathlib import Path
 from typing import Any
 
+from fleet.control.client import socket_answers
 from fleet.control.ops import Operations
 from fleet.errors import FleetError, ProtocolError, error_to_wire
 from fleet.jsonlines import LineBuffer, dumps
@@ -35,18 +35,6 @@ class AlreadyRunning(FleetError):
 
 def socket_path(state_dir: Path) -> Path:
     return state_dir / "control.sock"
-
-
-def _answers(path: Path) -> bool:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(1.0)
-    try:
-        s.connect(str(path))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
 
 
 class _Connection(asyncio.Protocol):
@@ -149,7 +137,7 @@ class ControlServer:
     async def start(self) -> None:
         ensure_private_dir(self.state_dir)
         if self.path.exists() or self.path.is_symlink():
-            if _answers(self.path):
+            if socket_answers(self.path):
                 raise AlreadyRunning(f"a fleet is already running here (socket {self.path})")
             self.path.unlink()
         old = os.umask(0o177)
