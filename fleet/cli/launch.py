@@ -71,10 +71,15 @@ def open_console(ctx: Ctx, attach_only: bool = False) -> int:
     running = socket_answers(sock)
     if not running and attach_only:
         fail(f"no fleet is running in {fleet_dir}", EXIT_NOT_RUNNING)
+    # Import the UI before starting the fleet: on a 2-core machine the fleet's own
+    # start-up (policy load, agents, litellm in a thread) would otherwise compete
+    # with these imports and push the first paint past half a second.
+    import console.app  # noqa: F401
+    from console import run as run_console
+
     proc = None if running else start_background_fleet(fleet_dir, ctx.state_dir())
     log = ctx.state_dir() / "fleet.log"
     client = LazyClient(lambda: wait_for_socket(sock, proc, log))
-    from console import run as run_console
 
     name = fleet_dir.name if not is_demo else "demo"
     try:

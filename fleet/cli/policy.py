@@ -14,7 +14,6 @@ from typing import Any
 import click
 
 from fleet.errors import UnknownAgent
-from fleet.policy import PolicyErrors, load_book
 
 
 def _fleet_dir(ctx: click.Context) -> Path:
@@ -41,8 +40,8 @@ def check(ctx: click.Context) -> None:
     """Validate fleet.toml and policies/*.toml; exit 1 on any error."""
     fleet_dir = _fleet_dir(ctx)
     try:
-        book = load_book(fleet_dir)
-    except PolicyErrors as exc:
+        book = _load(fleet_dir)
+    except _errors() as exc:
         for error in exc.errors:
             click.echo(str(error))
         n = len(exc.errors)
@@ -68,9 +67,9 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
     """Show NAME's effective policy (an agent, instance or policy) and where each value comes from."""
     fleet_dir = _fleet_dir(ctx)
     try:
-        book = load_book(fleet_dir)
+        book = _load(fleet_dir)
         described = book.describe(name)
-    except PolicyErrors as exc:
+    except _errors() as exc:
         for error in exc.errors:
             click.echo(str(error), err=True)
         ctx.exit(1)
@@ -98,3 +97,17 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
     for key, value, origin in rows:
         click.echo(f"  {key:<{width_key}}  {value:<{width_value}}  ", nl=False)
         click.secho(origin, dim=origin == "built-in")
+
+
+def _load(fleet_dir: Path) -> Any:
+    # pydantic is imported here, not at module level: every ``fleet`` command
+    # imports this module, and most of them never read a policy.
+    from fleet.policy import load_book
+
+    return load_book(fleet_dir)
+
+
+def _errors() -> type[Exception]:
+    from fleet.policy import PolicyErrors
+
+    return PolicyErrors

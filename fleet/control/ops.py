@@ -70,7 +70,9 @@ class Operations:
         return self.sup.status()
 
     async def op_shutdown(self) -> dict[str, Any]:
-        self.sup.request_shutdown()
+        # Begin once this reply (and its audit row) is on its way, not before:
+        # shutting down closes the very connection the reply goes out on.
+        asyncio.get_running_loop().call_later(0.05, self.sup.request_shutdown)
         return {"stopping": True}
 
     # --- agents --------------------------------------------------------------------

@@ -206,3 +206,21 @@ def test_a_supervisor_dying_of_an_exception_leaves_no_orphans(tmp_path):
     t0 = time.monotonic()
     wait_until(lambda: not fleet_processes(agent_pids + children), 2.0, "every agent process to be gone")
     assert time.monotonic() - t0 < 2.0
+
+
+def test_the_shutdown_op_answers_then_stops_the_fleet(running_fleet):
+    import asyncio
+
+    from fleet.control.client import SocketClient
+
+    d, proc = running_fleet
+
+    async def shutdown() -> dict:
+        client = await SocketClient.connect(d / ".fleet" / "control.sock")
+        try:
+            return await client.call("shutdown")
+        finally:
+            await client.close()
+
+    assert asyncio.run(shutdown()) == {"stopping": True}
+    assert proc.wait(timeout=20) == 0
