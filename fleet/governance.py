@@ -72,7 +72,14 @@ async def attach(sup: Supervisor, ops: Operations, gateway: Any = None) -> None:
                 int(t.get("calls", 0)),
                 int(t.get("errors", 0)),
             )
-    gateway.start()
+    # litellm costs ~4 CPU-seconds and ~200 MB to import: load it when the first
+    # SDK agent comes up (or at the first call), never for fleets that cannot call
+    # a model, and never while a fleet of plain commands floods its logs.
+    def warm_up(inst: AgentInstance, prev: Any) -> None:
+        if inst.kind == "sdk" and inst.state.value == "running":
+            gateway.start()
+
+    sup.add_hook("on_state", warm_up)
 
     def publish_approval(ev: Event) -> None:
         data = dict(ev.data)

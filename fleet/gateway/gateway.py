@@ -56,7 +56,7 @@ from fleet.records import UsageRecord
 
 log = logging.getLogger(__name__)
 
-GatewayState = Literal["loading", "ready", "error"]
+GatewayState = Literal["idle", "loading", "ready", "error"]
 #: ``await recorder(record)`` persists one call (the store's usage table).
 Recorder = Callable[[UsageRecord], Awaitable[None]]
 #: ``on_exhausted(agent, reason)``: the supervisor pauses the agent. May be sync or async.
@@ -212,7 +212,7 @@ class Gateway:
             if not k.endswith(("_API_BASE", "_API_VERSION", "_PROJECT_ID", "_ORG_ID", "_ORGANIZATION"))
         )
         self._ledgers: dict[str, _Ledger] = {}
-        self._state: GatewayState = "loading"
+        self._state: GatewayState = "idle"  # nothing loaded until first needed
         self._load_task: asyncio.Task[None] | None = None
         self._load_error: str = ""
 
@@ -220,7 +220,7 @@ class Gateway:
 
     @property
     def state(self) -> GatewayState:
-        """``loading`` until the provider has loaded, then ``ready``, or ``error``."""
+        """``idle`` until first needed, ``loading`` while the provider loads, then ``ready`` or ``error``."""
         return self._state
 
     def bind(self, *, recorder: Recorder | None = None, on_exhausted: ExhaustedCallback | None = None) -> None:

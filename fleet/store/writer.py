@@ -47,6 +47,13 @@ ROW_BYTES = 64 * 1024
 BATCH_BYTES = 8 * 1024 * 1024
 #: Text indexed per FTS transaction (~50 ms of work here).
 FTS_BATCH_BYTES = 4 * 1024 * 1024
+#: Index only once logs have been quiet this long: indexing mid-flood would take
+#: CPU from ingestion (a search meanwhile scans the unindexed tail instead).
+FTS_QUIET_S = 0.2
+#: Checkpoint the WAL once logs have been quiet this long ...
+CHECKPOINT_QUIET_S = 0.5
+#: ... or, in a flood that never stops, every this many log batches (~8 MiB each).
+CHECKPOINT_EVERY_BATCHES = 64
 #: When the index lags by more than this, index between log batches too.
 FTS_MAX_LAG_BYTES = 256 * 1024 * 1024
 #: Pages of FTS segment merging per idle step (~30 ms here).
@@ -177,6 +184,11 @@ class Writer(threading.Thread):
     ) -> None:
         super().__init__(name="fleet-store-writer", daemon=True)
         self.conn = conn
+        # Checkpoints copy every WAL page into the database a second time: do them
+        # when logs are quiet (or the WAL grows large), not in the middle of a flood.
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
+        self._wal_dirty = False
+        self._batches_since_checkpoint = 0
         self.high_water = high_water
         self.low_water = low_water
         self._on_pressure = on_pressure
@@ -192,6 +204,7 @@ class Writer(threading.Thread):
         self.indexing = True
         #: Test seam: called in this thread before each log commit (e.g. to simulate a slow disk).
         self.delay_hook: Callable[[], None] | None = None
+        self.last_log_enqueue = 0.0
         self.error: BaseException | None = None
         self.last_error = ""
         # Counters (written by this thread, read anywhere; ints are atomic enough).
@@ -214,6 +227,7 @@ class Writer(threading.Thread):
         """Queue chunks; return True when this append raised the backlog over the high-water mark."""
         with self.cond:
             self.queue.append((chunks, nbytes))
+            self.last_log_enqueue = time.monotonic()
             self.backlog_bytes += nbytes
             self.lines_enqueued += lines
             self.cond.notify()
@@ -261,7 +275,21 @@ class Writer(threading.Thread):
             self.cond.notify()
 
     def _index_due(self) -> bool:
-        return self.indexing and self.fts_upto < self.max_id
+        return self.indexing and self.fts_upto < self.max_id and self._index_quiet_in() <= 0
+
+    def _index_quiet_in(self) -> float:
+        """Seconds until logs have been quiet long enough to index (0 when they have)."""
+        if self._index_waiters:  # someone waits for the index (tests, benchmarks): now
+            return 0.0
+        return self._quiet_in(FTS_QUIET_S)
+
+    def _quiet_in(self, quiet_s: float) -> float:
+        return max(0.0, self.last_log_enqueue + quiet_s - time.monotonic())
+
+    def _checkpoint(self) -> None:
+        self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        self._wal_dirty = False
+        self._batches_since_checkpoint = 0
 
     def _resolve_index_waiters(self) -> None:
         if self.fts_upto < self.max_id:
@@ -319,6 +347,13 @@ class Writer(threading.Thread):
                     if wait <= 0:
                         self._next_retention = time.monotonic() + self.retention.interval_s
                         wait = self.retention.interval_s
+                    if self.indexing and self.fts_upto < self.max_id:
+                        wait = min(wait, self._index_quiet_in() + 0.001)
+                    if self._wal_dirty:
+                        quiet_in = self._quiet_in(CHECKPOINT_QUIET_S)
+                        if quiet_in <= 0:
+                            break
+                        wait = min(wait, quiet_in + 0.001)
                     self.cond.wait(wait)
                 items: list[Any] = []
                 taken = 0
@@ -335,6 +370,10 @@ class Writer(threading.Thread):
                 # Keep the index from falling arbitrarily far behind a flood that never stops.
                 if self._fts_lag_bytes > FTS_MAX_LAG_BYTES and since_index % 4 == 0 and self.indexing:
                     self._background(self._index_batch)
+                # ... the WAL from growing without bound ...
+                self._batches_since_checkpoint += 1
+                if self._batches_since_checkpoint >= CHECKPOINT_EVERY_BATCHES:
+                    self._background(self._checkpoint)
                 # ... and retention from never running under one.
                 if since_index % 16 == 0 and (retention_state is not None or self._retention_due()):
                     retention_state = self._background(self._retention_step, retention_state)
@@ -346,6 +385,8 @@ class Writer(threading.Thread):
                 self._resolve_index_waiters()
             elif retention_state is not None or self._retention_due():
                 retention_state = self._background(self._retention_step, retention_state)
+            elif self._wal_dirty and self._quiet_in(CHECKPOINT_QUIET_S) <= 0:
+                self._background(self._checkpoint)
             elif self._merge_pending:
                 self._background(self._merge_step)
 
@@ -431,6 +472,7 @@ class Writer(threading.Thread):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        self._wal_dirty = True
         self.lines_written += lines
         self.bytes_written += taken
         for call, res, exc in results:

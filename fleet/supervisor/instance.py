@@ -139,9 +139,12 @@ class AgentInstance:
             FLEET_DIR=str(self.sup.fleet_dir),
             FLEET_AGENT=self.name,
             FLEET_NAME=self.sup.fleet_name,
-            PYTHONUNBUFFERED="1",
             PYTHONIOENCODING=env.get("PYTHONIOENCODING", "utf-8"),
         )
+        # No PYTHONUNBUFFERED: a program keeps its own buffering, as under any other
+        # supervisor (forcing it costs a write() per line in a flood). SDK agents
+        # line-buffer stdout themselves; a Python command agent that should log
+        # line by line sets env = { PYTHONUNBUFFERED = "1" }.
         env["FLEET_SUPERVISOR_TOKEN"] = self.sup.token
         if control_fd is not None:
             env["FLEET_CONTROL_FD"] = str(control_fd)
