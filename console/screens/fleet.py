@@ -94,7 +94,7 @@ class FleetScreen(LogKeysMixin):
         if app.status:
             info.append(f"  policy v{app.status.get('policy_version', '?')}", style="dim")
             gateway = app.status.get("gateway", "?")
-            style = {"ready": "green", "loading": "yellow"}.get(gateway, "red")
+            style = {"ready": "green", "loading": "yellow", "idle": "bright_black"}.get(gateway, "red")
             info.append("  gateway ", style="dim")
             info.append(gateway, style=style)
             counts: dict[str, int] = {}

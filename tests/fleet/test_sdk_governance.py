@@ -171,3 +171,17 @@ async def test_policy_ops_show_origins_and_reject_bad_writes(fleet_factory):
         assert "only fleet.toml and policies" in str(exc)
     else:
         raise AssertionError("path outside the fleet was accepted")
+
+
+async def test_the_gateway_loads_only_when_an_sdk_agent_needs_it(fleet_factory):
+    f = await fleet_factory('[[agent]]\nname = "plain"\ncommand = ["sleep", "60"]\n')
+    await f.events.state("plain", "running")
+    assert (await f.call("status"))["gateway"] == "idle"
+    g = await fleet_factory(
+        '[[agent]]\nname = "sdk"\nrun = "agents.s:run"\n',
+        {"agents/__init__.py": "", "agents/s.py": "async def run(ctx):\n    await ctx.sleep(60)\n"},
+        name="second",
+    )
+    await g.events.state("sdk", "running")
+    await g.sup.gateway.ready()
+    assert (await g.call("status"))["gateway"] == "ready"
