@@ -1,0 +1,101 @@
+"""supervisord (PyPI ``supervisor``) as a peer: an ini file, ``supervisorctl`` for control.
+
+Configured the way its docs tell a user to keep every line: one
+``stdout_logfile`` per program with ``*_maxbytes=0`` (no rotation, so nothing
+is dropped). ``startsecs`` stays at its default (1 s) for restarting programs,
+as a user gets it; ``fast_restart`` sets it to 0, the smallest delay it allows
+(an immediate exit then counts as a run, and ``autorestart`` restarts it at once).
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from bench.common import Program, Workdir, wait_for
+from bench.peers import Peer, children_by_marker, find_exe
+
+HEAD = """\
+[unix_http_server]
+file=%(here)s/supervisor.sock
+
+[supervisord]
+logfile=%(here)s/supervisord.log
+pidfile=%(here)s/supervisord.pid
+childlogdir=%(here)s
+nodaemon=true
+loglevel=warn
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix://%(here)s/supervisor.sock
+
+"""
+
+
+class Supervisord(Peer):
+    name = "supervisord"
+    supports = frozenset({"flood", "idle", "crash", "pause", "config"})
+    install = "python3 -m venv /work/peers && /work/peers/bin/pip install supervisor"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir: Path | None = None
+
+    def missing(self) -> str | None:
+        if not (find_exe("supervisord") and find_exe("supervisorctl")):
+            return f"supervisord not found; install: {self.install}"
+        return None
+
+    def version(self) -> str:
+        return self._ctl([find_exe("supervisord") or "supervisord", "--version"]).strip()
+
+    @property
+    def conf(self) -> Path:
+        assert self.dir is not None
+        return self.dir / "supervisord.conf"
+
+    def _section(self, p: Program) -> str:
+        assert self.dir is not None
+        autorestart = {"never": "false", "on-failure": "unexpected", "always": "true"}[p.restart]
+        startsecs = "0" if (p.restart == "never" or p.fast_restart) else "1"
+        return (
+            f"[program:{p.name}]\ncommand={shlex.join(p.argv)}\nautostart=true\nautorestart={autorestart}\n"
+            f"startsecs={startsecs}\nexitcodes=0\nstopasgroup=true\nkillasgroup=true\nstopwaitsecs=5\n"
+            f"stdout_logfile={self.dir}/{p.name}.out\nstdout_logfile_maxbytes=0\nstdout_logfile_backups=0\n"
+            f"stderr_logfile={self.dir}/{p.name}.err\nstderr_logfile_maxbytes=0\nstderr_logfile_backups=0\n\n"
+        )
+
+    def start(self, wd: Workdir, programs: list[Program]) -> None:
+        self.wd = wd
+        self.programs = list(programs)
+        self.dir = wd.root / "supervisord"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.conf.write_text(HEAD + "".join(self._section(p) for p in programs))
+        self.proc = self._popen([find_exe("supervisord") or "supervisord", "-c", str(self.conf)],
+                                stdout=open(wd.root / "supervisord.stdout", "wb"))  # noqa: SIM115
+        first = programs[0].name
+        if not wait_for(lambda: first in self._ctl(self.ctl("status")) or None, 30, 0.1):
+            raise RuntimeError("supervisord did not answer")
+
+    def ctl(self, *args: str) -> list[str]:
+        return [find_exe("supervisorctl") or "supervisorctl", "-c", str(self.conf), *args]
+
+    def running_pids(self) -> dict[str, int]:
+        assert self.proc is not None and self.wd is not None
+        return children_by_marker(self.proc.pid, str(self.wd.root))
+
+    def flood_files(self) -> list[Path]:
+        assert self.dir is not None
+        return [self.dir / f"{p.name}.out" for p in self.programs]
+
+    def signal_cmd(self, name: str, sig: str) -> list[str] | None:
+        return self.ctl("signal", sig, name)
+
+    def add_program(self, prog: Program) -> None:
+        self.programs.append(prog)
+        with open(self.conf, "a") as f:
+            f.write(self._section(prog))
+        self._ctl(self.ctl("update"))
