@@ -52,8 +52,10 @@ FTS_BATCH_BYTES = 4 * 1024 * 1024
 FTS_QUIET_S = 0.2
 #: Checkpoint the WAL once logs have been quiet this long ...
 CHECKPOINT_QUIET_S = 0.5
-#: ... or, in a flood that never stops, every this many log batches (~8 MiB each).
-CHECKPOINT_EVERY_BATCHES = 64
+#: ... or, in a flood that never stops, once this many log bytes went into the WAL.
+CHECKPOINT_EVERY_BYTES = 512 * 1024 * 1024
+#: What the WAL file is cut back to after a checkpoint (it would otherwise keep its peak size).
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
 #: When the index lags by more than this, index between log batches too.
 FTS_MAX_LAG_BYTES = 256 * 1024 * 1024
 #: Pages of FTS segment merging per idle step (~30 ms here).
@@ -187,8 +189,9 @@ class Writer(threading.Thread):
         # Checkpoints copy every WAL page into the database a second time: do them
         # when logs are quiet (or the WAL grows large), not in the middle of a flood.
         conn.execute("PRAGMA wal_autocheckpoint = 0")
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
         self._wal_dirty = False
-        self._batches_since_checkpoint = 0
+        self._wal_bytes = 0
         self.high_water = high_water
         self.low_water = low_water
         self._on_pressure = on_pressure
@@ -289,7 +292,7 @@ class Writer(threading.Thread):
     def _checkpoint(self) -> None:
         self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         self._wal_dirty = False
-        self._batches_since_checkpoint = 0
+        self._wal_bytes = 0
 
     def _resolve_index_waiters(self) -> None:
         if self.fts_upto < self.max_id:
@@ -371,8 +374,8 @@ class Writer(threading.Thread):
                 if self._fts_lag_bytes > FTS_MAX_LAG_BYTES and since_index % 4 == 0 and self.indexing:
                     self._background(self._index_batch)
                 # ... the WAL from growing without bound ...
-                self._batches_since_checkpoint += 1
-                if self._batches_since_checkpoint >= CHECKPOINT_EVERY_BATCHES:
+                self._wal_bytes += taken
+                if self._wal_bytes >= CHECKPOINT_EVERY_BYTES:
                     self._background(self._checkpoint)
                 # ... and retention from never running under one.
                 if since_index % 16 == 0 and (retention_state is not None or self._retention_due()):
