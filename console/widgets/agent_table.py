@@ -69,7 +69,7 @@ class AgentTable(DataTable[Any]):
             "sel": Text("✓", style="bold") if name in self.selected else "",
             "name": Text(name, style="bold" if name in self.selected else ""),
             "state": fmt.state_text(state),
-            "uptime": fmt.duration(agent.get("uptime_s")),
+            "uptime": fmt.uptime(agent.get("uptime_s")),
             "restarts": str(agent.get("restarts", 0)),
             "cpu": "-" if agent.get("cpu_pct") is None else f"{agent['cpu_pct']:.1f}",
             "mem": fmt.size(agent.get("rss_bytes")),
