@@ -20,6 +20,7 @@ from pathlib import Path
 
 from bench.common import FLOOD_PY, neutral_workload_env, python
 from fleet.control.client import SocketClient
+from fleet.errors import FleetError
 
 INTERVAL = 0.02
 
@@ -36,39 +37,45 @@ async def main(lines: int, agents: int) -> None:
             '[agent.restart]\nmode = "never"\n\n' for i in range(agents)))
         proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "fleet.cli", "-C", str(d), "run", "-q")
         sock = d / ".fleet" / "control.sock"
-        while not sock.exists():  # noqa: ASYNC110 - another process creates it; nothing to await on
-            await asyncio.sleep(0.01)
-        client = await SocketClient.connect(sock)
-        while len(list(d.glob("go.ready.*"))) < agents:  # noqa: ASYNC110, ASYNC240 - the writers signal by file
-            await asyncio.sleep(0.01)
-        go.write_text("go")
-        total = lines * agents
-        lat: list[float] = []
-        slow: list[tuple[float, float]] = []
-        t0 = time.perf_counter()
-        done_at = None
-        while time.perf_counter() - t0 < 120:
-            t = time.perf_counter()
-            st = await client.call("status")
-            lat.append(time.perf_counter() - t)
-            if lat[-1] > 0.05:
-                slow.append((round(t - t0, 2), round(lat[-1] * 1000, 1)))
-            persisted = sum(a["lines"] for a in st["agents"])
-            if persisted >= total:
-                done_at = time.perf_counter() - t0
-                break
-            await asyncio.sleep(INTERVAL)
-        await client.close()
-        (d / "go.stop").write_text("1")
-        proc.terminate()
-        await proc.wait()
+        try:
+            client = None
+            while client is None:  # the socket file appears before the server listens on it
+                try:
+                    client = await SocketClient.connect(sock)
+                except (OSError, FleetError):
+                    if proc.returncode is not None:
+                        raise SystemExit("fleet run exited") from None
+                    await asyncio.sleep(0.02)
+            while len(list(d.glob("go.ready.*"))) < agents:  # noqa: ASYNC110, ASYNC240 - the writers signal by file
+                await asyncio.sleep(0.01)
+            go.write_text("go")
+            total = lines * agents
+            lat: list[float] = []
+            slow: list[tuple[float, float]] = []
+            t0 = time.perf_counter()
+            done_at = None
+            while time.perf_counter() - t0 < 120:
+                t = time.perf_counter()
+                st = await client.call("status")
+                lat.append(time.perf_counter() - t)
+                if lat[-1] > 0.05:
+                    slow.append((round(t - t0, 2), round(lat[-1] * 1000, 1)))
+                persisted = sum(a["lines"] for a in st["agents"])
+                if persisted >= total:
+                    done_at = time.perf_counter() - t0
+                    break
+                await asyncio.sleep(INTERVAL)
+            await client.close()
+        finally:  # never leave a fleet running on a deleted directory
+            (d / "go.stop").write_text("1")
+            if proc.returncode is None:
+                proc.terminate()
+            await proc.wait()
         lat.sort()
         print(f"{agents} agents x {lines} lines: {len(lat)} status calls during the flood")
         print(f"  status latency: median {statistics.median(lat) * 1000:.1f} ms, "
               f"p99 {lat[int(len(lat) * 0.99)] * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms")
         print(f"  calls over 50 ms (at s, ms): {slow[:20]}")
-        if done_at is None:
-            print("  last status:", [(a["name"], a["state"], a["lines"]) for a in st["agents"]][:3])
         print(f"  every line read and numbered after {done_at:.2f} s" if done_at else "  flood did not finish")
 
 

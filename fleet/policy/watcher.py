@@ -135,14 +135,14 @@ class PolicyWatcher:
                         while True:
                             if catch_up:
                                 catch_up = False
-                                await self.reload(initial=baseline)
+                                await self.reload(initial=baseline, repeat=False)
                                 baseline = False
                             self.ready.set()
-                            failing = False
                             try:
                                 changes = await pending
                             except StopAsyncIteration:
                                 break
+                            failing = False  # a watch step worked: the outage (if any) is over
                             if policies.is_dir() != had_policies or any(
                                 Path(p) == policies and c != Change.modified for c, p in changes
                             ):
@@ -162,7 +162,7 @@ class PolicyWatcher:
                 if not failing:  # once per outage: report what the book looks like now
                     failing = True
                     log.warning("policy watch of %s failed (%s); retrying", self.fleet_dir, exc)
-                    await self.reload(initial=baseline)
+                    await self.reload(initial=baseline, repeat=False)
                     baseline = False
                 restart = catch_up = True
                 with contextlib.suppress(TimeoutError):
@@ -173,11 +173,18 @@ class PolicyWatcher:
     def _filter(self, change: Change, path: str) -> bool:
         return is_watched(self.fleet_dir, path)
 
-    async def reload(self, *, initial: bool = False) -> PolicyBook | None:
-        """Load the whole book now and publish the outcome; returns the new book if one applied."""
+    async def reload(self, *, initial: bool = False, repeat: bool = True) -> PolicyBook | None:
+        """Load the whole book now and publish the outcome; returns the new book if one applied.
+
+        ``repeat=False`` does not report errors identical to those already reported
+        (a vanished directory is seen as deleted files, as a broken watch and again
+        at every retry of the watch).
+        """
         try:
             book = await self._load_settled()
         except PolicyErrors as exc:
+            if not repeat and [str(e) for e in exc.errors] == [str(e) for e in self.errors]:
+                return None
             self.errors = exc.errors
             await _call(self.on_error, exc.errors)
             return None

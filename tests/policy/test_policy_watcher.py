@@ -296,5 +296,8 @@ async def test_policies_directory_removed_and_restored(watched: Watched, fleet_d
 async def test_fleet_directory_removed_and_restored(watched: Watched, fleet_dir: Path) -> None:
     shutil.rmtree(fleet_dir)
     assert "missing_file" in {e.code for e in await watched.error()}
+    # Reported once per outage, not at every retry (one each 0.5 s would flood events and logs).
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(watched.errors.get(), 1.5)
     write_fleet(fleet_dir, {"policies/ops.toml": ops_text(15.0)})
     assert usd(await watched.change()) == 15.0
