@@ -175,6 +175,10 @@ class FleetConsole(App[None]):
             agents = data.get("agents", [])
             for agent in agents:
                 self.agents.setdefault(agent["name"], {}).update(agent)
+            gateway = data.get("gateway")
+            if gateway is not None and self.status and self.status.get("gateway") != gateway:
+                self.status["gateway"] = gateway
+                self.fleet_screen.update_info()
             self.fleet_screen.update_agents(agents)
             self._broadcast("stats", data)
             return

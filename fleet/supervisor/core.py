@@ -133,7 +133,11 @@ class Supervisor:
             if any(s.wants("stats", None) for s in self._subscribers):
                 self._stats_at = 0.0
                 self._sample()
-                self.publish("stats", None, {"agents": [self.agent_status(i) for i in self.instances.values()]})
+                self.publish("stats", None, {
+                    "agents": [self.agent_status(i) for i in self.instances.values()],
+                    # The gateway goes idle -> loading -> ready when the first SDK agent calls it.
+                    "gateway": getattr(self.gateway, "state", "off"),
+                })
 
     def spawn_all(self) -> None:
         for inst in self.instances.values():

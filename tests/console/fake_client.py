@@ -77,6 +77,7 @@ class FakeFleetClient:
         self.lines_pushed = 0
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.policy_version = 3
+        self.gateway = "ready"
         self.policy_files = dict(POLICY_FILES)
         self.overrides: dict[tuple[str, str], Any] = {}
         self.shut_down = False
@@ -298,7 +299,7 @@ class FakeFleetClient:
             "fleet": self.fleet,
             "pid": 123,
             "policy_version": self.policy_version,
-            "gateway": "ready",
+            "gateway": self.gateway,
             "approvals_pending": sum(1 for a in self.approvals.values() if a["status"] == "pending"),
             "agents": [dict(a) for a in self.agents.values()],
         }

@@ -466,6 +466,18 @@ async def test_live_stats_update_cells() -> None:
         assert app.fleet_screen.table.get_cell("ticker", "last") == "busy␇"
 
 
+async def test_header_follows_the_gateway_state_from_stats() -> None:
+    client = FakeFleetClient(clock=frozen_clock)
+    client.gateway = "idle"
+    app = make_app(client)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        info = app.fleet_screen.query_one("#fleet-info")
+        assert "gateway idle" in str(info.render())
+        client.push("stats", {"agents": [dict(a) for a in client.agents.values()], "gateway": "ready"})
+        await settle(pilot, lambda: "gateway ready" in str(info.render()))
+
+
 async def test_event_stream_loss_is_retried() -> None:
     class Flaky(FakeFleetClient):
         failures = 1

@@ -348,3 +348,12 @@ async def test_secrets_are_redacted_from_agent_logs(fleet_factory):
     await f.sup.store.flush()
     found = await f.call("logs", agent="leaky", grep="literal")
     assert found["lines"] == []
+
+
+async def test_stats_push_agents_and_the_gateway_state(fleet_factory):
+    # The console's header learns idle -> loading -> ready from these pushes, not from a poll.
+    f = await fleet_factory('[[agent]]\nname = "s"\ncommand = ["sleep", "60"]\n')
+    await f.events.state("s", "running")
+    ev = await f.events.wait_for(lambda e: e["event"] == "stats")
+    assert ev["data"]["gateway"] == (await f.call("status"))["gateway"]
+    assert [a["name"] for a in ev["data"]["agents"]] == ["s"]
