@@ -38,7 +38,10 @@ class Pm2(Peer):
     def version(self) -> str:
         home = Path("/tmp/pm2-version-home")
         env = {**os.environ, "PM2_HOME": str(home)}
-        return self._ctl([find_exe("pm2") or "pm2", "--version"], env=env).strip().splitlines()[-1]
+        exe = find_exe("pm2") or "pm2"
+        out = self._ctl([exe, "--version"], env=env).strip().splitlines()[-1]
+        self._ctl([exe, "kill"], env=env)  # `pm2 --version` starts a daemon: leave none behind
+        return out
 
     def _app(self, p: Program) -> dict[str, object]:
         assert self.dir is not None
