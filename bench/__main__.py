@@ -107,47 +107,40 @@ def extras(quick: bool) -> dict[str, Any]:
     """Our figures with no peer equivalent, from the other engineers' benches where they exist."""
     out: dict[str, Any] = {}
     py = sys.executable
-    try:
-        r = subprocess.run([py, "-m", "bench.policy_reload", "-n", "10" if quick else "50"], capture_output=True,
-                           text=True, timeout=300)
-        m = re.search(r"^\s*all\s+\d+\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", r.stdout, re.M)
-        if m:
-            out["policy_reload_ms"] = float(m.group(1))
-            out["policy_reload_worst_ms"] = float(m.group(3))
-        else:
-            out["policy_reload_error"] = (r.stdout + r.stderr)[-300:]
-    except Exception as exc:
-        out["policy_reload_error"] = repr(exc)
-    try:
-        args = ["--calls", "100", "--seconds", "2"] if quick else ["--calls", "500", "--seconds", "5"]
-        r = subprocess.run([py, "-m", "bench.gateway_overhead", *args], capture_output=True, text=True, timeout=600)
-        m = re.search(r"gateway overhead\s+median\s+([\d.]+)\s*ms", r.stdout)
-        if m:
-            out["gateway_overhead_ms"] = float(m.group(1))
-        else:
-            out["gateway_overhead_error"] = (r.stdout + r.stderr)[-300:]
-        m = re.search(r"gateway alone.*median\s+([\d.]+)\s*us", r.stdout)
-        if m:
-            out["gateway_alone_us"] = float(m.group(1))
-    except Exception as exc:
-        out["gateway_overhead_error"] = repr(exc)
-    try:
-        script = Path(__file__).resolve().parent / "console_keypress.py"
-        if script.exists():
-            r = subprocess.run([py, str(script), "--samples", "15" if quick else "40"], capture_output=True,
-                               text=True, timeout=600)
-            m = re.search(r"state cell 'paused': p50 ([\d.]+) ms, p99 ([\d.]+) ms", r.stdout)
-            if m:
-                out["console_key_p50_ms"] = float(m.group(1))
-                out["console_key_p99_ms"] = float(m.group(2))
-            else:
-                out["console_key_error"] = (r.stdout + r.stderr)[-300:]
-            m = re.search(r"console share: ~([\d.]+)% of one core", r.stdout)
-            if m:
-                out["console_cpu_pct_at_100k_lines_s"] = float(m.group(1))
-    except Exception as exc:
-        out["console_key_error"] = repr(exc)
+    reload_all = r"^\s*all\s+\d+\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)"
+    _scrape(out, "policy_reload_error", [py, "-m", "bench.policy_reload", "-n", "10" if quick else "50"], 300,
+            [("policy_reload_ms", reload_all, 1), ("policy_reload_worst_ms", reload_all, 3)])
+    args = ["--calls", "100", "--seconds", "2"] if quick else ["--calls", "500", "--seconds", "5"]
+    _scrape(out, "gateway_overhead_error", [py, "-m", "bench.gateway_overhead", *args], 600,
+            [("gateway_overhead_ms", r"gateway overhead\s+median\s+([\d.]+)\s*ms", 1),
+             ("gateway_alone_us", r"gateway alone.*median\s+([\d.]+)\s*us", 1)])
+    script = Path(__file__).resolve().parent / "console_keypress.py"
+    key = r"state cell 'paused': p50 ([\d.]+) ms, p99 ([\d.]+) ms"
+    _scrape(out, "console_key_error", [py, str(script), "--samples", "15" if quick else "40"], 600,
+            [("console_key_p50_ms", key, 1), ("console_key_p99_ms", key, 2),
+             ("console_cpu_pct_at_100k_lines_s", r"console share: ~([\d.]+)% of one core", 1)])
     return out
+
+
+def _scrape(out: dict[str, Any], error_key: str, argv: list[str], timeout: float,
+            figures: list[tuple[str, str, int]]) -> None:
+    """Run one of our own benches and pick its figures out of what it prints.
+
+    ``figures`` are (field, regex, group); when the first is not found the bench's
+    last output goes to ``error_key`` instead, so a broken bench shows in the JSON.
+    """
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except Exception as exc:
+        out[error_key] = repr(exc)
+        return
+    for i, (field, regex, group) in enumerate(figures):
+        m = re.search(regex, r.stdout, re.M)
+        if m:
+            out[field] = float(m.group(group))
+        elif i == 0:
+            out[error_key] = (r.stdout + r.stderr)[-300:]
+            return
 
 
 def ratio(ours: float | None, best: float | None, better: str) -> str:

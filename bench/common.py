@@ -378,8 +378,7 @@ def neutral_workload_env() -> None:
     and measure the writers instead of the supervisors. The scenario promises
     block-buffered writers, as they are by default under any supervisor.
     """
-    for var in ("PYTHONUNBUFFERED",):
-        os.environ.pop(var, None)
+    os.environ.pop("PYTHONUNBUFFERED", None)
 
 
 def run_quiet(argv: list[str], env: dict[str, str] | None = None, timeout: float = 60.0,

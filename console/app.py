@@ -144,15 +144,6 @@ class FleetConsole(App[None]):
         lines = (await self.client.call("logs", agent=None, n=500)).get("lines", [])
         self._prepend(MERGED, lines)
         self._refresh_panes(MERGED)
-        if status.get("gateway") == "loading":
-            self.set_timer(2.0, self.refresh_status)
-
-    @work(group="status", exclusive=True, exit_on_error=False)
-    async def refresh_status(self) -> None:
-        status = await self.client.call("status")
-        self.apply_status(status)
-        if status.get("gateway") == "loading":
-            self.set_timer(2.0, self.refresh_status)
 
     def apply_status(self, status: dict[str, Any]) -> None:
         self.status = status
@@ -175,7 +166,7 @@ class FleetConsole(App[None]):
             agents = data.get("agents", [])
             for agent in agents:
                 self.agents.setdefault(agent["name"], {}).update(agent)
-            gateway = data.get("gateway")
+            gateway = data.get("gateway")  # idle -> loading -> ready arrives here, no polling
             if gateway is not None and self.status and self.status.get("gateway") != gateway:
                 self.status["gateway"] = gateway
                 self.fleet_screen.update_info()

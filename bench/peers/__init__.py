@@ -4,10 +4,11 @@ Why adapters: a scenario says *what* happens (start these programs, pause that
 one, add one to the config) and each adapter says *how* the tool does it, the
 way its documentation tells a user to (config file + its own CLI). Nothing here
 installs anything: a peer whose executable is not found is reported absent with
-the command that would install it. Executables are looked up on ``PATH``, then
-in ``$BENCH_PEERS_BIN`` (a ``:``-separated list of directories, e.g. a venv's
+the command that would install it. Executables are looked up in
+``$BENCH_PEERS_BIN`` (a ``:``-separated list of directories, e.g. a venv's
 ``bin`` and an npm prefix's ``bin``), then in ``/work/peers/bin`` and
-``/work/peers-npm/bin`` (where BENCHMARKS.md suggests installing them).
+``/work/peers-npm/bin`` (where BENCHMARKS.md suggests installing them), then on
+``PATH``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class Peer:
     supports: frozenset[str] = frozenset()
     na: dict[str, str] = {}
     install = ""
+    #: Executables the tool needs; the first one answers ``--version``.
+    exes: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self.wd: Workdir | None = None
@@ -51,10 +54,13 @@ class Peer:
     # --- presence -----------------------------------------------------------------
     def missing(self) -> str | None:
         """None when the tool can run here, else why not (and how to install it)."""
-        return None
+        absent = [exe for exe in self.exes if not find_exe(exe)]
+        return f"{', '.join(absent)} not found; install: {self.install}" if absent else None
 
     def version(self) -> str:
-        return ""
+        if not self.exes:
+            return ""
+        return self._ctl([find_exe(self.exes[0]) or self.exes[0], "--version"]).strip()
 
     # --- life cycle ---------------------------------------------------------------
     def start(self, wd: Workdir, programs: list[Program]) -> None:

@@ -19,18 +19,11 @@ class Circus(Peer):
     name = "circus"
     supports = frozenset({"flood", "idle", "crash", "pause", "config"})
     install = "python3 -m venv /work/peers && /work/peers/bin/pip install circus"
+    exes = ("circusd", "circusctl")
 
     def __init__(self) -> None:
         super().__init__()
         self.dir: Path | None = None
-
-    def missing(self) -> str | None:
-        if not (find_exe("circusd") and find_exe("circusctl")):
-            return f"circusd not found; install: {self.install}"
-        return None
-
-    def version(self) -> str:
-        return self._ctl([find_exe("circusd") or "circusd", "--version"]).strip()
 
     @property
     def conf(self) -> Path:

@@ -23,17 +23,12 @@ class Honcho(Peer):
         "config": "no reload: the Procfile is read once",
     }
     install = "python3 -m venv /work/peers && /work/peers/bin/pip install honcho"
+    exes = ("honcho",)
 
     def __init__(self) -> None:
         super().__init__()
         self.dir: Path | None = None
         self._line_bytes = 0
-
-    def missing(self) -> str | None:
-        return None if find_exe("honcho") else f"honcho not found; install: {self.install}"
-
-    def version(self) -> str:
-        return self._ctl([find_exe("honcho") or "honcho", "--version"]).strip()
 
     def start(self, wd: Workdir, programs: list[Program]) -> None:
         self.wd = wd

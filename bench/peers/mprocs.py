@@ -32,16 +32,11 @@ class Mprocs(Peer):
         "config": "no config reload",
     }
     install = "npm install -g --prefix /work/peers-npm mprocs"
+    exes = ("mprocs",)
 
     def __init__(self) -> None:
         super().__init__()
         self._master = -1
-
-    def missing(self) -> str | None:
-        return None if find_exe("mprocs") else f"mprocs not found; install: {self.install}"
-
-    def version(self) -> str:
-        return self._ctl([find_exe("mprocs") or "mprocs", "--version"]).strip()
 
     def start(self, wd: Workdir, programs: list[Program]) -> None:
         self.wd = wd

@@ -22,6 +22,7 @@ class Pm2(Peer):
     name = "pm2"
     supports = frozenset({"flood", "idle", "crash", "pause", "config"})
     install = "npm install -g --prefix /work/peers-npm pm2"
+    exes = ("pm2",)
 
     def __init__(self) -> None:
         super().__init__()
@@ -29,11 +30,9 @@ class Pm2(Peer):
         self.env: dict[str, str] = {}
 
     def missing(self) -> str | None:
-        if not find_exe("pm2"):
-            return f"pm2 not found; install: {self.install}"
         if not find_exe("node"):
             return "node not found (pm2 needs it)"
-        return None
+        return super().missing()
 
     def version(self) -> str:
         home = Path("/tmp/pm2-version-home")

@@ -39,18 +39,11 @@ class Supervisord(Peer):
     name = "supervisord"
     supports = frozenset({"flood", "idle", "crash", "pause", "config"})
     install = "python3 -m venv /work/peers && /work/peers/bin/pip install supervisor"
+    exes = ("supervisord", "supervisorctl")
 
     def __init__(self) -> None:
         super().__init__()
         self.dir: Path | None = None
-
-    def missing(self) -> str | None:
-        if not (find_exe("supervisord") and find_exe("supervisorctl")):
-            return f"supervisord not found; install: {self.install}"
-        return None
-
-    def version(self) -> str:
-        return self._ctl([find_exe("supervisord") or "supervisord", "--version"]).strip()
 
     @property
     def conf(self) -> Path:

@@ -136,8 +136,12 @@ class Supervisor:
                 self.publish("stats", None, {
                     "agents": [self.agent_status(i) for i in self.instances.values()],
                     # The gateway goes idle -> loading -> ready when the first SDK agent calls it.
-                    "gateway": getattr(self.gateway, "state", "off"),
+                    "gateway": self.gateway_state,
                 })
+
+    @property
+    def gateway_state(self) -> str:
+        return getattr(self.gateway, "state", "off")
 
     def spawn_all(self) -> None:
         for inst in self.instances.values():
@@ -437,7 +441,7 @@ class Supervisor:
             "version": __version__,
             "policy_version": self.policy_version,
             "uptime_s": round(time.time() - self.started, 3),
-            "gateway": getattr(self.gateway, "state", "off"),
+            "gateway": self.gateway_state,
             "approvals_pending": len(approvals.pending()) if approvals is not None else 0,
             "log_pressure": self.loghub.paused,
             "agents": [self.agent_status(i) for i in self.instances.values()],

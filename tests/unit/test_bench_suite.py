@@ -56,3 +56,29 @@ def test_workload_env_is_block_buffered(monkeypatch) -> None:
     monkeypatch.setenv("PYTHONUNBUFFERED", "1")
     neutral_workload_env()
     assert "PYTHONUNBUFFERED" not in os.environ
+
+
+def test_absent_peer_says_what_is_missing_and_how_to_install() -> None:
+    from bench.peers import Peer
+
+    class Nowhere(Peer):
+        name = "nowhere"
+        install = "pip install nowhere"
+        exes = ("sh", "no-such-supervisor-here")
+
+    assert Nowhere().missing() == "no-such-supervisor-here not found; install: pip install nowhere"
+
+
+def test_scrape_picks_figures_or_records_the_failure() -> None:
+    import sys
+
+    from bench.__main__ import _scrape
+
+    out: dict[str, object] = {}
+    printer = [sys.executable, "-c", "print('p50 1.5 ms, p99 9.0 ms')"]
+    figures = [("p50", r"p50 ([\d.]+) ms, p99 ([\d.]+)", 1), ("p99", r"p50 ([\d.]+) ms, p99 ([\d.]+)", 2)]
+    _scrape(out, "err", printer, 60, figures)
+    assert out == {"p50": 1.5, "p99": 9.0}
+    out = {}
+    _scrape(out, "err", [sys.executable, "-c", "print('nothing')"], 60, figures)
+    assert list(out) == ["err"] and "nothing" in str(out["err"])
