@@ -4,7 +4,8 @@ Run by hand: ``python -m bench.status_under_flood [--lines 200000]``. Starts a
 headless ``fleet run`` with the flood writers of ``python -m bench`` (20 x
 ~100-byte lines, released together by a "go" file once all are up), polls ``status``
 over the control socket every 20 ms from this process while they write, and
-prints the latency distribution and the time until every line was persisted.
+prints the latency distribution, the time until every line was persisted and
+how much later the full-text index held all of it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from bench.common import FLOOD_PY, neutral_workload_env, python
 from fleet.control.client import SocketClient
 from fleet.errors import FleetError
+from fleet.store import DB_NAME, open_readonly, readers
 
 INTERVAL = 0.02
 
@@ -65,6 +67,18 @@ async def main(lines: int, agents: int) -> None:
                     done_at = time.perf_counter() - t0
                     break
                 await asyncio.sleep(INTERVAL)
+            searchable_at = None
+            if done_at is not None:  # the index catches up behind the flood: how long until it has all of it?
+                conn = open_readonly(sock.parent / DB_NAME)
+                try:
+                    while time.perf_counter() - t0 < done_at + 120:
+                        top = conn.execute("SELECT COALESCE(MAX(id), 0) FROM log_chunks").fetchone()[0]
+                        if readers.indexed_upto(conn) >= top:
+                            searchable_at = time.perf_counter() - t0
+                            break
+                        await asyncio.sleep(0.05)
+                finally:
+                    conn.close()
             await client.close()
         finally:  # never leave a fleet running on a deleted directory
             (d / "go.stop").write_text("1")
@@ -77,6 +91,8 @@ async def main(lines: int, agents: int) -> None:
               f"p99 {lat[int(len(lat) * 0.99)] * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms")
         print(f"  calls over 50 ms (at s, ms): {slow[:20]}")
         print(f"  every line read and numbered after {done_at:.2f} s" if done_at else "  flood did not finish")
+        if done_at and searchable_at:
+            print(f"  every line in the full-text index {searchable_at - done_at:.2f} s later")
 
 
 if __name__ == "__main__":
