@@ -7,10 +7,16 @@ database churn out) and every batch of changes reloads the whole book. A valid
 book whose content hash differs goes to ``on_change``; an invalid one goes to
 ``on_error`` and the caller keeps its last good book.
 
-watchfiles' defaults (1.6 s debounce, 50 ms step) are tuned for restarting dev
-servers; a policy edit must apply in well under 100 ms, so the watcher yields
-as soon as one 10 ms step passes without new events (debounce 30 ms caps how
-long a burst of events may delay it). A load that finds a file of the last
+A policy edit must apply in well under 100 ms, so a batch of changes ends as
+soon as one 10 ms step passes without new events (debounce 30 ms caps how long
+a burst of events may delay it) — watchfiles' defaults (1.6 s debounce, 50 ms
+step) are tuned for restarting dev servers. Yet an idle supervisor must cost
+~0 % CPU, and watchfiles' Rust thread wakes at every step to take the GIL
+(~0.6 % of a core). So on Linux the directories are watched by an inotify
+descriptor on the event loop (:mod:`fleet.policy.inotify`), which wakes
+nothing until the kernel has an event; watchfiles remains the fallback (other
+platforms, inotify limits reached, ``force_polling``, ``backend="watchfiles"``)
+and both feed the same loop. A load that finds a file of the last
 good book gone or just emptied — whether the book then fails (unknown policy)
 or, worse, passes (no ``default.toml``) — is retried once after ``settle_s``
 before anything is published, since a rename-and-replace or delete+re-create
@@ -24,12 +30,15 @@ import contextlib
 import inspect
 import logging
 import os
-from collections.abc import Awaitable, Callable
+import platform
+import sys
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from watchfiles import Change, awatch
 
+from fleet.policy import inotify
 from fleet.policy.book import FLEET_FILE, POLICY_DIR, PolicyBook, load_book
 from fleet.policy.errors import PolicyError, PolicyErrors
 
@@ -39,6 +48,8 @@ OnChange = Callable[[PolicyBook], Awaitable[Any] | Any]
 OnError = Callable[[list[PolicyError]], Awaitable[Any] | Any]
 
 _IGNORED_SUFFIXES = (".swp", ".swo", ".swx", "~", ".tmp", ".bak", ".orig")
+
+Backend = Literal["auto", "watchfiles"]
 
 
 def is_watched(fleet_dir: Path, path: str) -> bool:
@@ -65,6 +76,12 @@ class PolicyWatcher:
     ``book`` is the last good book: pass the one the supervisor started with,
     or None to load it when ``run`` starts (without calling ``on_change``).
     ``ready`` is set once the OS watch is in place: saves after it are seen.
+
+    ``backend="auto"`` watches with inotify on the event loop where it can (see
+    the module docstring), ``"watchfiles"`` always with watchfiles; so does
+    ``auto`` wherever watchfiles would poll (``force_polling``, its
+    ``WATCHFILES_FORCE_POLLING`` variable, WSL). ``active_backend`` says which
+    one the current watch uses.
     """
 
     def __init__(
@@ -80,6 +97,7 @@ class PolicyWatcher:
         settle_s: float = 0.1,
         rust_timeout_ms: int = 5000,
         force_polling: bool | None = None,
+        backend: Backend = "auto",
     ) -> None:
         self.fleet_dir = Path(fleet_dir).resolve()
         self.on_change = on_change
@@ -92,6 +110,8 @@ class PolicyWatcher:
         self.settle_s = settle_s
         self.rust_timeout_ms = rust_timeout_ms
         self.force_polling = force_polling
+        self._inotify = backend == "auto" and inotify.available() and not _watchfiles_polls(force_polling)
+        self.active_backend: Literal["inotify", "watchfiles"] | None = None
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
 
@@ -111,24 +131,13 @@ class PolicyWatcher:
             had_policies = policies.is_dir()
             paths = [self.fleet_dir, policies] if had_policies else [self.fleet_dir]
             restart = False
-            watch = awatch(
-                *paths,
-                watch_filter=self._filter,
-                debounce=self.debounce_ms,
-                step=self.step_ms,
-                stop_event=self._stop,
-                rust_timeout=self.rust_timeout_ms,
-                yield_on_timeout=True,
-                recursive=False,
-                force_polling=self.force_polling,
-            )
+            watch = self._watch(paths)
             try:
                 async with contextlib.aclosing(watch):
-                    # awatch builds its OS watch (RustNotify) synchronously, before its
+                    # Both backends build their OS watch synchronously, before their
                     # first await: once the first __anext__ has run one step, saves are
-                    # seen. So readiness needs no short Rust timeout, and the watcher can
-                    # sleep in Rust for seconds at a time (idle cost ~0.1 % of a core
-                    # instead of ~1 % with a 50 ms timeout).
+                    # seen (or it failed, and awaiting it raises). So readiness needs no
+                    # timeout, and watchfiles can sleep in Rust for seconds at a time.
                     pending = asyncio.ensure_future(anext(watch))
                     try:
                         await asyncio.sleep(0)
@@ -137,12 +146,13 @@ class PolicyWatcher:
                                 catch_up = False
                                 await self.reload(initial=baseline, repeat=False)
                                 baseline = False
-                            self.ready.set()
+                            if not _failed(pending):  # the watch is in place: an outage, if any, is over
+                                failing = False
+                                self.ready.set()
                             try:
                                 changes = await pending
                             except StopAsyncIteration:
                                 break
-                            failing = False  # a watch step worked: the outage (if any) is over
                             if policies.is_dir() != had_policies or any(
                                 Path(p) == policies and c != Change.modified for c, p in changes
                             ):
@@ -158,6 +168,13 @@ class PolicyWatcher:
                             pending.cancel()
                         with contextlib.suppress(BaseException):
                             await pending
+            except inotify.WatchLost as exc:  # a watched directory went, or events were dropped
+                log.debug("policy watch of %s lost (%s); re-watching", self.fleet_dir, exc)
+                restart = catch_up = True
+            except inotify.InotifyUnavailable as exc:  # limits reached: the fallback costs CPU, hence a warning
+                log.warning("inotify unavailable (%s); watching %s with watchfiles", exc, self.fleet_dir)
+                self._inotify = False
+                restart = catch_up = True
             except (OSError, RuntimeError) as exc:  # the fleet directory itself went away, ...
                 if not failing:  # once per outage: report what the book looks like now
                     failing = True
@@ -169,6 +186,30 @@ class PolicyWatcher:
                     await asyncio.wait_for(self._stop.wait(), 0.5)
             if not restart:
                 return
+
+    def _watch(self, paths: list[Path]) -> AsyncGenerator[set[tuple[Change, str]], None]:
+        """A not yet started watch of ``paths`` (non-recursive): batches of filtered changes."""
+        if self._inotify:
+            self.active_backend = "inotify"
+            return inotify.awatch(
+                *paths,
+                watch_filter=self._filter,
+                stop_event=self._stop,
+                step_ms=self.step_ms,
+                debounce_ms=self.debounce_ms,
+            )
+        self.active_backend = "watchfiles"
+        return awatch(
+            *paths,
+            watch_filter=self._filter,
+            debounce=self.debounce_ms,
+            step=self.step_ms,
+            stop_event=self._stop,
+            rust_timeout=self.rust_timeout_ms,
+            yield_on_timeout=True,
+            recursive=False,
+            force_polling=self.force_polling,
+        )
 
     def _filter(self, change: Change, path: str) -> bool:
         return is_watched(self.fleet_dir, path)
@@ -239,6 +280,23 @@ class PolicyWatcher:
                     if os.path.getsize(self.fleet_dir / rel) == 0:
                         return True
         return False
+
+
+def _watchfiles_polls(force_polling: bool | None) -> bool:
+    """Whether watchfiles would poll rather than use inotify (its own rule); where it would, so does ``auto``.
+
+    WSL is such a place: inotify there does not see changes made from Windows.
+    """
+    if force_polling is not None:
+        return force_polling
+    env = os.getenv("WATCHFILES_FORCE_POLLING")
+    if env:
+        return env.lower() not in {"false", "disable", "disabled"}
+    return sys.platform.startswith("linux") and "microsoft-standard" in platform.release().lower()
+
+
+def _failed(future: asyncio.Future[Any]) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is not None
 
 
 async def _call(callback: Callable[..., Any], *args: Any) -> None:

@@ -1,7 +1,9 @@
 """Live reload end to end: real files, real inotify, every way an editor saves.
 
-Every wait is on an event (a queue fed by the callbacks) with a timeout;
-nothing sleeps to synchronise.
+Each watcher test runs on both backends: ``inotify`` (the default on Linux: a
+descriptor on the event loop) and ``watchfiles`` (the fallback). Every wait is
+on an event (a queue fed by the callbacks) with a timeout; nothing sleeps to
+synchronise.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from fleet.policy import PolicyBook, PolicyError, PolicyWatcher, load_book, set_override
+from fleet.policy.watcher import Backend
 
 from .conftest import write_fleet
 
@@ -36,8 +39,13 @@ class Watched:
         return await asyncio.wait_for(self.errors.get(), TIMEOUT)
 
 
+@pytest.fixture(params=["auto", "watchfiles"], ids=["inotify", "watchfiles"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    return request.param  # type: ignore[no-any-return]
+
+
 @pytest.fixture
-async def watched(fleet_dir: Path) -> AsyncIterator[Watched]:
+async def watched(fleet_dir: Path, backend: Backend) -> AsyncIterator[Watched]:
     w = Watched(watcher=None)  # type: ignore[arg-type]
 
     async def on_change(book: PolicyBook) -> None:  # a coroutine callback
@@ -49,6 +57,7 @@ async def watched(fleet_dir: Path) -> AsyncIterator[Watched]:
         w.errors.put_nowait,  # a plain callback
         book=load_book(fleet_dir),
         on_recover=w.recovered.put_nowait,
+        backend=backend,
     )
     task = asyncio.create_task(w.watcher.run())
     await asyncio.wait_for(w.watcher.ready.wait(), TIMEOUT)
@@ -204,10 +213,10 @@ async def test_set_override_reloads_like_any_save(watched: Watched, fleet_dir: P
     assert book.origins_for("watch")["budget.usd_per_day"] == "policies/overrides.toml"
 
 
-async def test_policies_directory_created_later(tmp_path: Path) -> None:
+async def test_policies_directory_created_later(tmp_path: Path, backend: Backend) -> None:
     (tmp_path / "fleet.toml").write_text('[[agent]]\nname = "a"\ncommand = ["true"]\n')
     changes: asyncio.Queue[PolicyBook] = asyncio.Queue()
-    watcher = PolicyWatcher(tmp_path, changes.put_nowait, lambda errors: None)
+    watcher = PolicyWatcher(tmp_path, changes.put_nowait, lambda errors: None, backend=backend)
     task = asyncio.create_task(watcher.run())
     await asyncio.wait_for(watcher.ready.wait(), TIMEOUT)
     (tmp_path / "policies").mkdir()
@@ -224,10 +233,10 @@ async def test_policies_directory_created_later(tmp_path: Path) -> None:
     await asyncio.wait_for(task, TIMEOUT)
 
 
-async def test_initial_load_and_errors_without_a_book(tmp_path: Path) -> None:
+async def test_initial_load_and_errors_without_a_book(tmp_path: Path, backend: Backend) -> None:
     errors: asyncio.Queue[list[PolicyError]] = asyncio.Queue()
     changes: asyncio.Queue[PolicyBook] = asyncio.Queue()
-    watcher = PolicyWatcher(tmp_path, changes.put_nowait, errors.put_nowait)
+    watcher = PolicyWatcher(tmp_path, changes.put_nowait, errors.put_nowait, backend=backend)
     task = asyncio.create_task(watcher.run())
     assert (await asyncio.wait_for(errors.get(), TIMEOUT))[0].code == "missing_file"
     await asyncio.wait_for(watcher.ready.wait(), TIMEOUT)
@@ -238,14 +247,14 @@ async def test_initial_load_and_errors_without_a_book(tmp_path: Path) -> None:
     await asyncio.wait_for(task, TIMEOUT)
 
 
-async def test_a_failing_callback_does_not_stop_the_watcher(fleet_dir: Path) -> None:
+async def test_a_failing_callback_does_not_stop_the_watcher(fleet_dir: Path, backend: Backend) -> None:
     seen: asyncio.Queue[PolicyBook] = asyncio.Queue()
 
     def on_change(book: PolicyBook) -> None:
         seen.put_nowait(book)
         raise RuntimeError("supervisor bug")
 
-    watcher = PolicyWatcher(fleet_dir, on_change, lambda errors: None, book=load_book(fleet_dir))
+    watcher = PolicyWatcher(fleet_dir, on_change, lambda errors: None, book=load_book(fleet_dir), backend=backend)
     task = asyncio.create_task(watcher.run())
     await asyncio.wait_for(watcher.ready.wait(), TIMEOUT)
     (fleet_dir / "policies/ops.toml").write_text(ops_text(1.5))
@@ -301,3 +310,36 @@ async def test_fleet_directory_removed_and_restored(watched: Watched, fleet_dir:
         await asyncio.wait_for(watched.errors.get(), 1.5)
     write_fleet(fleet_dir, {"policies/ops.toml": ops_text(15.0)})
     assert usd(await watched.change()) == 15.0
+
+
+async def test_policies_directory_replaced_by_rename(watched: Watched, fleet_dir: Path) -> None:
+    """A directory swapped in by rename is watched; the one moved aside is not."""
+    staged = fleet_dir / "policies.new"
+    shutil.copytree(fleet_dir / "policies", staged)
+    (staged / "ops.toml").write_text(ops_text(16.0))
+    os.rename(fleet_dir / "policies", fleet_dir / "policies.old")
+    os.rename(staged, fleet_dir / "policies")
+    assert usd(await watched.change()) == 16.0
+    (fleet_dir / "policies.old/ops.toml").write_text(ops_text(99.0))  # no longer the fleet's
+    (fleet_dir / "policies/ops.toml").write_text(ops_text(17.0))
+    assert usd(await watched.change()) == 17.0
+    assert watched.changes.empty() and watched.errors.empty()
+
+
+async def test_the_polling_fallback(fleet_dir: Path) -> None:
+    """force_polling (as WATCHFILES_FORCE_POLLING or WSL would) keeps watchfiles, polling."""
+    # Its poller compares whole-second mtimes: files saved in the same second as the
+    # fixture wrote them would look unchanged. Real policy files are older than that.
+    for path in [fleet_dir / "fleet.toml", *(fleet_dir / "policies").iterdir()]:
+        os.utime(path, (1e9, 1e9))
+    changes: asyncio.Queue[PolicyBook] = asyncio.Queue()
+    watcher = PolicyWatcher(
+        fleet_dir, changes.put_nowait, lambda errors: None, book=load_book(fleet_dir), force_polling=True
+    )
+    task = asyncio.create_task(watcher.run())
+    await asyncio.wait_for(watcher.ready.wait(), TIMEOUT)
+    assert watcher.active_backend == "watchfiles"
+    (fleet_dir / "policies/ops.toml").write_text(ops_text(18.0))
+    assert usd(await asyncio.wait_for(changes.get(), TIMEOUT)) == 18.0
+    watcher.stop()
+    await asyncio.wait_for(task, TIMEOUT)
