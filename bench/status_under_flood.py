@@ -37,7 +37,10 @@ async def main(lines: int, agents: int) -> None:
         (d / "fleet.toml").write_text("".join(
             f'[[agent]]\nname = "flood{i:02d}"\ncommand = {json.dumps(argv).replace("{i}", str(i))}\n'
             '[agent.restart]\nmode = "never"\n\n' for i in range(agents)))
-        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "fleet.cli", "-C", str(d), "run", "-q")
+        # Its own session, as `fleet` starts it: the supervisor does not share this
+        # process's CPU share (Linux autogroups), and the poller is a separate client.
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "fleet.cli", "-C", str(d), "run", "-q",
+                                                    start_new_session=True)
         sock = d / ".fleet" / "control.sock"
         try:
             client = None

@@ -6,6 +6,16 @@ send requests (answered in any order, matched by ``id``) and may subscribe to
 pushed events. A slow subscriber never slows the fleet: when its transport
 buffer is full, pushes to it are dropped and counted, and it is told how many
 it missed (the store still has everything).
+
+The socket is served from its own thread and event loop. Under a log flood
+the supervisor's loop spends each iteration reading every agent's pipe, and
+with the agents in their own sessions (so they cannot reach the operator's
+terminal) the kernel gives the whole supervisor one share among many busy
+processes: an iteration took ~130 ms, and a request waited for it. Here a
+request is read at once; ``status`` and ``ping`` are answered in this thread
+(they only read the supervisor's state), every other operation runs on the
+supervisor's loop, where all changes to the fleet happen, and its reply comes
+back here. Pushes are queued by the supervisor's loop and written by this one.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +38,10 @@ from fleet.supervisor.core import Subscriber, Supervisor
 MAX_REQUEST = 32 * 1024 * 1024
 #: Bytes a subscriber may have queued before pushes to it are dropped.
 SUBSCRIBER_HIGH_WATER = 8 * 1024 * 1024
+#: Operations that only read the supervisor's state: answered on the socket's own thread.
+READ_ONLY_OPS = frozenset({"status", "ping"})
+#: Sampling done per turn of the control loop when refreshing CPU and memory figures.
+STATS_SLICE_S = 0.005
 
 
 class AlreadyRunning(FleetError):
@@ -38,6 +53,8 @@ def socket_path(state_dir: Path) -> Path:
 
 
 class _Connection(asyncio.Protocol):
+    """One client; lives on the control loop except for ``_push`` (supervisor loop)."""
+
     def __init__(self, server: ControlServer) -> None:
         self.server = server
         self.buf = LineBuffer(MAX_REQUEST)
@@ -45,6 +62,12 @@ class _Connection(asyncio.Protocol):
         self.unsubscribe: Any = None
         self.sub: Subscriber | None = None
         self.tasks: set[asyncio.Task[None]] = set()
+        # Pushes queued by the supervisor's loop for this loop to write.
+        self._out_lock = threading.Lock()
+        self._outbox: list[bytes] = []
+        self._out_bytes = 0
+        self._flush_scheduled = False
+        self._closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -80,9 +103,11 @@ class _Connection(asyncio.Protocol):
             if not isinstance(args, dict):
                 raise ProtocolError("'args' must be an object")
             if op == "subscribe":
-                result = self._subscribe(**args)
+                result = await self.server.on_supervisor(self._subscribe(**args))
+            elif op in READ_ONLY_OPS:
+                result = await self.server.read_only(op, args, origin)
             else:
-                result = await self.server.ops.call(op, args, origin)
+                result = await self.server.on_supervisor(self.server.ops.call(op, args, origin))
         except asyncio.CancelledError:
             raise
         except FleetError as exc:
@@ -92,39 +117,64 @@ class _Connection(asyncio.Protocol):
         else:
             self._write({"id": rid, "ok": True, "result": result})
 
-    def _subscribe(self, kinds: list[str] | None = None, agents: list[str] | None = None) -> dict[str, Any]:
+    async def _subscribe(self, kinds: list[str] | None = None, agents: list[str] | None = None) -> dict[str, Any]:
+        """Runs on the supervisor's loop: the subscriber list is the supervisor's."""
         if self.unsubscribe is not None:
             self.unsubscribe()
+        if self._closed:  # the client went away while this was on its way
+            return {"subscribed": []}
         self.sub = Subscriber(self._push, set(kinds) if kinds else None, set(agents) if agents else None)
         self.unsubscribe = self.server.sup.subscribe(self.sub)
         return {"subscribed": sorted(kinds) if kinds else "all"}
 
     def _push(self, msg: dict[str, Any]) -> bool:
+        """Called on the supervisor's loop; never blocks, never grows without bound."""
         t = self.transport
-        if t is None or t.is_closing():
+        if self._closed or t is None or t.is_closing():
             return False
-        if t.get_write_buffer_size() > SUBSCRIBER_HIGH_WATER:
+        with self._out_lock:
+            if self._out_bytes + t.get_write_buffer_size() > SUBSCRIBER_HIGH_WATER:
+                return False
+            if self.sub is not None and self.sub.dropped:
+                missed, self.sub.dropped = self.sub.dropped, 0
+                self._queue(dumps({"event": "dropped", "data": {"count": missed}}))
+            self._queue(dumps(msg))
+            if self._flush_scheduled:
+                return True
+            self._flush_scheduled = True
+        try:
+            self.server.loop.call_soon_threadsafe(self._flush)
+        except RuntimeError:  # the control loop is closed: the fleet is shutting down
             return False
-        if self.sub is not None and self.sub.dropped:
-            missed, self.sub.dropped = self.sub.dropped, 0
-            t.write(dumps({"event": "dropped", "data": {"count": missed}}))
-        t.write(dumps(msg))
         return True
+
+    def _queue(self, data: bytes) -> None:
+        self._outbox.append(data)
+        self._out_bytes += len(data)
+
+    def _flush(self) -> None:
+        with self._out_lock:
+            out, self._outbox = self._outbox, []
+            self._out_bytes = 0
+            self._flush_scheduled = False
+        if out and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(out))
 
     def _write(self, msg: dict[str, Any]) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(dumps(msg))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
         if self.unsubscribe is not None:
-            self.unsubscribe()
+            self.server.call_on_supervisor(self.unsubscribe)
         for t in list(self.tasks):
             t.cancel()
         self.server.connections.discard(self)
 
 
 class ControlServer:
-    """Serves one supervisor's operations on its control socket."""
+    """Serves one supervisor's operations on its control socket, from a thread of its own."""
 
     def __init__(self, sup: Supervisor, ops: Operations, state_dir: Path) -> None:
         self.sup = sup
@@ -132,17 +182,27 @@ class ControlServer:
         self.state_dir = state_dir
         self.path = socket_path(state_dir)
         self.connections: set[_Connection] = set()
+        self.loop: asyncio.AbstractEventLoop = asyncio.new_event_loop()
+        self._sup_loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
+        self._thread: threading.Thread | None = None
 
     async def start(self) -> None:
+        """Listen on the socket (called on the supervisor's loop)."""
+        self._sup_loop = asyncio.get_running_loop()
         ensure_private_dir(self.state_dir)
         if self.path.exists() or self.path.is_symlink():
             if socket_answers(self.path):
                 raise AlreadyRunning(f"a fleet is already running here (socket {self.path})")
             self.path.unlink()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="fleet-control", daemon=True)
+        self._thread.start()
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._listen(), self.loop))
+
+    async def _listen(self) -> None:
         old = os.umask(0o177)
         try:
-            self._server = await asyncio.get_running_loop().create_unix_server(self._factory, str(self.path))
+            self._server = await self.loop.create_unix_server(self._factory, str(self.path))
         finally:
             os.umask(old)
         os.chmod(self.path, 0o600)
@@ -152,13 +212,66 @@ class ControlServer:
         self.connections.add(conn)
         return conn
 
+    # --- crossing between the two loops ------------------------------------------------
+    async def on_supervisor(self, coro: Any) -> Any:
+        """Run ``coro`` on the supervisor's loop and await its result from the control loop."""
+        assert self._sup_loop is not None
+        fut = asyncio.run_coroutine_threadsafe(coro, self._sup_loop)
+        try:
+            return await asyncio.wrap_future(fut)
+        except asyncio.CancelledError:
+            fut.cancel()
+            raise
+
+    def call_on_supervisor(self, fn: Any, *args: Any) -> None:
+        if self._sup_loop is not None and not self._sup_loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                self._sup_loop.call_soon_threadsafe(fn, *args)
+
+    async def read_only(self, op: str, args: dict[str, Any], origin: str) -> Any:
+        """Answer a read-only op here; if the state moved under it, ask the supervisor's loop."""
+        if op == "status" and self.sup.stats_age_s() > 1.0:
+            self.loop.call_soon(self._refresh_stats)  # after this reply is written
+        for _ in range(3):
+            try:
+                return await self.ops.call(op, args, origin)
+            except RuntimeError:  # e.g. "dictionary changed size during iteration"
+                continue
+        return await self.on_supervisor(self.ops.call(op, args, origin))
+
+    def _refresh_stats(self) -> None:
+        """A few ms of sampling per turn of this loop, so requests keep being answered meanwhile."""
+        try:
+            done = self.sup.refresh_stats(budget_s=STATS_SLICE_S)
+        except RuntimeError:  # the fleet changed under it; the next status tries again
+            return
+        if not done:
+            self.loop.call_soon(self._refresh_stats)
+
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for c in list(self.connections):
-                if c.transport is not None:
-                    c.transport.close()
+        """Stop listening, close every connection and the thread (called on the supervisor's loop)."""
+        if self._thread is not None and self._thread.is_alive():
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
+                await asyncio.wait_for(
+                    asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop)), 3
+                )
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 2)
+        if not self.loop.is_running() and not self.loop.is_closed():
+            self.loop.close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+
+    async def _shutdown(self) -> None:
+        if self._server is None:
+            return
+        self._server.close()
+        for c in list(self.connections):
+            if c.transport is not None:
+                c.transport.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._server.wait_closed(), 2)
+        # Let connection_lost callbacks and cancelled request tasks finish.
+        tasks = [t for c in list(self.connections) for t in c.tasks]
+        if tasks:
+            await asyncio.wait(tasks, timeout=1)

@@ -15,6 +15,7 @@ import os
 import secrets
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
@@ -27,7 +28,7 @@ import psutil
 from fleet import __version__
 from fleet.errors import FleetError, ProtocolError, UnknownAgent
 from fleet.records import AgentState, Event, LogChunk
-from fleet.supervisor.instance import AgentInstance
+from fleet.supervisor.instance import AgentInstance, agent_sessions
 from fleet.supervisor.loghub import LogHub
 
 if TYPE_CHECKING:
@@ -35,6 +36,11 @@ if TYPE_CHECKING:
 
 S = AgentState
 
+#: Time ``status`` may spend sampling CPU and memory before it answers with older figures.
+STATUS_SAMPLE_BUDGET_S = 0.01
+#: ``status`` answers with CPU and memory figures up to this old (and has them refreshed
+#: after it answered); older ones it samples first, within ``STATUS_SAMPLE_BUDGET_S``.
+STATUS_STATS_MAX_AGE_S = 10.0
 #: Event kinds that are persisted (logs go to the store through the LogHub).
 PERSISTED = {"state", "restart", "alert", "policy_applied", "policy_error", "approval", "audit", "task", "budget"}
 
@@ -93,7 +99,11 @@ class Supervisor:
         self._metrics: dict[str, _Metrics] = defaultdict(_Metrics)
         self._proc_cache: dict[int, psutil.Process] = {}
         self._stats_at = 0.0
+        self._sample_lock = threading.Lock()
+        #: Each agent in a session of its own (a terminal is reachable from ours) or a group only.
+        self.agent_sessions = agent_sessions()
         self._stats: dict[str, tuple[float, int]] = {}
+        self._sampled_at: dict[str, float] = {}
         #: Services other subsystems attach (``approvals``, ``tasks``, ``alerts``) and
         #: SDK call handlers (``agent_<op>``: ``async (inst, args, push) -> result``).
         self.extensions: dict[str, Any] = {}
@@ -120,6 +130,7 @@ class Supervisor:
                 self.instances[name] = inst
         if spawn:
             self.spawn_all()
+            self._sample()  # starts the CPU clocks: the first status has figures to show
         self._spawn(self._stats_loop())
 
     async def _stats_loop(self, interval: float = 1.0) -> None:
@@ -367,32 +378,51 @@ class Supervisor:
         return list(seen)
 
     # --- status ------------------------------------------------------------------------
-    def _sample(self) -> None:
-        """CPU and memory per agent, at most once a second (psutil is not free)."""
-        now = time.monotonic()
-        if now - self._stats_at < 1.0:
-            return
-        self._stats_at = now
-        stats: dict[str, tuple[float, int]] = {}
-        alive = set()
-        for inst in self.instances.values():
-            pid = inst.pid
-            if pid is None:
-                continue
-            alive.add(pid)
+    def _sample(self, budget_s: float | None = None) -> bool:
+        """CPU and memory per agent, at most once a second (psutil is not free).
+
+        Also called from the control socket's thread (``status``), with a time
+        budget: under a log flood every /proc read there waits its turn for the
+        interpreter, and 20 agents took ~200 ms. Agents not reached keep their
+        previous figures and are sampled first next time. The lock keeps two
+        samplings from racing on the process cache.
+        """
+        with self._sample_lock:
+            now = time.monotonic()
+            if now - self._stats_at < 1.0:
+                return True
+            if self._sample_now(now + budget_s if budget_s is not None else None):
+                self._stats_at = now
+                return True
+            return False
+
+    def _sample_now(self, deadline: float | None) -> bool:
+        """Sample the least recently sampled agents first; True when every agent was reached."""
+        stats = self._stats
+        alive = {inst.pid: inst.name for inst in list(self.instances.values()) if inst.pid is not None}
+        names = set(alive.values())
+        for name in [n for n in stats if n not in names]:
+            del stats[name]
+        for name in [n for n in self._sampled_at if n not in names]:
+            del self._sampled_at[name]
+        order = sorted(alive.items(), key=lambda item: self._sampled_at.get(item[1], 0.0))
+        for i, (pid, name) in enumerate(order):
+            if deadline is not None and i and time.monotonic() > deadline:
+                return False
             proc = self._proc_cache.get(pid)
             try:
                 if proc is None:
                     proc = self._proc_cache[pid] = psutil.Process(pid)
                     proc.cpu_percent(None)
                 with proc.oneshot():
-                    stats[inst.name] = (proc.cpu_percent(None), proc.memory_info().rss)
+                    stats[name] = (proc.cpu_percent(None), proc.memory_info().rss)
             except (psutil.Error, OSError):
-                continue
+                stats.pop(name, None)
+            self._sampled_at[name] = time.monotonic()
         for pid in list(self._proc_cache):
             if pid not in alive:
                 del self._proc_cache[pid]
-        self._stats = stats
+        return True
 
     def metrics(self, agent: str | None = None) -> dict[str, dict[str, list[tuple[float, float]]]]:
         """Recent ``ctx.metric`` series per agent (bounded rings), for the console's charts."""
@@ -431,8 +461,27 @@ class Supervisor:
             "lines": self.loghub.last_seq(inst.name),
         }
 
+    def stats_age_s(self) -> float:
+        """Seconds since CPU and memory were last sampled for every agent."""
+        return time.monotonic() - self._stats_at
+
+    def refresh_stats(self, budget_s: float | None = None) -> bool:
+        """Sample CPU and memory if the figures are over a second old; True once all are fresh.
+
+        With ``budget_s``, stops after that long (the agents sampled least
+        recently go first): call again until it returns True.
+        """
+        return self._sample(budget_s)
+
     def status(self) -> dict[str, Any]:
-        self._sample()
+        """The whole fleet at a glance; cheap enough to answer under a flood.
+
+        Sampling 20 agents' /proc files took ~200 ms under a log flood (each read
+        waits its turn for the interpreter), so recent figures are reused and the
+        caller refreshes them after answering (see ``refresh_stats``).
+        """
+        if self.stats_age_s() > STATUS_STATS_MAX_AGE_S:
+            self._sample(budget_s=STATUS_SAMPLE_BUDGET_S)
         approvals = self.extensions.get("approvals")
         return {
             "fleet": self.fleet_name,

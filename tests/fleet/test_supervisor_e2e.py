@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import stat
+import subprocess
 import sys
 
 import psutil
@@ -357,3 +358,66 @@ async def test_stats_push_agents_and_the_gateway_state(fleet_factory):
     ev = await f.events.wait_for(lambda e: e["event"] == "stats")
     assert ev["data"]["gateway"] == (await f.call("status"))["gateway"]
     assert [a["name"] for a in ev["data"]["agents"]] == ["s"]
+
+
+@pytest.mark.parametrize("own_sessions", [True, False])
+async def test_agents_lead_their_process_group_in_a_session_of_their_own_only_with_a_terminal(
+    fleet_factory, own_sessions
+):
+    f = await fleet_factory(
+        '[[agent]]\nname = "s"\n'
+        'command = ["sh", "-c", "if (: <> /dev/tty) 2>/dev/null; then echo tty-open; else echo no-tty; fi; '
+        'exec sleep 60"]\n'
+    )
+    def tty_line(run_id):
+        return lambda e: (e["event"] == "logs" and e["data"]["agent"] == "s" and e["data"]["stream"] == "stdout"
+                          and e["data"]["run_id"] != run_id)
+
+    first = await f.wait_status("s", lambda a: a["state"] == "running")
+    first_run = (await f.events.wait_for(tty_line(None)))["data"]["run_id"]
+    f.sup.agent_sessions = own_sessions
+    await f.call("restart", names=["s"])
+    a = await f.wait_status("s", lambda a: a["state"] == "running" and a["pid"] not in (None, first["pid"]))
+    pid = a["pid"]
+    assert os.getpgid(pid) == pid  # pause and stop act on the whole group
+    if own_sessions:
+        assert os.getsid(pid) == pid
+        line = await f.events.wait_for(tty_line(first_run))
+        assert line["data"]["text"] == "no-tty\n"  # no way to the operator's terminal
+    else:
+        assert os.getsid(pid) == os.getsid(0)
+
+
+def test_a_supervisor_without_a_terminal_keeps_agents_in_its_session():
+    probe = "from fleet.supervisor.instance import agent_sessions; print(agent_sessions())"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         start_new_session=True, stdin=subprocess.DEVNULL)
+    assert out.stdout.strip() == "False"
+
+
+async def test_status_is_answered_while_the_supervisor_loop_is_busy(fleet_factory):
+    """The socket has its own thread: a supervisor loop stuck in work (a flood) does not delay ``status``."""
+    import socket
+    import threading
+
+    f = await fleet_factory('[[agent]]\nname = "s"\ncommand = ["sleep", "60"]\n')
+    await f.wait_status("s", lambda a: a["state"] == "running")
+    answered = threading.Event()
+    replies: list[dict] = []
+
+    def ask() -> None:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(str(f.runtime.server.path))
+            s.sendall(b'{"id": 1, "op": "status"}\n')
+            buf = b""
+            while not buf.endswith(b"\n"):
+                buf += s.recv(65536)
+        replies.append(json.loads(buf))
+        answered.set()
+
+    t = threading.Thread(target=ask)
+    t.start()
+    # Block the supervisor's loop until the answer is in (it would never come if the loop had to serve it).
+    assert answered.wait(10)
+    t.join()
+    assert replies[0]["ok"] and replies[0]["result"]["agents"][0]["name"] == "s"
