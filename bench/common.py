@@ -378,7 +378,16 @@ def neutral_workload_env() -> None:
     and measure the writers instead of the supervisors. The scenario promises
     block-buffered writers, as they are by default under any supervisor.
     """
+    import compileall
+
+    import fleet
+
     os.environ.pop("PYTHONUNBUFFERED", None)
+    # Likewise ``PYTHONDONTWRITEBYTECODE=1``: a Python tool's CLI then compiles its
+    # modules on every run. pip byte-compiles what it installs, except an editable
+    # project's own sources, which a normal first run writes: do that here.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    compileall.compile_dir(Path(fleet.__file__).parent, quiet=1)
 
 
 def run_quiet(argv: list[str], env: dict[str, str] | None = None, timeout: float = 60.0,

@@ -7,7 +7,6 @@ control sequence is neutralised.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
@@ -60,6 +59,8 @@ def logs(ctx: Ctx, name: str | None, follow: bool, lines: int, grep: str | None,
             click.echo(json.dumps(line, ensure_ascii=False))
         else:
             click.echo(_fmt(line, color, show_agent))
+
+    import asyncio  # here, not at the top: the commands that need no loop start faster without it
 
     history = asyncio.run(_history(ctx, name, lines, grep, since_ts))
     last_seq: dict[str, int] = {}

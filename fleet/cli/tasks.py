@@ -9,7 +9,6 @@ file costs the fleet nothing.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from pathlib import Path
@@ -56,7 +55,7 @@ def task_add(ctx: Ctx, kind: str, priority: int, payload: str | None) -> None:
 @pass_ctx
 def tasks(ctx: Ctx, as_json: bool, state: tuple[str, ...], kind: str | None, limit: int) -> None:
     """List tasks, newest last: state, attempts, holder, age."""
-    items, stats = asyncio.run(_list(ctx, list(state), kind, limit))
+    items, stats = _list(ctx, list(state), kind, limit)
     if as_json:
         click.echo(json.dumps({"tasks": items, "stats": stats}, indent=2, ensure_ascii=False))
         return
@@ -95,21 +94,21 @@ def tasks(ctx: Ctx, as_json: bool, state: tuple[str, ...], kind: str | None, lim
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
 
 
-async def _list(ctx: Ctx, states: list[str], kind: str | None, n: int) -> tuple[list[dict], dict | None]:
-    from fleet.control.client import SocketClient
+def _list(ctx: Ctx, states: list[str], kind: str | None, n: int) -> tuple[list[dict], dict | None]:
+    from fleet.control.blocking import BlockingClient
     from fleet.errors import FleetError, FleetNotRunning
 
     try:
-        client = await SocketClient.connect(ctx.socket(), origin="cli")
+        client = BlockingClient(ctx.socket(), origin="cli")
     except FleetNotRunning:
         return _from_store(ctx, states, kind, n), None
     try:
-        res = await client.call("tasks", state=states or None, kind=kind, n=n)
+        res = client.call("tasks", state=states or None, kind=kind, n=n)
     except FleetError as exc:
         fail(str(exc))
         raise AssertionError("unreachable") from None
     finally:
-        await client.close()
+        client.close()
     return res["tasks"], res.get("stats")
 
 
