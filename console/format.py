@@ -16,17 +16,24 @@ __all__ = ["count", "duration", "size", "usd"]  # shared with the CLI
 
 
 def uptime(seconds: float | None) -> str:
-    """Uptime for the fleet table: seconds only in the first minute, then ``3m``, ``2h04m``.
+    """Uptime for the fleet table: ``<10s``, ``10s`` .. ``50s`` in the first minute, then ``3m``, ``2h04m``.
 
-    A cell that changes every second on every row makes the table repaint every
-    second even when the fleet is idle (DataTable re-renders all visible cells
-    after any update): with 200 agents that alone cost a fifth of a core. Minute
-    resolution is what ``pm2 ls`` and ``docker ps`` show; the agent screen keeps
-    the seconds.
+    A cell that changes every second on every row repaints every row every
+    second: a fleet of 200 agents just started kept a fifth of a core busy in
+    the console for its first minute. Steps of ten seconds, then minutes (as
+    ``pm2 ls`` and ``docker ps`` show), keep an idle table still; the agent
+    screen keeps the seconds.
     """
-    if seconds is not None and 60 <= seconds < 3600:
+    if seconds is None:
+        return duration(seconds)
+    if seconds < 10:
+        return "<10s"
+    if seconds < 60:
+        return f"{int(seconds) // 10 * 10}s"
+    if seconds < 3600:
         return f"{int(seconds) // 60}m"
     return duration(seconds)
+
 
 #: state -> (symbol, style). Styles are Rich styles resolved against the theme
 #: by the DataTable (plain colour names so every built-in theme stays legible).

@@ -50,6 +50,7 @@ class FleetScreen(LogKeysMixin):
     def __init__(self) -> None:
         super().__init__(id="fleet")
         self.merged = False
+        self._info_shown: tuple[Text, int] | None = None
 
     @property
     def console_app(self) -> FleetConsole:
@@ -107,8 +108,12 @@ class FleetScreen(LogKeysMixin):
             info.append("  connecting…", style="dim")
         if self.table.selected:
             info.append(f"  {len(self.table.selected)} selected", style="bold magenta")
-        self.query_one("#fleet-info", Static).update(info)
         pending = app.pending_approvals
+        # Stats arrive every second; Static.update re-lays the screen out, so only on a change.
+        if (info, pending) == self._info_shown:
+            return
+        self._info_shown = (info, pending)
+        self.query_one("#fleet-info", Static).update(info)
         badge = self.query_one("#approvals-badge", Static)
         badge.update(f" ⚑ {pending} approval{'s' if pending != 1 else ''} (a) " if pending else "")
         badge.set_class(bool(pending), "-pending")

@@ -7,8 +7,9 @@ still holds its SGR colour sequences (``fleet.ansi.sanitize``) and decode it
 with ``Text.from_ansi`` only when the row is painted (LRU cached).
 
 Ingest and render are decoupled (house style §7): the ``LogHub`` queues new
-blocks with ``queue_blocks``; a ~15 Hz timer drains them with one
-``write_lines`` per tick. A detached (hidden) view queues nothing and replays
+blocks with ``queue_blocks``; a timer started by the first of them drains
+them all 1/15 s later with one ``write_lines`` (no timer runs while no lines
+come in: an idle console must not wake 15 times a second). A detached (hidden) view queues nothing and replays
 its ring when shown again. Wrap, timestamps and filters rebuild the rows from
 the ring; search only changes how visible rows are painted.
 """
@@ -31,6 +32,7 @@ from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import var
 from textual.strip import Strip
+from textual.timer import Timer
 from textual.widgets import Log
 
 from console.logring import MERGED, Block, LogHub, LogRing
@@ -39,6 +41,8 @@ from fleet.ansi import strip_sgr
 if TYPE_CHECKING:
     from typing import Self
 
+#: How long new lines gather before one paint.
+DRAIN_S = 1 / 15
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _LEVEL_RANK = {name: rank for rank, name in enumerate(LEVELS)}
 _LEVEL_RANK.update({"WARN": 2, "FATAL": 4})
@@ -148,6 +152,7 @@ class LogView(Log, inherit_bindings=True):
         self.source = source
         self.active = False
         self._pending: list[Block] = []
+        self._drain_timer: Timer | None = None
         self._strips: LRUCache[tuple[str, str, bool], Strip] = LRUCache(2048)
         self._built_width = 0
         self.current_match: int | None = None
@@ -163,9 +168,13 @@ class LogView(Log, inherit_bindings=True):
 
     def queue_blocks(self, blocks: Iterable[Block]) -> None:
         self._pending.extend(blocks)
+        if self._drain_timer is None and self._pending:
+            # One paint per 1/15 s while lines come in; no timer at all while none do.
+            self._drain_timer = self.set_timer(DRAIN_S, self._drain_due, name="log-drain")
 
-    def on_mount(self) -> None:
-        self.set_interval(1 / 15, self._drain, name="log-drain")
+    def _drain_due(self) -> None:
+        self._drain_timer = None
+        self._drain()
 
     def set_active(self, active: bool) -> None:
         """Attach to the hub and replay the ring, or detach and stop painting."""
@@ -178,6 +187,9 @@ class LogView(Log, inherit_bindings=True):
         else:
             self.hub.detach(self.source, self)
             self._pending.clear()
+            if self._drain_timer is not None:
+                self._drain_timer.stop()
+                self._drain_timer = None
 
     def set_source(self, source: str) -> None:
         if source == self.source:

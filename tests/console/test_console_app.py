@@ -531,3 +531,43 @@ def test_console_imports_only_the_client_contract() -> None:
 def test_importing_console_app_is_fast_and_fleet_stays_textual_free() -> None:
     code = "import fleet.ansi, fleet.records, fleet.control.api, sys; assert 'textual' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+async def test_stats_repaint_only_the_rows_that_changed() -> None:
+    """200 agents' uptime ticking each second must not repaint the whole table each second."""
+    client = FakeFleetClient(clock=frozen_clock)
+    app = make_app(client)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        table = app.fleet_screen.table
+        repaints: list[tuple] = []
+        original = type(table).refresh
+
+        def spy(self, *regions, **kwargs):
+            if not getattr(self, "_hold_repaint", False):
+                repaints.append(regions)
+            return original(self, *regions, **kwargs)
+
+        table.refresh = spy.__get__(table)
+        client.agents["ticker"].update(cpu_pct=42.0)
+        client.push("stats", {"agents": [dict(a) for a in client.agents.values()]})
+        await settle(pilot, lambda: table.get_cell("ticker", "cpu") == "42.0")
+        row = table.get_row_index("ticker")
+        assert repaints and all(regions for regions in repaints)  # partial repaints only
+        assert "42.0" in table.render_line(row + 1).text  # and the row shows the new value
+
+
+async def test_log_views_run_no_timer_while_no_lines_come() -> None:
+    """An idle console must not wake up to paint nothing (it was 15 times a second per log view)."""
+    from console.widgets.log_view import LogView
+
+    client = FakeFleetClient(clock=frozen_clock)
+    app = make_app(client)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        views = list(app.screen.query(LogView))
+        await settle(pilot, lambda: all(v._drain_timer is None for v in views))
+        before = views[0].painted_lines
+        client.push_lines(views[0].source, ["one more line"])
+        await settle(pilot, lambda: views[0].painted_lines > before)
+        assert all(v._drain_timer is None for v in views)
