@@ -46,6 +46,10 @@ if TYPE_CHECKING:
 
 S = AgentState
 TICK_S = 1.0
+#: Longest sleep between evaluations when nothing can change with time alone (a new
+#: day renews budgets): an idle fleet of 200 agents is evaluated once a minute, not
+#: every second.
+IDLE_TICK_S = 60.0
 COOLDOWN_S = 300.0
 #: error_rate needs at least this many outcomes in its window before it may fire.
 MIN_SAMPLES = 3
@@ -127,6 +131,14 @@ class AlertEngine:
         self._spend: dict[str, _Window] = {}
         self._active: dict[str, float] = {}  # wall time of the latest SDK activity seen here
         self.fired = 0
+        #: Seconds until the next evaluation could change anything (set by ``tick``).
+        self.next_due = 0.0
+        self._poke = asyncio.Event()
+        self._last_tick = 0.0
+
+    def poke(self) -> None:
+        """Something happened (usage, a task, a state change, a policy): evaluate soon."""
+        self._poke.set()
 
     # --- counting -------------------------------------------------------------------
     def count(self, agent: str) -> int:
@@ -192,6 +204,7 @@ class AlertEngine:
 
     # --- hooks ------------------------------------------------------------------------
     def on_usage(self, rec: UsageRecord) -> None:
+        self._poke.set()
         ts = rec.ts or self._clock()
         self._active[rec.agent] = ts
         if rec.outcome in ("ok", "error", "timeout"):
@@ -200,6 +213,7 @@ class AlertEngine:
             self._window(self._spend, rec.agent).add(ts, float(rec.cost_usd))
 
     def on_task(self, agent: str | None, data: dict[str, Any]) -> None:
+        self._poke.set()
         if agent is None:
             return
         now = self._clock()
@@ -219,6 +233,7 @@ class AlertEngine:
             )
 
     def on_agent_alert(self, inst: AgentInstance, data: dict[str, Any]) -> None:
+        self._poke.set()
         self._active[inst.name] = self._clock()
         fields = data.get("fields") if isinstance(data.get("fields"), dict) else {}
         self.fire(
@@ -230,6 +245,7 @@ class AlertEngine:
         )
 
     def on_state(self, inst: AgentInstance, prev: AgentState) -> None:
+        self._poke.set()
         key = (inst.name, "crash_loop")
         if inst.state is S.CRASH_LOOP:
             now = self._clock()
@@ -263,6 +279,7 @@ class AlertEngine:
         approvals = sup.extensions.get("approvals")
         asking = {a.get("agent") for a in approvals.pending()} if approvals is not None else set()
         gateway = sup.gateway
+        due = IDLE_TICK_S
         for inst in list(sup.instances.values()):
             name = inst.name
             rules = inst.policy.alerts
@@ -287,6 +304,7 @@ class AlertEngine:
                     )
                 else:
                     self.clear(name, "stalled", "output resumed")
+                    due = min(due, rules.silence_s - idle)
             # error rate
             outcomes = self._outcomes.get(name)
             if outcomes is not None:
@@ -329,6 +347,9 @@ class AlertEngine:
                 self.clear(agent, rule, "no repeat within the cool-down")
             elif rule in CONDITION_RULES and agent not in sup.instances:
                 self.clear(agent, rule, "agent removed")
+        # Open alerts and recent outcomes or spend change with time: look again each second.
+        windows = any(w.items for w in self._outcomes.values()) or any(w.items for w in self._spend.values())
+        self.next_due = 0.0 if self.open or windows else max(0.0, due)
 
     def _budget(self, name: str, used: float | None, warn_pct: float, usd: float) -> None:
         if used is None:
@@ -355,8 +376,21 @@ class AlertEngine:
             self.clear(name, "budget_warn", "budget renewed")
 
     async def run(self, interval: float = TICK_S) -> None:
+        """Evaluate every ``interval`` while anything is in flight; otherwise sleep until the
+        next time-based change (an agent's ``silence_s`` running out) or until poked."""
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(interval)  # a periodic timer, not synchronisation
+            wait = max(interval, self.next_due)
+            try:
+                await asyncio.wait_for(self._poke.wait(), wait)
+            except TimeoutError:
+                pass
+            self._poke.clear()
+            # Pokes come with every LLM call: never evaluate more often than once per interval.
+            rest = self._last_tick + interval - loop.time()
+            if rest > 0:
+                await asyncio.sleep(rest)  # a rate limit, not synchronisation
+            self._last_tick = loop.time()
             try:
                 self.tick()
             except Exception as exc:  # a rule bug must not stop the others next second
@@ -394,6 +428,7 @@ def attach(
     sup.add_hook("on_task", engine.on_task)
     sup.add_hook("on_agent_alert", engine.on_agent_alert)
     sup.add_hook("on_state", engine.on_state)
+    sup.add_hook("on_policy", lambda _book: engine.poke())
     sup.spawn(engine.run(interval))
 
     async def op_alerts(open_only: bool = False, n: int = 100, agent: str | None = None) -> dict[str, Any]:

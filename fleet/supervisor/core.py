@@ -23,13 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import psutil
-
 from fleet import __version__
 from fleet.errors import FleetError, ProtocolError, UnknownAgent
 from fleet.records import AgentState, Event, LogChunk
 from fleet.supervisor.instance import AgentInstance, agent_sessions
 from fleet.supervisor.loghub import LogHub
+from fleet.supervisor.procstat import ProcSampler
 
 if TYPE_CHECKING:
     from fleet.policy import Policy, PolicyBook
@@ -97,9 +96,10 @@ class Supervisor:
         self._shutdown = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._metrics: dict[str, _Metrics] = defaultdict(_Metrics)
-        self._proc_cache: dict[int, psutil.Process] = {}
+        self._procs = ProcSampler()
         self._stats_at = 0.0
         self._sample_lock = threading.Lock()
+        self._stats_wanted = asyncio.Event()
         #: Each agent in a session of its own (a terminal is reachable from ours) or a group only.
         self.agent_sessions = agent_sessions()
         self._stats: dict[str, tuple[float, int]] = {}
@@ -140,6 +140,9 @@ class Supervisor:
         supervisor next to nothing.
         """
         while True:
+            if not any(s.wants("stats", None) for s in self._subscribers):
+                self._stats_wanted.clear()
+                await self._stats_wanted.wait()  # set by subscribe(): no wake-ups while nobody looks
             await asyncio.sleep(interval)
             if any(s.wants("stats", None) for s in self._subscribers):
                 self._stats_at = 0.0
@@ -224,6 +227,8 @@ class Supervisor:
     # --- events ----------------------------------------------------------------------
     def subscribe(self, sub: Subscriber) -> Callable[[], None]:
         self._subscribers.append(sub)
+        if sub.wants("stats", None):
+            self._stats_wanted.set()
         return lambda: self._subscribers.remove(sub) if sub in self._subscribers else None
 
     def publish(self, kind: str, agent: str | None, data: dict[str, Any]) -> Event:
@@ -379,7 +384,7 @@ class Supervisor:
 
     # --- status ------------------------------------------------------------------------
     def _sample(self, budget_s: float | None = None) -> bool:
-        """CPU and memory per agent, at most once a second (psutil is not free).
+        """CPU and memory per agent, at most once a second.
 
         Also called from the control socket's thread (``status``), with a time
         budget: under a log flood every /proc read there waits its turn for the
@@ -409,19 +414,13 @@ class Supervisor:
         for i, (pid, name) in enumerate(order):
             if deadline is not None and i and time.monotonic() > deadline:
                 return False
-            proc = self._proc_cache.get(pid)
-            try:
-                if proc is None:
-                    proc = self._proc_cache[pid] = psutil.Process(pid)
-                    proc.cpu_percent(None)
-                with proc.oneshot():
-                    stats[name] = (proc.cpu_percent(None), proc.memory_info().rss)
-            except (psutil.Error, OSError):
+            figures = self._procs.sample(pid)
+            if figures is None:
                 stats.pop(name, None)
+            else:
+                stats[name] = figures
             self._sampled_at[name] = time.monotonic()
-        for pid in list(self._proc_cache):
-            if pid not in alive:
-                del self._proc_cache[pid]
+        self._procs.keep(set(alive))
         return True
 
     def metrics(self, agent: str | None = None) -> dict[str, dict[str, list[tuple[float, float]]]]:

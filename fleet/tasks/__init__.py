@@ -87,6 +87,7 @@ def _id(args: dict[str, Any]) -> int:
 
 async def _ticker(queue: TaskQueue, interval: float) -> None:
     while True:
+        await queue.wait_open()  # an idle fleet with no tasks is not woken every second
         await asyncio.sleep(interval)  # a periodic timer, not synchronisation
         try:
             queue.tick()

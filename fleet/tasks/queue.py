@@ -126,6 +126,7 @@ class TaskQueue:
         self._ready: dict[str, list[tuple[int, int, TaskRec]]] = {}  # kind -> heap of (-priority, id, task)
         self._ready_n = 0
         self._open: dict[int, TaskRec] = {}  # queued + leased
+        self._has_open = asyncio.Event()  # wakes the lease ticker, which sleeps while nothing is open
         self._held: dict[str, set[int]] = {}  # instance name -> leased task ids
         self._waiters: list[_Waiter] = []
         self._seq = itertools.count()
@@ -166,6 +167,7 @@ class TaskQueue:
                 added_by=row["added_by"],
             )
             self._open[t.id] = t
+            self._has_open.set()
             if row["state"] == "leased":
                 # Held by a process of an earlier supervisor: no live run can finish it.
                 t.state, t.owner, t.run_id = "leased", row["agent"], row["run_id"]
@@ -191,6 +193,7 @@ class TaskQueue:
         for tid, (kind, payload, priority) in zip(ids, checked, strict=True):
             t = TaskRec(tid, kind, payload, priority, now, added_by=by)
             self._open[tid] = t
+            self._has_open.set()
             self._push(t)
             self._event(t, None, f"added by {by}" if by else None)
             out.append(t)
@@ -426,6 +429,12 @@ class TaskQueue:
             return
         if inst.state is S.RUNNING:
             self._dispatch()
+
+    async def wait_open(self) -> None:
+        """Return once a task is open (queued or leased): an empty queue needs no ticking."""
+        if not self._open:
+            self._has_open.clear()
+            await self._has_open.wait()
 
     def tick(self) -> None:
         """Renew the leases of live runs and take back expired ones (called about once a second)."""
