@@ -204,3 +204,22 @@ def test_info_alerts_only_notify() -> None:
     sup, _eng, _ = make(a)
     sup.hook("on_agent_alert", a, {"rule": "fyi", "severity": "info", "message": "hello"})
     assert not a.want_paused and len(alerts(sup)) == 1
+
+
+def test_an_idle_fleet_is_evaluated_rarely_and_exactly_when_silence_runs_out() -> None:
+    from fleet.alerts import IDLE_TICK_S
+
+    quiet = FakeInst("quiet", policy())
+    watched = FakeInst("watched", policy(alerts={"silence_s": 30}))
+    _, eng, _ = make(quiet)
+    eng.tick()
+    assert eng.next_due == IDLE_TICK_S  # nothing can change with time: no 1 s ticking
+    _, eng, clock = make(quiet, watched)
+    clock.t += 10
+    eng.tick()
+    assert eng.next_due == 20  # the next evaluation that can matter: when watched's silence runs out
+    clock.t += 20
+    eng.tick()
+    assert eng.count("watched") == 1 and eng.next_due == 0.0  # an open alert is looked at every tick
+    eng.on_usage(usage("quiet", clock.t))
+    assert eng._poke.is_set()  # activity wakes the sleeping evaluator
