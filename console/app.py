@@ -43,6 +43,8 @@ from fleet.errors import FleetError
 #: Pushed kinds that go to the events list (and some to notifications).
 EVENT_KINDS = frozenset({"alert", "policy_applied", "policy_error", "approval", "state", "budget", "fleet"})
 #: State changes worth a notification.
+#: Shortest time between two "lines not shown live" notices.
+SKIP_NOTICE_S = 10.0
 ALARM_STATES = {"crashed": "error", "crash-loop": "error", "backoff": "warning"}
 
 PAST_TENSE = {
@@ -94,6 +96,8 @@ class FleetConsole(App[None]):
         self.fleet_name = fleet_name
         self.clock = clock
         self.hub = LogHub(log_lines)
+        self._skipped_lines = 0  # live lines the fleet did not push (a flood), since the last notice
+        self._skip_notice_at = -SKIP_NOTICE_S
         self.status: dict[str, Any] = {}
         self.agents: dict[str, dict[str, Any]] = {}
         self.approvals: dict[int, dict[str, Any]] = {}
@@ -156,11 +160,30 @@ class FleetConsole(App[None]):
 
     # -- pushed events -------------------------------------------------------------
 
+    def _note_skipped(self, lines: int) -> None:
+        """Say, at most every ``SKIP_NOTICE_S``, that a flood outran the live view (nothing is lost)."""
+        self._skipped_lines += lines
+        now = time.monotonic()
+        if now - self._skip_notice_at < SKIP_NOTICE_S:
+            return
+        self._skip_notice_at = now
+        n, self._skipped_lines = self._skipped_lines, 0
+        self.notify(
+            f"{n:,} lines not shown live: output is faster than a screen can follow. "
+            "Every line is in the store: `fleet logs NAME --since 5m`.",
+            title="Log flood",
+            severity="warning",
+            timeout=5,
+        )
+
     def dispatch_event(self, event: dict[str, Any]) -> None:
         kind = event.get("event", "")
         data = event.get("data") or {}
         if kind == "logs":
             self.hub.ingest(data)
+            return
+        if kind == "logs_skipped":
+            self._note_skipped(int(data.get("lines") or 0))
             return
         if kind == "stats":
             agents = data.get("agents", [])

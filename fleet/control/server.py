@@ -25,6 +25,7 @@ import contextlib
 import json
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,15 @@ from fleet.supervisor.core import Subscriber, Supervisor
 MAX_REQUEST = 32 * 1024 * 1024
 #: Bytes a subscriber may have queued before pushes to it are dropped.
 SUBSCRIBER_HIGH_WATER = 8 * 1024 * 1024
+#: Log text pushed to one subscriber per second (and in one burst). A flood goes to the
+#: store at its own speed; a console cannot show 800 k lines/s and, given a core of its
+#: own, spent it decoding them (11 CPU-s over a 4 M-line flood). Past the cap lines are
+#: skipped and counted in a ``logs_skipped`` push; ``logs`` and the console's history
+#: read every line back from the store.
+LOG_PUSH_RATE = 4 * 1024 * 1024
+LOG_PUSH_BURST = 4 * 1024 * 1024
+#: How soon a count of skipped lines is pushed when no later line carries it.
+SKIP_REPORT_S = 0.5
 #: Operations that only read the supervisor's state: answered on the socket's own thread.
 READ_ONLY_OPS = frozenset({"status", "ping"})
 #: Sampling done per turn of the control loop when refreshing CPU and memory figures.
@@ -68,6 +78,9 @@ class _Connection(asyncio.Protocol):
         self._out_bytes = 0
         self._flush_scheduled = False
         self._closed = False
+        self._log_tokens = float(LOG_PUSH_BURST)
+        self._log_at = time.monotonic()
+        self._skipped: dict[str, int] = {}  # agent -> lines skipped since the last report
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -133,8 +146,12 @@ class _Connection(asyncio.Protocol):
         if self._closed or t is None or t.is_closing():
             return False
         with self._out_lock:
+            if msg.get("event") == "logs" and not self._log_budget(msg["data"]):
+                return True  # skipped by design and reported, not dropped
             if self._out_bytes + t.get_write_buffer_size() > SUBSCRIBER_HIGH_WATER:
                 return False
+            if self._skipped:
+                self._queue_skipped()
             if self.sub is not None and self.sub.dropped:
                 missed, self.sub.dropped = self.sub.dropped, 0
                 self._queue(dumps({"event": "dropped", "data": {"count": missed}}))
@@ -147,6 +164,41 @@ class _Connection(asyncio.Protocol):
         except RuntimeError:  # the control loop is closed: the fleet is shutting down
             return False
         return True
+
+    def _log_budget(self, data: dict[str, Any]) -> bool:
+        """Whether this chunk fits the subscriber's log rate; counts it as skipped if not."""
+        now = time.monotonic()
+        self._log_tokens = min(float(LOG_PUSH_BURST), self._log_tokens + (now - self._log_at) * LOG_PUSH_RATE)
+        self._log_at = now
+        size = len(data.get("text") or "")
+        if size <= self._log_tokens:
+            self._log_tokens -= size
+            return True
+        agent = str(data.get("agent"))
+        if not self._skipped:  # the first skip of a run: make sure it is reported even if no line follows
+            try:
+                self.server.loop.call_soon_threadsafe(self.server.loop.call_later, SKIP_REPORT_S, self._report_skipped)
+            except RuntimeError:
+                pass
+        self._skipped[agent] = self._skipped.get(agent, 0) + int(data.get("count") or 0)
+        return False
+
+    def _queue_skipped(self) -> None:
+        """Queue a ``logs_skipped`` push (caller holds ``_out_lock``)."""
+        skipped, self._skipped = self._skipped, {}
+        self._queue(dumps({"event": "logs_skipped",
+                           "data": {"lines": sum(skipped.values()), "agents": skipped}}))
+
+    def _report_skipped(self) -> None:
+        """On the control loop: push the skipped count if no later line has carried it."""
+        with self._out_lock:
+            if not self._skipped or self._closed:
+                return
+            self._queue_skipped()
+            if self._flush_scheduled:
+                return
+            self._flush_scheduled = True
+        self._flush()
 
     def _queue(self, data: bytes) -> None:
         self._outbox.append(data)

@@ -571,3 +571,16 @@ async def test_log_views_run_no_timer_while_no_lines_come() -> None:
         client.push_lines(views[0].source, ["one more line"])
         await settle(pilot, lambda: views[0].painted_lines > before)
         assert all(v._drain_timer is None for v in views)
+
+
+async def test_lines_a_flood_kept_from_the_live_view_are_announced_not_silent() -> None:
+    client = FakeFleetClient(clock=frozen_clock)
+    app = make_app(client)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        client.push("logs_skipped", {"lines": 1234, "agents": {"ticker": 1234}})
+        client.push("logs_skipped", {"lines": 10, "agents": {"ticker": 10}})  # within the quiet period: counted
+        await settle(pilot, lambda: any("lines not shown live" in m for m in notes(app)))
+        [note] = [m for m in notes(app) if "not shown live" in m]
+        assert note.startswith("1,234 lines") and "fleet logs" in note
+        assert app._skipped_lines == 10
