@@ -71,8 +71,12 @@ class Peer:
         return [self.proc.pid] if self.proc else []
 
     def running_pids(self) -> dict[str, int]:
-        """Program name → pid of its running process, as far as we can tell from outside."""
-        raise NotImplementedError
+        """Program name → pid of its running process, as far as we can tell from outside.
+
+        By default the workloads found under the supervisor's own process.
+        """
+        assert self.proc is not None and self.wd is not None
+        return children_by_marker(self.proc.pid, str(self.wd.root))
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -113,6 +117,40 @@ class Peer:
     def _ctl(self, argv: list[str], env: dict[str, str] | None = None) -> str:
         r = run_quiet(argv, env=env)
         return r.stdout + r.stderr
+
+
+class IniPeer(Peer):
+    """A tool configured by one ini-style file of sections, one per program, each
+    writing its stdout to ``<dir>/<program>.out`` (supervisord, circus)."""
+
+    #: The config file's name in ``dir``, and the control command that re-reads it.
+    conf_name = ""
+    reload_args: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir: Path | None = None
+
+    @property
+    def conf(self) -> Path:
+        assert self.dir is not None
+        return self.dir / self.conf_name
+
+    def _section(self, p: Program) -> str:
+        raise NotImplementedError
+
+    def ctl(self, *args: str) -> list[str]:
+        raise NotImplementedError
+
+    def flood_files(self) -> list[Path]:
+        assert self.dir is not None
+        return [self.dir / f"{p.name}.out" for p in self.programs]
+
+    def add_program(self, prog: Program) -> None:
+        self.programs.append(prog)
+        with open(self.conf, "a") as f:
+            f.write(self._section(prog))
+        self._ctl(self.ctl(*self.reload_args))
 
 
 def children_by_marker(root: int, marker: str) -> dict[str, int]:

@@ -9,26 +9,18 @@ is picked up with ``circusctl reloadconfig``.
 from __future__ import annotations
 
 import shlex
-from pathlib import Path
 
 from bench.common import Program, Workdir, wait_for
-from bench.peers import Peer, children_by_marker, find_exe
+from bench.peers import IniPeer, find_exe
 
 
-class Circus(Peer):
+class Circus(IniPeer):
     name = "circus"
     supports = frozenset({"flood", "idle", "crash", "pause", "config"})
     install = "python3 -m venv /work/peers && /work/peers/bin/pip install circus"
+    conf_name = "circus.ini"
+    reload_args = ("reloadconfig",)
     exes = ("circusd", "circusctl")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.dir: Path | None = None
-
-    @property
-    def conf(self) -> Path:
-        assert self.dir is not None
-        return self.dir / "circus.ini"
 
     def _head(self) -> str:
         d = self.dir
@@ -61,19 +53,5 @@ class Circus(Peer):
         assert self.dir is not None
         return [find_exe("circusctl") or "circusctl", "--endpoint", f"ipc://{self.dir}/endpoint", *args]
 
-    def running_pids(self) -> dict[str, int]:
-        assert self.proc is not None and self.wd is not None
-        return children_by_marker(self.proc.pid, str(self.wd.root))
-
-    def flood_files(self) -> list[Path]:
-        assert self.dir is not None
-        return [self.dir / f"{p.name}.out" for p in self.programs]
-
     def signal_cmd(self, name: str, sig: str) -> list[str] | None:
         return self.ctl("signal", name, sig)
-
-    def add_program(self, prog: Program) -> None:
-        self.programs.append(prog)
-        with open(self.conf, "a") as f:
-            f.write(self._section(prog))
-        self._ctl(self.ctl("reloadconfig"))

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from bench.common import ControlSocket, Program, Workdir, kill_tree, wait_for
-from bench.peers import Peer, children_by_marker
+from bench.peers import Peer
 
 FLEET_SCENARIOS = frozenset({"flood", "idle", "crash", "pause", "config"})
 
@@ -97,10 +97,6 @@ class Fleet(Peer):
         if self.console_proc is not None:
             pids.append(self.console_proc.pid)
         return pids
-
-    def running_pids(self) -> dict[str, int]:
-        assert self.proc is not None and self.wd is not None
-        return children_by_marker(self.proc.pid, str(self.wd.root))
 
     def status(self) -> dict[str, object]:
         assert self.sock is not None

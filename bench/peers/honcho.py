@@ -11,7 +11,7 @@ import shlex
 from pathlib import Path
 
 from bench.common import LINE_BYTES, Program, Workdir
-from bench.peers import Peer, children_by_marker, find_exe
+from bench.peers import Peer, find_exe
 
 
 class Honcho(Peer):
@@ -39,10 +39,6 @@ class Honcho(Peer):
         self._line_bytes = 0
         self.proc = self._popen([find_exe("honcho") or "honcho", "--no-colour", "-f", str(self.dir / "Procfile"),
                                  "start"], cwd=self.dir, stdout=open(self.dir / "out.log", "wb"))  # noqa: SIM115
-
-    def running_pids(self) -> dict[str, int]:
-        assert self.proc is not None and self.wd is not None
-        return children_by_marker(self.proc.pid, str(self.wd.root))
 
     def flood_files(self) -> list[Path]:
         assert self.dir is not None

@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 
 from bench.common import Program, Workdir
-from bench.peers import Peer, children_by_marker, find_exe
+from bench.peers import Peer, find_exe
 
 
 class Mprocs(Peer):
@@ -64,10 +64,6 @@ class Mprocs(Peer):
                     break
             except OSError:
                 break
-
-    def running_pids(self) -> dict[str, int]:
-        assert self.proc is not None and self.wd is not None
-        return children_by_marker(self.proc.pid, str(self.wd.root))
 
     def stop(self) -> None:
         super().stop()

@@ -10,10 +10,9 @@ as a user gets it; ``fast_restart`` sets it to 0, the smallest delay it allows
 from __future__ import annotations
 
 import shlex
-from pathlib import Path
 
 from bench.common import Program, Workdir, wait_for
-from bench.peers import Peer, children_by_marker, find_exe
+from bench.peers import IniPeer, find_exe
 
 HEAD = """\
 [unix_http_server]
@@ -35,20 +34,13 @@ serverurl=unix://%(here)s/supervisor.sock
 """
 
 
-class Supervisord(Peer):
+class Supervisord(IniPeer):
     name = "supervisord"
     supports = frozenset({"flood", "idle", "crash", "pause", "config"})
     install = "python3 -m venv /work/peers && /work/peers/bin/pip install supervisor"
+    conf_name = "supervisord.conf"
+    reload_args = ("update",)
     exes = ("supervisord", "supervisorctl")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.dir: Path | None = None
-
-    @property
-    def conf(self) -> Path:
-        assert self.dir is not None
-        return self.dir / "supervisord.conf"
 
     def _section(self, p: Program) -> str:
         assert self.dir is not None
@@ -76,19 +68,5 @@ class Supervisord(Peer):
     def ctl(self, *args: str) -> list[str]:
         return [find_exe("supervisorctl") or "supervisorctl", "-c", str(self.conf), *args]
 
-    def running_pids(self) -> dict[str, int]:
-        assert self.proc is not None and self.wd is not None
-        return children_by_marker(self.proc.pid, str(self.wd.root))
-
-    def flood_files(self) -> list[Path]:
-        assert self.dir is not None
-        return [self.dir / f"{p.name}.out" for p in self.programs]
-
     def signal_cmd(self, name: str, sig: str) -> list[str] | None:
         return self.ctl("signal", sig, name)
-
-    def add_program(self, prog: Program) -> None:
-        self.programs.append(prog)
-        with open(self.conf, "a") as f:
-            f.write(self._section(prog))
-        self._ctl(self.ctl("update"))
