@@ -184,6 +184,15 @@ def migrate(conn: sqlite3.Connection) -> int:
     return found
 
 
+#: Page size of a new database. A flood writes ~400 MB of 64-256 KiB rows: with
+#: 16 KiB pages SQLite handles (and writes to the WAL) a quarter of the pages it
+#: would with 4 KiB, which cut the writer thread's CPU by ~30 % (0.96 -> 0.66 s
+#: for 4 M lines, ``python -m bench --only flood``). Small commits (an event, a
+#: usage row) write a few 16 KiB pages instead of 4 KiB ones. An existing database
+#: keeps the page size it was created with.
+PAGE_SIZE = 16384
+
+
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     """Open ``path`` with the fleet's pragmas; a read-only open never creates or writes.
 
@@ -198,11 +207,13 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
             # Only effective before the first table exists.
+            conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
             conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
-        # A flood writes hundreds of MB; checkpoint in larger steps than the default 1000 pages.
-        conn.execute("PRAGMA wal_autocheckpoint = 8000")
+        # A flood writes hundreds of MB; checkpoint in steps of 32 MiB rather than the default 1000 pages.
+        page = conn.execute("PRAGMA page_size").fetchone()[0]
+        conn.execute(f"PRAGMA wal_autocheckpoint = {32 * 2**20 // page}")
     conn.execute("PRAGMA busy_timeout = 5000")
     conn.execute("PRAGMA cache_size = -32000")
     return conn
