@@ -50,7 +50,7 @@ from fleet.errors import (
     ProviderError,
     RateLimited,
 )
-from fleet.gateway.keys import Redactor, collect_keys, is_provider_key_name
+from fleet.gateway.keys import Redactor, collect_keys, is_provider_key_name, is_secret_name
 from fleet.gateway.provider import Completion, Provider, ProviderCallError
 from fleet.records import UsageRecord
 
@@ -206,11 +206,7 @@ class Gateway:
         self.retry_backoff_s = retry_backoff_s
         self.default_timeout_s = default_timeout_s
         self._keys: dict[str, str] = collect_keys(environ, env_file)
-        self._redact = Redactor(
-            v
-            for k, v in self._keys.items()
-            if not k.endswith(("_API_BASE", "_API_VERSION", "_PROJECT_ID", "_ORG_ID", "_ORGANIZATION"))
-        )
+        self._redact = Redactor(v for k, v in self._keys.items() if is_secret_name(k))
         self._ledgers: dict[str, _Ledger] = {}
         self._state: GatewayState = "idle"  # nothing loaded until first needed
         self._load_task: asyncio.Task[None] | None = None

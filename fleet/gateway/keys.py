@@ -48,6 +48,19 @@ def is_provider_key_name(name: str) -> bool:
     )
 
 
+#: Of those, the names whose value is a credential (what the redactor must hide): not a
+#: region, a profile, an endpoint or a CA bundle path, which would otherwise be cut out
+#: of ordinary log text (``AWS_CA_BUNDLE=/etc/ssl/...`` turned every mention of that
+#: path into ``[REDACTED]``) and cost a scan of every log chunk for nothing.
+_SECRET_WORD = re.compile(r"(?:^|_)(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)(?:$|_)|_KEY_ID$")
+
+
+def is_secret_name(name: str) -> bool:
+    """True for provider variables holding a credential: ``OPENAI_API_KEY``, ``HF_TOKEN``, ``AWS_SESSION_TOKEN``."""
+    upper = name.upper()
+    return is_provider_key_name(upper) and bool(_SECRET_WORD.search(upper))
+
+
 def strip_provider_keys(env: Mapping[str, str]) -> dict[str, str]:
     """A copy of ``env`` without provider credentials: the environment to give agents."""
     return {k: v for k, v in env.items() if not is_provider_key_name(k)}

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleet.gateway import Redactor, check_tool, parse_env_file, strip_provider_keys
+from fleet.gateway import Gateway, Redactor, check_tool, parse_env_file, strip_provider_keys
+from fleet.gateway.keys import is_provider_key_name, is_secret_name
 
 from .helpers import make_policy
 
@@ -68,6 +70,38 @@ def test_strip_provider_keys_for_agent_environments() -> None:
         "HF_TOKEN": "t",
     }
     assert strip_provider_keys(env) == {"PATH": "/bin", "HOME": "/root"}
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("OPENAI_API_KEY", True),
+        ("ANTHROPIC_API_KEY", True),
+        ("HF_TOKEN", True),
+        ("AWS_SECRET_ACCESS_KEY", True),
+        ("AWS_ACCESS_KEY_ID", True),
+        ("AWS_SESSION_TOKEN", True),
+        ("AZURE_OPENAI_AD_TOKEN", True),
+        ("MY_SERVICE_SECRET", True),
+        ("AWS_CA_BUNDLE", False),
+        ("AWS_REGION", False),
+        ("AWS_PROFILE", False),
+        ("OPENAI_API_BASE", False),
+        ("AZURE_API_VERSION", False),
+        ("OPENAI_ORGANIZATION", False),
+        ("PATH", False),
+    ],
+)
+def test_only_credentials_are_redacted(name: str, secret: bool) -> None:
+    """Provider variables are all kept from agents, but only credentials are cut out of logs."""
+    assert is_secret_name(name) is secret
+    assert strip_provider_keys({name: "v"}) == ({} if is_provider_key_name(name) else {name: "v"})
+
+
+def test_gateway_redacts_keys_not_paths() -> None:
+    gw = Gateway(environ={"OPENAI_API_KEY": "sk-live-0123456789", "AWS_CA_BUNDLE": "/etc/ssl/certs/ca.pem"})
+    line = "loaded /etc/ssl/certs/ca.pem, key sk-live-0123456789\n"
+    assert gw.redactor.scrub(line) == "loaded /etc/ssl/certs/ca.pem, key [REDACTED]\n"
 
 
 def test_redactor() -> None:
