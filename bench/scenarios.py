@@ -156,12 +156,14 @@ def flood(peer: Peer, s: Settings) -> dict[str, Any]:
             console_json.with_name("console.json.probe").write_text("1")
         spy = _start_profile(peer, s)
         cpu0 = sampler.cpu()
+        threads0 = sampler.threads()
         t0 = time.perf_counter()
         go.write_text("go")
         done = wait_for(lambda: peer.persisted_estimate() >= expected, s.flood_timeout, s.poll)
         wall = time.perf_counter() - t0
         at_deadline = min(peer_estimate_safe(peer), expected)
         cpu = sampler.cpu() - cpu0
+        threads = thread_deltas(threads0, sampler.threads())
         sampler.stop()
         _stop_profile(spy)
         go.with_name("go.stop").write_text("1")
@@ -174,6 +176,7 @@ def flood(peer: Peer, s: Settings) -> dict[str, Any]:
                 break
             last = cur
             time.sleep(0.5)
+        writers_cpu = [tuple(map(float, f.read_text().split())) for f in run.wd.scripts.glob("go.cpu.*")]
         counts = count_flood_lines(peer.flood_lines(), s.flood_procs, s.flood_lines)
         keys: list[float] = []
         if console_json.with_name("console.json.ready").exists():
@@ -187,6 +190,10 @@ def flood(peer: Peer, s: Settings) -> dict[str, Any]:
         "wall_s": wall,
         "lines_per_s": (expected if done else at_deadline) / wall,
         "cpu_s": cpu,
+        "cpu_threads": threads,
+        # The workload's own cost under each supervisor (the same two cores serve both).
+        "writers_cpu_s": sum(u + y for u, y in writers_cpu) if len(writers_cpu) == s.flood_procs else None,
+        "writers_sys_s": sum(y for _, y in writers_cpu) if len(writers_cpu) == s.flood_procs else None,
         "peak_rss_mb": sampler.peak_rss / 2**20,
         "lost": counts["lost"],
         "duplicated": counts["duplicated"],
@@ -198,6 +205,16 @@ def flood(peer: Peer, s: Settings) -> dict[str, Any]:
         "key_samples": len(keys),
         "leftovers": run.leftovers,
     }
+
+
+def thread_deltas(before: dict[int, tuple[float, float]], after: dict[int, tuple[float, float]]) -> list[list[float]]:
+    """[tid, user s, system s] spent by each thread over the window, busiest first."""
+    rows = []
+    for tid, (u, sy) in after.items():
+        u0, s0 = before.get(tid, (0.0, 0.0))
+        if u - u0 + sy - s0 > 0.005:
+            rows.append([tid, round(u - u0, 3), round(sy - s0, 3)])
+    return sorted(rows, key=lambda r: -(r[1] + r[2]))
 
 
 def _start_profile(peer: Peer, s: Settings) -> list[subprocess.Popen[bytes]]:

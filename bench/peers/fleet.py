@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.common import ControlSocket, Program, Workdir, kill_tree, wait_for
 from bench.peers import Peer
@@ -51,6 +52,8 @@ class Fleet(Peer):
         self.dir: Path | None = None
         self.console_proc: subprocess.Popen[bytes] | None = None
         self.sock: ControlSocket | None = None
+        #: Incremental count for ``persisted_estimate``: (connection, highest row id seen, stdout lines up to it).
+        self._est: tuple[Any, int, int] | None = None
 
     def version(self) -> str:
         from importlib.metadata import version
@@ -65,6 +68,7 @@ class Fleet(Peer):
     def start(self, wd: Workdir, programs: list[Program]) -> None:
         self.wd = wd
         self.programs = list(programs)
+        self._est = None
         self.dir = wd.root / "fleet"
         self.dir.mkdir(parents=True, exist_ok=True)
         text = '[fleet]\nname = "bench"\nlog_retention_days = "off"\n\n' + "".join(agent_toml(p) for p in programs)
@@ -103,6 +107,9 @@ class Fleet(Peer):
         return self.sock.call("status")  # type: ignore[no-any-return]
 
     def stop(self) -> None:
+        if self._est is not None:
+            self._est[0].close()
+            self._est = None
         if self.console_proc is not None:
             kill_tree(self.console_proc.pid)
             self.console_proc.wait(5)
@@ -126,21 +133,32 @@ class Fleet(Peer):
         return sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
 
     def persisted_estimate(self) -> int:
+        """Stdout lines committed so far, exactly, reading only the rows committed since the last poll.
+
+        The peers' estimate is a ``stat`` of their log files; summing every row on
+        each 20 ms poll cost the bench ~20 ms of CPU per poll late in the flood,
+        taken from the same two cores the fleet and the writers share. Rows are
+        committed in id order by the single writer, so "rows above the last id
+        seen" are exactly the new ones.
+        """
         import sqlite3
 
         if not self.db.exists():
             return 0
         try:
-            conn = self._ro()
-            try:
-                row = conn.execute(  # type: ignore[attr-defined]
-                    "SELECT COALESCE(SUM(count), 0) FROM log_chunks WHERE stream = 'stdout'"
-                ).fetchone()
-            finally:
-                conn.close()  # type: ignore[attr-defined]
+            if self._est is None:
+                self._est = (self._ro(), 0, 0)
+            conn, upto, total = self._est
+            top, added = conn.execute(
+                "SELECT MAX(id), COALESCE(SUM(count) FILTER (WHERE stream = 'stdout'), 0)"
+                " FROM log_chunks WHERE id > ?",
+                (upto,),
+            ).fetchone()
         except sqlite3.Error:
-            return 0
-        return int(row[0])
+            return self._est[2] if self._est is not None else 0
+        if top is not None:
+            self._est = (conn, top, total + added)
+        return self._est[2]
 
     def flood_lines(self) -> list[str]:
         conn = self._ro()
