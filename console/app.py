@@ -153,10 +153,18 @@ class FleetConsole(App[None]):
         self.status = status
         self.fleet_name = status.get("fleet", self.fleet_name)
         self.title = f"Fleet Console — {self.fleet_name}"
-        agents = status.get("agents", [])
+        agents = self._stamp(status.get("agents", []))
         for agent in agents:
             self.agents[agent["name"]] = agent
         self.fleet_screen.update_agents(agents)
+
+    def _stamp(self, agents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Note when each uptime was received: screens advance it from there (``fmt.live_uptime``)."""
+        now = self.clock()
+        for agent in agents:
+            if "uptime_s" in agent:
+                agent["uptime_at"] = now
+        return agents
 
     # -- pushed events -------------------------------------------------------------
 
@@ -186,7 +194,8 @@ class FleetConsole(App[None]):
             self._note_skipped(int(data.get("lines") or 0))
             return
         if kind == "stats":
-            agents = data.get("agents", [])
+            # Only the agents whose figures changed since the last push (all of them in the first).
+            agents = self._stamp(data.get("agents", []))
             for agent in agents:
                 self.agents.setdefault(agent["name"], {}).update(agent)
             gateway = data.get("gateway")  # idle -> loading -> ready arrives here, no polling

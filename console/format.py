@@ -8,6 +8,8 @@ colour-blind operators.
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
 
 from fleet.humanize import count, duration, size, usd
@@ -33,6 +35,20 @@ def uptime(seconds: float | None) -> str:
     if seconds < 3600:
         return f"{int(seconds) // 60}m"
     return duration(seconds)
+
+
+def live_uptime(agent: dict[str, Any], now: float) -> float | None:
+    """The agent's uptime at ``now``: the last reported ``uptime_s`` plus the time since it was received.
+
+    The fleet pushes an agent's figures only when something besides its uptime
+    changed, so the console runs the clock itself between pushes. ``uptime_at``
+    is stamped on receipt (``ConsoleApp``); an agent without a process stays put.
+    """
+    seconds = agent.get("uptime_s")
+    at = agent.get("uptime_at")
+    if seconds is None or at is None or not agent.get("pid"):
+        return seconds
+    return seconds + max(0.0, now - at)
 
 
 #: state -> (symbol, style). Styles are Rich styles resolved against the theme

@@ -109,6 +109,7 @@ class AgentScreen(LogKeysMixin):
         self.console_app.ensure_history(self.agent)
         self.log_pane.set_active(True)
         self.update_head()
+        self.set_interval(1.0, self.update_head)  # the uptime in seconds (pushes omit uptime-only changes)
         policy = self.query_one("#policy-table", DataTable)
         policy.add_columns("key", "value", "from")
         calls = self.query_one("#calls-table", DataTable)
@@ -139,7 +140,7 @@ class AgentScreen(LogKeysMixin):
         head.append_text(fmt.state_text(agent.get("state", "?")))
         if agent.get("reason"):
             head.append(f" ({agent['reason']})", style="yellow")
-        head.append(f"  up {fmt.duration(agent.get('uptime_s'))}", style="dim")
+        head.append(f"  up {fmt.duration(fmt.live_uptime(agent, self.console_app.clock()))}", style="dim")
         head.append(f"  policy {agent.get('policy', '?')}", style="dim")
         head.append(f"  {fmt.usd(agent.get('cost_today_usd'))} today", style="dim")
         head.append(f"\n goal: {agent.get('goal') or '-'}", style="italic")

@@ -25,6 +25,9 @@ from console.widgets.agent_table import AgentTable
 from console.widgets.footer import FleetFooter
 from console.widgets.log_pane import LogPane
 
+#: How often the uptime column is advanced locally (its cells change every 10 s at most).
+UPTIME_TICK_S = 1.0
+
 if TYPE_CHECKING:
     from console.app import FleetConsole
 
@@ -77,6 +80,8 @@ class FleetScreen(LogKeysMixin):
         if self.console_app.agents:
             self.update_agents(list(self.console_app.agents.values()))
         self.update_info()
+        # Pushes omit an agent whose only change is its uptime: the table runs that clock.
+        self.set_interval(UPTIME_TICK_S, self.table.tick_uptime)
 
     def on_screen_resume(self) -> None:
         self.log_pane.set_active(True)

@@ -76,7 +76,7 @@ class AgentTable(DataTable[Any]):
             "sel": Text("✓", style="bold") if name in self.selected else "",
             "name": Text(name, style="bold" if name in self.selected else ""),
             "state": fmt.state_text(state),
-            "uptime": fmt.uptime(agent.get("uptime_s")),
+            "uptime": fmt.uptime(fmt.live_uptime(agent, self._now())),
             "restarts": str(agent.get("restarts", 0)),
             "cpu": "-" if agent.get("cpu_pct") is None else f"{agent['cpu_pct']:.1f}",
             "mem": fmt.size(agent.get("rss_bytes")),
@@ -99,14 +99,29 @@ class AgentTable(DataTable[Any]):
                 for key, value in cells.items():
                     self._shown[(name, key)] = _plain(value)
                 continue
-            changed = [key for key, value in agent.items() if known.get(key) != value]
-            if not changed:
-                continue
-            if changed == ["uptime_s"] and fmt.uptime(known.get("uptime_s")) == fmt.uptime(agent["uptime_s"]):
-                known["uptime_s"] = agent["uptime_s"]  # the usual push of an idle agent: nothing to show
-                continue
+            changed = [key for key, value in agent.items() if known.get(key) != value and key not in _CLOCK]
             known.update(agent)
-            self._refresh_row(name)
+            if changed:
+                self._refresh_row(name)
+            else:  # a new uptime reading alone: at most the uptime cell moves
+                self._refresh_row(name, only=("uptime",))
+
+    def tick_uptime(self) -> None:
+        """Advance the uptime column between pushes (called every second; most ticks change no cell)."""
+        now = self._now()
+        for name, agent in self.agents.items():
+            if not agent.get("pid"):
+                continue
+            text = fmt.uptime(fmt.live_uptime(agent, now))
+            if self._shown.get((name, "uptime")) != text:
+                self._refresh_row(name, only=("uptime",))
+
+    def _now(self) -> float:
+        try:
+            clock = getattr(self.app, "clock", None)
+        except Exception:  # not mounted in an app (unit use): wall time
+            clock = None
+        return clock() if callable(clock) else time.time()
 
     def set_state(self, name: str, state: str, reason: str | None = None) -> None:
         agent = self.agents.get(name)
@@ -178,6 +193,10 @@ class AgentTable(DataTable[Any]):
         for name in names:
             self._refresh_row(name, only=("sel", "name"))
         self.post_message(self.SelectionChanged(frozenset()))
+
+
+#: Keys that only say what the uptime is and when it was read: not a change to repaint a row for.
+_CLOCK = frozenset({"uptime_s", "uptime_at"})
 
 
 def _plain(value: Any) -> Any:

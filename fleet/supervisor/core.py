@@ -100,6 +100,9 @@ class Supervisor:
         self._stats_at = 0.0
         self._sample_lock = threading.Lock()
         self._stats_wanted = asyncio.Event()
+        #: What the last stats push said of each agent (uptime aside): pushes carry changes only.
+        self._stats_sent: dict[str, dict[str, Any]] = {}
+        self._stats_gateway_sent: str | None = None
         #: Each agent in a session of its own (a terminal is reachable from ours) or a group only.
         self.agent_sessions = agent_sessions()
         self._stats: dict[str, tuple[float, int]] = {}
@@ -137,7 +140,11 @@ class Supervisor:
         """Push CPU, memory and spend once a second, but only while someone watches.
 
         An unwatched fleet does no sampling at all, so 200 idle agents cost the
-        supervisor next to nothing.
+        supervisor next to nothing. A push names only the agents whose figures
+        changed (``uptime_s`` alone does not count: watchers run that clock
+        themselves from the last value they got), so a quiet fleet of 200 sends
+        nothing at all instead of 200 rows a second; a new watcher gets every
+        agent in the next push.
         """
         while True:
             if not any(s.wants("stats", None) for s in self._subscribers):
@@ -147,11 +154,23 @@ class Supervisor:
             if any(s.wants("stats", None) for s in self._subscribers):
                 self._stats_at = 0.0
                 self._sample()
-                self.publish("stats", None, {
-                    "agents": [self.agent_status(i) for i in self.instances.values()],
-                    # The gateway goes idle -> loading -> ready when the first SDK agent calls it.
-                    "gateway": self.gateway_state,
-                })
+                self.publish_stats_changes()
+
+    def publish_stats_changes(self) -> list[dict[str, Any]]:
+        """Push the agents whose status changed since the last push (all of them after a new watcher)."""
+        changed = []
+        for inst in self.instances.values():
+            status = self.agent_status(inst)
+            seen = {k: v for k, v in status.items() if k != "uptime_s"}
+            if self._stats_sent.get(inst.name) != seen:
+                self._stats_sent[inst.name] = seen
+                changed.append(status)
+        # The gateway goes idle -> loading -> ready when the first SDK agent calls it.
+        gateway = self.gateway_state
+        if changed or gateway != self._stats_gateway_sent:
+            self._stats_gateway_sent = gateway
+            self.publish("stats", None, {"agents": changed, "gateway": gateway})
+        return changed
 
     @property
     def gateway_state(self) -> str:
@@ -228,6 +247,8 @@ class Supervisor:
     def subscribe(self, sub: Subscriber) -> Callable[[], None]:
         self._subscribers.append(sub)
         if sub.wants("stats", None):
+            self._stats_sent.clear()  # the next push tells the newcomer about every agent
+            self._stats_gateway_sent = None
             self._stats_wanted.set()
         return lambda: self._subscribers.remove(sub) if sub in self._subscribers else None
 

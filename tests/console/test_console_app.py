@@ -13,6 +13,7 @@ from fake_client import FakeFleetClient
 from textual.command import CommandList, CommandPalette
 from textual.widgets import DataTable, Input, OptionList, Sparkline, TabbedContent
 
+from console import format as fmt
 from console.app import FleetConsole
 from console.commands import FleetCommands
 from console.logring import MERGED
@@ -584,3 +585,23 @@ async def test_lines_a_flood_kept_from_the_live_view_are_announced_not_silent() 
         [note] = [m for m in notes(app) if "not shown live" in m]
         assert note.startswith("1,234 lines") and "fleet logs" in note
         assert app._skipped_lines == 10
+
+
+async def test_uptime_runs_on_between_pushes() -> None:
+    """The fleet pushes an agent only when more than its uptime changed: the table runs that clock."""
+    now = [frozen_clock()]
+    client = FakeFleetClient(clock=frozen_clock)
+    app = FleetConsole(client, embedded=False, fleet_name="demo", clock=lambda: now[0])
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        table = app.fleet_screen.table
+        name = next(n for n, a in client.agents.items() if a["uptime_s"] == 65.0)
+        idle = next(n for n, a in client.agents.items() if a["pid"] is None)
+        assert table.get_cell(name, "uptime") == "1m"
+        now[0] += 120.0  # two minutes and no push at all
+        table.tick_uptime()
+        assert table.get_cell(name, "uptime") == "3m"
+        assert table.get_cell(idle, "uptime") == fmt.uptime(None)  # no process: no clock
+        # A push re-bases the clock on the fleet's figure.
+        client.push("stats", {"agents": [dict(client.agents[name], uptime_s=30.0)]})
+        await settle(pilot, lambda: table.get_cell(name, "uptime") == "30s")

@@ -360,6 +360,30 @@ async def test_stats_push_agents_and_the_gateway_state(fleet_factory):
     assert [a["name"] for a in ev["data"]["agents"]] == ["s"]
 
 
+async def test_stats_pushes_carry_changes_only_and_a_new_watcher_gets_everything(fleet_factory):
+    """200 quiet agents must not cost a 200-row push every second; uptime alone is not a change."""
+    from fleet.supervisor.core import Subscriber, Supervisor
+
+    f = await fleet_factory(
+        '[[agent]]\nname = "a"\ncommand = ["sleep", "60"]\n\n[[agent]]\nname = "b"\ncommand = ["sleep", "60"]\n'
+    )
+    f.sup.publish_stats_changes = lambda: []  # the once-a-second loop stays out of this test's way
+    push = lambda: Supervisor.publish_stats_changes(f.sup)  # noqa: E731
+    await f.events.state("a", "running")
+    await f.events.state("b", "running")
+    push()  # whatever was not pushed yet
+    assert push() == []  # nothing changed but the uptimes
+    await f.call("pause", names=["a"])
+    assert [a["name"] for a in push()] == ["a"]
+    pushed: list[dict] = []
+    unsubscribe = f.sup.subscribe(Subscriber(lambda m: pushed.append(m) or True, kinds={"stats"}))
+    try:
+        assert sorted(a["name"] for a in push()) == ["a", "b"]
+        assert pushed and sorted(a["name"] for a in pushed[-1]["data"]["agents"]) == ["a", "b"]
+    finally:
+        unsubscribe()
+
+
 @pytest.mark.parametrize("own_sessions", [True, False])
 async def test_agents_lead_their_process_group_in_a_session_of_their_own_only_with_a_terminal(
     fleet_factory, own_sessions
