@@ -24,6 +24,7 @@ run's processes are swept by pid (found by the run's own temp directory).
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import signal
 import subprocess
@@ -149,6 +150,9 @@ def flood(peer: Peer, s: Settings) -> dict[str, Any]:
         ready = wait_for(lambda: len(list(run.wd.scripts.glob("go.ready.*"))) >= s.flood_procs, 60, 0.05)
         if not ready:
             raise RuntimeError("flood writers did not all start")
+        # The previous run left up to a GB of dirty pages (ours: WAL, database and index);
+        # the kernel writing them back during this run would bill whoever runs next.
+        os.sync()
         time.sleep(s.flood_settle)
         sampler = run.sampler(0.1)
         console_json = run.root / "console.json"
@@ -260,6 +264,7 @@ def idle(peer: Peer, s: Settings) -> dict[str, Any]:
         started = time.perf_counter() - t0
         if not up:
             raise RuntimeError(f"only {_workload_count(peer, run.marker, 'sleep')} of {s.idle_procs} started")
+        os.sync()  # no write-back of an earlier run during the window
         time.sleep(s.idle_settle)
         sampler = run.sampler(0.5)
         cpu0 = sampler.cpu()
