@@ -109,12 +109,25 @@ class AgentTable(DataTable[Any]):
     def tick_uptime(self) -> None:
         """Advance the uptime column between pushes (called every second; most ticks change no cell)."""
         now = self._now()
-        for name, agent in self.agents.items():
-            if not agent.get("pid"):
-                continue
-            text = fmt.uptime(fmt.live_uptime(agent, now))
-            if self._shown.get((name, "uptime")) != text:
-                self._refresh_row(name, only=("uptime",))
+        moved = []
+        self._hold_repaint = True
+        try:
+            for name, agent in self.agents.items():
+                if not agent.get("pid"):
+                    continue
+                text = fmt.uptime(fmt.live_uptime(agent, now))
+                if self._shown.get((name, "uptime")) != text:
+                    self._shown[(name, "uptime")] = text
+                    self.update_cell(name, "uptime", text)
+                    moved.append(name)
+        finally:
+            self._hold_repaint = False
+        # Agents started together cross a 10 s step together: past a screenful, one repaint.
+        if len(moved) > UPTIME_ROWS_ONE_BY_ONE:
+            self.refresh()
+        else:
+            for name in moved:
+                self.refresh_row(self.get_row_index(name))
 
     def _now(self) -> float:
         try:
@@ -194,6 +207,9 @@ class AgentTable(DataTable[Any]):
             self._refresh_row(name, only=("sel", "name"))
         self.post_message(self.SelectionChanged(frozenset()))
 
+
+#: More uptime cells than this moving in one tick repaint the table once instead of row by row.
+UPTIME_ROWS_ONE_BY_ONE = 20
 
 #: Keys that only say what the uptime is and when it was read: not a change to repaint a row for.
 _CLOCK = frozenset({"uptime_s", "uptime_at"})
