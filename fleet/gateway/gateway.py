@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import inspect
 import logging
 import math
@@ -126,7 +127,13 @@ class _Call:
 
 
 def _day_key(ts: float) -> str:
-    return time.strftime("%Y-%m-%d", time.localtime(ts))
+    return _day_of_second(int(ts))
+
+
+@functools.lru_cache(maxsize=8)
+def _day_of_second(second: int) -> str:
+    """Local date of a whole second: the stats push asks it for every agent each second."""
+    return time.strftime("%Y-%m-%d", time.localtime(second))
 
 
 def _seconds_to_midnight(ts: float) -> float:

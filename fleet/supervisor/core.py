@@ -161,10 +161,10 @@ class Supervisor:
         changed = []
         for inst in self.instances.values():
             status = self.agent_status(inst)
-            seen = {k: v for k, v in status.items() if k != "uptime_s"}
-            if self._stats_sent.get(inst.name) != seen:
-                self._stats_sent[inst.name] = seen
-                changed.append(status)
+            uptime = status.pop("uptime_s")
+            if self._stats_sent.get(inst.name) != status:
+                self._stats_sent[inst.name] = status
+                changed.append({**status, "uptime_s": uptime})
         # The gateway goes idle -> loading -> ready when the first SDK agent calls it.
         gateway = self.gateway_state
         if changed or gateway != self._stats_gateway_sent:
