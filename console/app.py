@@ -42,9 +42,9 @@ from fleet.errors import FleetError
 
 #: Pushed kinds that go to the events list (and some to notifications).
 EVENT_KINDS = frozenset({"alert", "policy_applied", "policy_error", "approval", "state", "budget", "fleet"})
-#: State changes worth a notification.
 #: Shortest time between two "lines not shown live" notices.
 SKIP_NOTICE_S = 10.0
+#: State changes worth a notification.
 ALARM_STATES = {"crashed": "error", "crash-loop": "error", "backoff": "warning"}
 
 PAST_TENSE = {

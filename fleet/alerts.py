@@ -204,7 +204,7 @@ class AlertEngine:
 
     # --- hooks ------------------------------------------------------------------------
     def on_usage(self, rec: UsageRecord) -> None:
-        self._poke.set()
+        self.poke()
         ts = rec.ts or self._clock()
         self._active[rec.agent] = ts
         if rec.outcome in ("ok", "error", "timeout"):
@@ -213,7 +213,7 @@ class AlertEngine:
             self._window(self._spend, rec.agent).add(ts, float(rec.cost_usd))
 
     def on_task(self, agent: str | None, data: dict[str, Any]) -> None:
-        self._poke.set()
+        self.poke()
         if agent is None:
             return
         now = self._clock()
@@ -233,7 +233,7 @@ class AlertEngine:
             )
 
     def on_agent_alert(self, inst: AgentInstance, data: dict[str, Any]) -> None:
-        self._poke.set()
+        self.poke()
         self._active[inst.name] = self._clock()
         fields = data.get("fields") if isinstance(data.get("fields"), dict) else {}
         self.fire(
@@ -245,7 +245,7 @@ class AlertEngine:
         )
 
     def on_state(self, inst: AgentInstance, prev: AgentState) -> None:
-        self._poke.set()
+        self.poke()
         key = (inst.name, "crash_loop")
         if inst.state is S.CRASH_LOOP:
             now = self._clock()

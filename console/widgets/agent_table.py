@@ -45,7 +45,7 @@ class AgentTable(DataTable[Any]):
     """Agents with live state, resources, spend and the latest log line."""
 
     BINDINGS = [Binding("space", "toggle_select", "Select", show=False)]
-    #: True while ``_refresh_row`` writes cells (``refresh`` may run before ``__init__`` ends).
+    #: True while ``_write_cell`` writes a cell (``refresh`` may run before ``__init__`` ends).
     _hold_repaint = False
 
     class SelectionChanged(Message):
@@ -99,7 +99,7 @@ class AgentTable(DataTable[Any]):
                 for key, value in cells.items():
                     self._shown[(name, key)] = _plain(value)
                 continue
-            changed = [key for key, value in agent.items() if known.get(key) != value and key not in _CLOCK]
+            changed = any(known.get(key) != value for key, value in agent.items() if key not in _CLOCK)
             known.update(agent)
             if changed:
                 self._refresh_row(name)
@@ -109,19 +109,11 @@ class AgentTable(DataTable[Any]):
     def tick_uptime(self) -> None:
         """Advance the uptime column between pushes (called every second; most ticks change no cell)."""
         now = self._now()
-        moved = []
-        self._hold_repaint = True
-        try:
-            for name, agent in self.agents.items():
-                if not agent.get("pid"):
-                    continue
-                text = fmt.uptime(fmt.live_uptime(agent, now))
-                if self._shown.get((name, "uptime")) != text:
-                    self._shown[(name, "uptime")] = text
-                    self.update_cell(name, "uptime", text)
-                    moved.append(name)
-        finally:
-            self._hold_repaint = False
+        moved = [
+            name
+            for name, agent in self.agents.items()
+            if agent.get("pid") and self._write_cell(name, "uptime", fmt.uptime(fmt.live_uptime(agent, now)))
+        ]
         # Agents started together cross a 10 s step together: past a screenful, one repaint.
         if len(moved) > UPTIME_ROWS_ONE_BY_ONE:
             self.refresh()
@@ -149,24 +141,32 @@ class AgentTable(DataTable[Any]):
         cells = self._cells(self.agents[name])
         changed = False
         for key in only or cells:
-            value = cells[key]
-            plain = _plain(value)
-            if self._shown.get((name, key)) != plain:
-                self._shown[(name, key)] = plain
-                if key == "name":  # may change the column width: the whole table
-                    self.update_cell(name, key, value, update_width=True)
-                    continue
-                self._hold_repaint = True
-                try:
-                    self.update_cell(name, key, value)
-                finally:
-                    self._hold_repaint = False
-                changed = True
+            changed = self._write_cell(name, key, cells[key]) or changed
         if changed:
             self.refresh_row(self.get_row_index(name))
 
+    def _write_cell(self, name: str, key: str, value: Any) -> bool:
+        """Write a cell whose shown value changed, holding back the whole-table repaint.
+
+        True when the row still needs its own repaint (the name cell, which may widen
+        its column, repaints the table itself).
+        """
+        plain = _plain(value)
+        if self._shown.get((name, key)) == plain:
+            return False
+        self._shown[(name, key)] = plain
+        if key == "name":
+            self.update_cell(name, key, value, update_width=True)
+            return False
+        self._hold_repaint = True
+        try:
+            self.update_cell(name, key, value)
+        finally:
+            self._hold_repaint = False
+        return True
+
     def refresh(self, *regions: Any, **kwargs: Any) -> Any:
-        """Skip the whole-table repaint ``update_cell`` asks for while ``_refresh_row`` writes cells."""
+        """Skip the whole-table repaint ``update_cell`` asks for while ``_write_cell`` writes a cell."""
         if self._hold_repaint and not regions and not kwargs:
             return self
         return super().refresh(*regions, **kwargs)

@@ -186,7 +186,7 @@ def migrate(conn: sqlite3.Connection) -> int:
 
 #: Page size of a new database. A flood writes ~400 MB of 64-256 KiB rows: with
 #: 16 KiB pages SQLite handles (and writes to the WAL) a quarter of the pages it
-#: would with 4 KiB, which cut the writer thread's CPU by ~30 % (0.96 -> 0.66 s
+#: would with 4 KiB, which cut the writer thread's CPU by ~25 % (~0.96 -> ~0.72 s
 #: for 4 M lines, ``python -m bench --only flood``). Small commits (an event, a
 #: usage row) write a few 16 KiB pages instead of 4 KiB ones. An existing database
 #: keeps the page size it was created with.
