@@ -235,8 +235,7 @@ class AgentInstance:
             pipe = LogPipe(stream, sink, self._pipe_closed)
             self._pipes.append(pipe)
             self.sup.loghub.register(pipe)
-            pipe_file = open(fd, "rb", buffering=0)  # noqa: SIM115 - the transport owns and closes it
-            self._setup.add(loop.create_task(loop.connect_read_pipe(lambda p=pipe: p, pipe_file)))
+            pipe.start(fd)
         self._watch_exit(popen)
         if parent_sock is not None:
             link = AgentLink(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fleet.supervisor.logpipe import CUT_MARKER, MAX_LINE, LogPipe, cap_lines, has_long_line
+from fleet.supervisor.logpipe import CUT_MARKER, MAX_LINE, LogPipe, cap_lines, count_lines, has_long_line
 
 
 @given(st.lists(st.integers(0, 3 * 1024), max_size=40), st.integers(1, 2048))
@@ -28,16 +30,62 @@ def test_cap_lines_cuts_only_the_long_ones():
 async def test_pipe_joins_partial_lines_and_cuts_an_endless_one():
     got: list[tuple[str, int, str]] = []
     pipe = LogPipe("stdout", lambda stream, n, text, ts: got.append((stream, n, text)))
-    pipe.data_received(b"hel")
-    pipe.data_received(b"lo\nwor")
-    pipe.data_received(b"ld\n")
-    pipe.data_received(b"z" * (MAX_LINE + 5))  # no newline yet: emitted cut, rest skipped
-    pipe.data_received(b"zzz\nafter\n\xff\n")
-    pipe.data_received(b"tail without newline")
-    pipe.eof_received()
+    pipe.feed(b"hel")
+    pipe.feed(b"lo\nwor")
+    pipe.feed(b"ld\n")
+    pipe.feed(b"z" * (MAX_LINE + 5))  # no newline yet: emitted cut, rest skipped
+    pipe.feed(b"zzz\nafter\n\xff\n")
+    pipe.feed(b"tail without newline")
+    pipe.eof()
     texts = "".join(t for _, _, t in got).split("\n")
     assert texts[:2] == ["hello", "world"]
     assert texts[2].startswith("z" * 100) and texts[2].endswith("line cut at 64 KiB]")
     assert texts[3:6] == ["after", "\ufffd", "tail without newline"]
     assert sum(n for _, n, _ in got) == 6
     await asyncio.sleep(0)
+
+
+@given(st.binary(max_size=4096))
+def test_count_lines_agrees_with_bytes_count(data):
+    assert count_lines(data) == data.count(b"\n")
+    assert count_lines(memoryview(data)[1:]) == data[1:].count(b"\n")
+
+
+@given(
+    st.lists(st.text(alphabet=st.characters(blacklist_characters="\n"), max_size=300), max_size=60),
+    st.lists(st.integers(1, 700), max_size=30),
+)
+def test_lines_survive_any_split_into_reads(lines, cuts):
+    """However the bytes arrive, the lines come out whole, in order, and counted."""
+    data = "".join(line + "\n" for line in lines).encode()
+    got: list[tuple[int, str]] = []
+    pipe = LogPipe("stdout", lambda _s, n, text, _ts: got.append((n, text)))
+    pos = 0
+    for size in cuts:
+        pipe.feed(data[pos : pos + size])
+        pos += size
+    pipe.feed(data[pos:])
+    pipe.eof()
+    assert "".join(t for _, t in got) == data.decode()
+    assert sum(n for n, _ in got) == len(lines)
+    assert all(t.endswith("\n") and t.count("\n") == n for n, t in got)
+
+
+async def test_reading_a_real_pipe_until_eof_with_pause():
+    got: list[str] = []
+    closed: list[LogPipe] = []
+    pipe = LogPipe("stderr", lambda _s, _n, text, _ts: got.append(text), closed.append)
+    r, w = os.pipe()
+    pipe.pause()  # paused before it starts: nothing is read until resumed
+    pipe.start(r)
+    os.write(w, b"one\ntwo\nthr")
+    os.close(w)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert got == [] and not pipe.closed.done()
+    pipe.resume()
+    await pipe.closed
+    assert "".join(got) == "one\ntwo\nthr\n"
+    assert closed == [pipe] and pipe.bytes_read == 11
+    with pytest.raises(OSError):
+        os.fstat(r)  # the pipe owned the fd and closed it
