@@ -45,10 +45,12 @@ STREAMS = ("stdout", "stderr", "sdk", "fleet")
 class LogChunk:
     """Complete lines read in one go from one stream of one agent instance.
 
-    ``text`` is decoded (invalid UTF-8 replaced) and ends with ``"\\n"``; it holds
-    ``count`` lines numbered ``first_seq .. first_seq + count - 1``. Numbers are
-    per agent instance, shared by all its streams and continued across runs, so
-    a gap always means loss.
+    ``data`` holds the bytes as the agent wrote them (secrets redacted), ending
+    with ``b"\\n"``: ``count`` lines numbered ``first_seq .. first_seq + count - 1``.
+    They are stored as they are; ``text`` decodes them (invalid UTF-8 replaced)
+    only where a person or a search looks — not on the way to disk. A ``str``
+    given for ``data`` is encoded. Numbers are per agent instance, shared by all
+    its streams and continued across runs, so a gap always means loss.
     """
 
     agent: str
@@ -57,17 +59,33 @@ class LogChunk:
     first_seq: int
     count: int
     ts: float
-    text: str
+    data: bytes
+
+    def __post_init__(self) -> None:
+        if isinstance(self.data, str):
+            self.data = self.data.encode("utf-8", "replace")
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8", "replace")
 
     def lines(self) -> list[str]:
         return self.text.split("\n")[: self.count]
 
     def to_wire(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "agent": self.agent,
+            "run_id": self.run_id,
+            "stream": self.stream,
+            "first_seq": self.first_seq,
+            "count": self.count,
+            "ts": self.ts,
+            "text": self.text,
+        }
 
     @classmethod
     def from_wire(cls, d: dict[str, Any]) -> LogChunk:
-        return cls(**{k: d[k] for k in ("agent", "run_id", "stream", "first_seq", "count", "ts", "text")})
+        return cls(*(d[k] for k in ("agent", "run_id", "stream", "first_seq", "count", "ts", "text")))
 
 
 @dataclass(slots=True)

@@ -161,12 +161,12 @@ class Fleet(Peer):
         return self._est[2]
 
     def flood_lines(self) -> list[str]:
+        from fleet.store.readers import chunk_texts
+
         conn = self._ro()
         out: list[str] = []
         try:
-            for (text,) in conn.execute(  # type: ignore[attr-defined]
-                "SELECT text FROM log_chunks WHERE stream = 'stdout' ORDER BY id"
-            ):
+            for text in chunk_texts(conn, ["stdout"]):  # type: ignore[arg-type]
                 out.extend(text.splitlines())
         finally:
             conn.close()  # type: ignore[attr-defined]

@@ -102,20 +102,25 @@ def collect_keys(environ: Mapping[str, str], env_file: str | Path | None = None)
     return keys
 
 
+_REDACTED_RAW = REDACTED.encode()
+
+
 class Redactor:
     """Replace anything that looks like a key, or equals a loaded one, with ``[REDACTED]``."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._literals: list[str] = []
+        self._raw: list[bytes] = []
         self.add(secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
         found = {s for s in secrets if isinstance(s, str) and len(s) >= MIN_LITERAL_LEN}
         # Longest first, so a key that contains another is replaced whole.
         self._literals = sorted(set(self._literals) | found, key=len, reverse=True)
+        self._raw = [s.encode() for s in self._literals]
 
-    def scrub(self, text: str) -> str:
-        """``__call__`` for the log hot path: the known secrets only.
+    def scrub(self, data: bytes) -> bytes:
+        """``__call__`` for the log hot path, on the bytes as read: the known secrets only.
 
         Searching for a long literal skips ahead by its length and costs a few
         microseconds per 256 KiB; the short needles of the key-shaped heuristic
@@ -123,10 +128,10 @@ class Redactor:
         400 MB flood. Agents never receive the keys the gateway holds, so those
         literals are what could leak; the heuristic stays on gateway messages.
         """
-        for secret in self._literals:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
+        for secret in self._raw:
+            if secret in data:
+                data = data.replace(secret, _REDACTED_RAW)
+        return data
 
     def __call__(self, text: str, extra: Iterable[str] = ()) -> str:
         for secret in (*self._literals, *(s for s in extra if s and len(s) >= MIN_LITERAL_LEN)):

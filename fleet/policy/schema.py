@@ -209,7 +209,10 @@ class FleetSettings(_Model):
     """The ``[fleet]`` table of ``fleet.toml``: fleet-wide settings."""
 
     name: str = Field("", description="Display name of the fleet; defaults to the directory's name.")
-    state_dir: str = Field(".fleet", description="Where the database and control socket live, relative to fleet.toml.")
+    state_dir: str = Field(
+        ".fleet",
+        description="Where the database, the log segments (logs/) and the control socket live, relative to fleet.toml.",
+    )
     allocation: Literal["least-loaded", "round-robin"] = Field(
         "least-loaded", description='How tasks are offered among agents: "least-loaded" or "round-robin".'
     )

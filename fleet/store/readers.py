@@ -16,20 +16,34 @@ import re
 import sqlite3
 from array import array
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from fleet.records import Event, LogLine, UsageRecord
+from fleet.store import segments
 from fleet.store.schema import connect
 
 #: Coalesced rows never span more than this many seconds (the writer enforces it);
 #: the merged all-agents tail relies on it to know when it may stop reading rows.
 MAX_ROW_SPAN_S = 1.0
 
-_CHUNK_COLS = "id, agent, run_id, stream, first_seq, count, ts, marks, text"
+#: A chunk row as queried: its text is inline (``text``) or in a segment (``seg``, ``off``, ``nbytes``).
+_CHUNK_COLS = "id, agent, run_id, stream, first_seq, count, ts, marks, text, seg, off, nbytes"
 
+#: A chunk row with its text in hand.
 _ChunkRow = tuple[int, str, int, str, int, int, float, bytes | None, str]
+
+
+def _with_text(conn: sqlite3.Connection, rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+    """``rows`` of ``_CHUNK_COLS`` (plus any further columns) as ``_ChunkRow`` (plus the same
+    further columns), the text read from the segment files only as each row is reached."""
+    d = segments.db_logs_dir(conn)
+    for row in rows:
+        text, seg, off, nbytes = row[8:12]
+        if seg is not None:
+            text = segments.row_text(d, text, seg, off, nbytes, row[5])
+        yield (*row[:8], text, *row[12:])
 
 
 def open_readonly(path: Path) -> sqlite3.Connection:
@@ -109,7 +123,7 @@ def tail(
     sql += _streams_clause(streams, params)
     sql += " ORDER BY first_seq DESC"
     out: list[LogLine] = []
-    for row in conn.execute(sql, params):
+    for row in _with_text(conn, conn.execute(sql, params)):
         lines = _row_lines(row)
         if before_seq is not None and row[4] + row[5] > before_seq:
             lines = [ln for ln in lines if ln.seq < before_seq]
@@ -145,7 +159,7 @@ def _tail_all(
     sql += " ORDER BY ts_end DESC"
     got: list[LogLine] = []
     floor: float | None = None
-    for row in conn.execute(sql, params):
+    for row in _with_text(conn, conn.execute(sql, params)):
         if floor is not None and row[9] < floor:
             break
         lines = _row_lines(row[:9])
@@ -160,6 +174,14 @@ def _tail_all(
             floor = got[0].ts
     got.sort(key=lambda ln: (ln.ts, ln.agent, ln.seq))
     return got[-n:]
+
+
+def chunk_texts(conn: sqlite3.Connection, streams: list[str] | None = None) -> Iterator[str]:
+    """The text of every stored chunk in the order it was written (exports, benchmarks' checks)."""
+    params: list[Any] = []
+    sql = f"SELECT {_CHUNK_COLS} FROM log_chunks WHERE 1{_streams_clause(streams, params)} ORDER BY id"
+    for row in _with_text(conn, conn.execute(sql, params)):
+        yield row[8]
 
 
 _TOKEN = re.compile(r"[^\W_]+")
@@ -301,7 +323,7 @@ def search(
         )
     out: list[LogLine] = []  # newest first
     for source in sources:
-        for row in source:
+        for row in _with_text(conn, source):
             lines = _match_lines(row, rx, since, low)
             lines.reverse()
             out.extend(lines)

@@ -8,8 +8,11 @@ migration: append a new one.
 Logs are stored as *chunks* (``log_chunks``): one row holds consecutive lines of
 one agent instance and stream, ``first_seq`` .. ``first_seq + count - 1``. One row
 per line caps at ~300 k rows/s here; rows of ~64 KiB reach millions of lines/s.
-``log_fts`` is an external-content FTS5 index over the chunk text, filled behind
-the writer (``meta.fts_upto`` is the highest indexed chunk id). ``detail=none``
+Since version 4 a row's bytes live in a segment file (``segments``), not in the
+row. ``log_fts`` is an FTS5 index over the chunk text, filled behind the writer
+(``meta.fts_upto`` is the highest indexed chunk id) with text the writer reads
+from the segments: it is declared external-content over ``log_chunks`` only so
+that files of version 1-3 keep their index; nothing reads its content column. ``detail=none``
 because a search only needs "which chunks contain these tokens" — the matching
 lines are found by scanning those chunks — and it indexes ~2.5x faster than the
 default ``detail=full`` (measured: 2.6 M vs 1.1 M lines/s).
@@ -141,7 +144,15 @@ CREATE TABLE task_attempts (
 CREATE INDEX task_attempts_ended ON task_attempts (ended_at);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+#: Version 4: log text moves out of the database into segment files (see ``segments``).
+#: A row written from now on has ``text = ''`` and its bytes at ``seg``/``off``/``nbytes``;
+#: rows written before keep their text inline (``seg`` NULL) and read as they did.
+_V4 = """
+ALTER TABLE log_chunks ADD COLUMN seg INTEGER;
+ALTER TABLE log_chunks ADD COLUMN off INTEGER;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

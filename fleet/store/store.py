@@ -37,6 +37,7 @@ from fleet.records import Event, LogChunk, LogLine, UsageRecord
 from fleet.store import readers
 from fleet.store import tasks as tasks_sql
 from fleet.store.schema import connect, migrate
+from fleet.store.segments import logs_dir
 from fleet.store.writer import Retention, Writer, dumps
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,12 @@ class Store:
                     pass
 
         writer = await asyncio.to_thread(
-            Writer, wconn, high_water=high_water_bytes, low_water=low, on_pressure=_on_pressure
+            Writer,
+            wconn,
+            high_water=high_water_bytes,
+            low_water=low,
+            on_pressure=_on_pressure,
+            logs_dir=logs_dir(path),
         )
         writer.retention = Retention(days=retention_days, mb=retention_mb)
         # The reader cannot write even by mistake: one writer per file, by construction.
@@ -175,7 +181,7 @@ class Store:
         nbytes = 0
         lines = 0
         for c in chunks:
-            nbytes += len(c.text)
+            nbytes += len(c.data)
             lines += c.count
         if w.backlog_bytes + nbytes > self._hard_limit:
             self._drop(chunks, lines)

@@ -34,10 +34,12 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fleet.records import LogChunk
-from fleet.store import readers
+from fleet.store import readers, segments
+from fleet.store.segments import SegmentWriter
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +58,13 @@ CHECKPOINT_QUIET_S = 0.5
 CHECKPOINT_EVERY_BYTES = 512 * 1024 * 1024
 #: What the WAL file is cut back to after a checkpoint (it would otherwise keep its peak size).
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
-#: When the index lags by more than this, index between log batches too.
-FTS_MAX_LAG_BYTES = 256 * 1024 * 1024
+#: Logs that never go quiet are indexed between log batches too, once the unindexed
+#: tail is this big (a search scans it: ~0.8 s for 512 MiB here) ...
+FTS_MAX_LAG_BYTES = 512 * 1024 * 1024
+#: ... or has waited this long (a fleet that chats all the time but never floods).
+#: A burst shorter than that is not slowed by indexing while it lasts: on two cores
+#: indexing mid-flood took ~0.15 CPU-s from the agents and the read loop per 4 M lines.
+FTS_MAX_LAG_S = 30.0
 #: Pages of FTS segment merging per idle step (~30 ms here).
 FTS_MERGE_PAGES = 64
 #: Rows deleted per retention transaction.
@@ -96,11 +103,11 @@ class _Row:
     ts: float
     ts_end: float
     nbytes: int
-    texts: list[str] = field(default_factory=list)
+    texts: list[bytes] = field(default_factory=list)
     marks: list[float] | None = None
 
     def params(self) -> tuple[Any, ...]:
-        text = self.texts[0] if len(self.texts) == 1 else "".join(self.texts)
+        text = self.texts[0] if len(self.texts) == 1 else b"".join(self.texts)
         marks = array("d", self.marks).tobytes() if self.marks else None
         return (
             self.agent,
@@ -117,7 +124,9 @@ class _Row:
 
 
 def coalesce(chunks: list[LogChunk]) -> tuple[list[tuple[Any, ...]], dict[str, int]]:
-    """Rows to insert for ``chunks`` (in order), and the last seq per agent.
+    """Rows for ``chunks`` (in order), and the last seq per agent.
+
+    A row is ``(agent, run_id, stream, first_seq, count, ts, ts_end, marks, nbytes, data)``.
 
     Consecutive chunks of one agent instance, run and stream whose numbers follow
     on are joined while the row stays under ``ROW_BYTES`` and within
@@ -130,7 +139,7 @@ def coalesce(chunks: list[LogChunk]) -> tuple[list[tuple[Any, ...]], dict[str, i
     for c in chunks:
         if c.count <= 0:
             continue
-        text = c.text if c.text.endswith("\n") else c.text + "\n"
+        text = c.data if c.data.endswith(b"\n") else c.data + b"\n"
         size = len(text)
         key = (c.agent, c.run_id, c.stream)
         end_seq = c.first_seq + c.count - 1
@@ -160,9 +169,11 @@ def coalesce(chunks: list[LogChunk]) -> tuple[list[tuple[Any, ...]], dict[str, i
 
 
 _INSERT_CHUNK = (
-    "INSERT INTO log_chunks (agent, run_id, stream, first_seq, count, ts, ts_end, marks, nbytes, text)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO log_chunks (agent, run_id, stream, first_seq, count, ts, ts_end, marks, nbytes, text, seg, off)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?)"
 )
+#: What the indexer and retention need to get a row's text.
+_TEXT_COLS = "id, text, seg, off, nbytes, count"
 _UPSERT_AGENT = (
     "INSERT INTO log_agents (agent, max_seq) VALUES (?, ?)"
     " ON CONFLICT (agent) DO UPDATE SET max_seq = max(max_seq, excluded.max_seq)"
@@ -183,9 +194,12 @@ class Writer(threading.Thread):
         high_water: int,
         low_water: int,
         on_pressure: Callable[[bool], None],
+        logs_dir: Path,
     ) -> None:
         super().__init__(name="fleet-store-writer", daemon=True)
         self.conn = conn
+        self.logs_dir = logs_dir
+        self.segments = SegmentWriter.open(conn, logs_dir)
         # Checkpoints copy every WAL page into the database a second time: do them
         # when logs are quiet (or the WAL grows large), not in the middle of a flood.
         conn.execute("PRAGMA wal_autocheckpoint = 0")
@@ -220,6 +234,8 @@ class Writer(threading.Thread):
         self.fts_upto = readers.indexed_upto(conn)
         self.max_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM log_chunks").fetchone()[0]
         self._fts_lag_bytes = self._lag_bytes()
+        #: When the oldest row the index has not reached was written (monotonic).
+        self._lag_since = time.monotonic()
         self._merge_pending = True
         conn.execute("INSERT INTO log_fts (log_fts, rank) VALUES ('automerge', 0)")
         conn.execute("INSERT INTO log_fts (log_fts, rank) VALUES ('crisismerge', 2000)")
@@ -277,6 +293,12 @@ class Writer(threading.Thread):
             self.indexing = on
             self.cond.notify()
 
+    def _index_overdue(self) -> bool:
+        """The unindexed tail is too big or too old to wait for quiet logs any longer."""
+        if self.fts_upto >= self.max_id:
+            return False
+        return self._fts_lag_bytes > FTS_MAX_LAG_BYTES or time.monotonic() - self._lag_since > FTS_MAX_LAG_S
+
     def _index_due(self) -> bool:
         return self.indexing and self.fts_upto < self.max_id and self._index_quiet_in() <= 0
 
@@ -290,6 +312,7 @@ class Writer(threading.Thread):
         return max(0.0, self.last_log_enqueue + quiet_s - time.monotonic())
 
     def _checkpoint(self) -> None:
+        self.segments.sync()  # rows made durable must not outlive their bytes
         self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         self._wal_dirty = False
         self._wal_bytes = 0
@@ -312,6 +335,10 @@ class Writer(threading.Thread):
             self.error = exc
             self._fail_pending(exc)
         finally:
+            try:
+                self.segments.close()
+            except OSError:  # pragma: no cover
+                log.exception("closing the log segment failed")
             try:
                 self.conn.close()
             except sqlite3.Error:  # pragma: no cover
@@ -371,7 +398,7 @@ class Writer(threading.Thread):
                 if stop:
                     return
                 # Keep the index from falling arbitrarily far behind a flood that never stops.
-                if self._fts_lag_bytes > FTS_MAX_LAG_BYTES and since_index % 4 == 0 and self.indexing:
+                if since_index % 4 == 0 and self.indexing and self._index_overdue():
                     self._background(self._index_batch)
                 # ... the WAL from growing without bound ...
                 self._wal_bytes += taken
@@ -444,6 +471,7 @@ class Writer(threading.Thread):
         results: list[tuple[_Call, Any, BaseException | None]] = []
         stop = False
         lines = 0
+        mark = self.segments.mark()
         conn.execute("BEGIN IMMEDIATE")
         try:
             for item in items:
@@ -474,6 +502,7 @@ class Writer(threading.Thread):
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            self.segments.undo(mark)  # the retry writes them again
             raise
         self._wal_dirty = True
         self.lines_written += lines
@@ -495,8 +524,11 @@ class Writer(threading.Thread):
         return stop
 
     def _insert_chunks(self, chunks: list[LogChunk]) -> int:
+        if self.fts_upto >= self.max_id:  # the first rows the index has not reached since it caught up
+            self._lag_since = time.monotonic()
         rows, last = coalesce(chunks)
-        self.conn.executemany(_INSERT_CHUNK, rows)
+        places = self.segments.append([r[9] for r in rows])
+        self.conn.executemany(_INSERT_CHUNK, [(*r[:9], *p) for r, p in zip(rows, places, strict=True)])
         self.conn.executemany(_UPSERT_AGENT, last.items())
         self.max_id = self.conn.execute("SELECT last_insert_rowid()").fetchone()[0]
         self.chunks_written += len(chunks)
@@ -532,12 +564,12 @@ class Writer(threading.Thread):
                 (self.fts_upto,),
             )
             return
+        texts = self._texts(
+            conn.execute(f"SELECT {_TEXT_COLS} FROM log_chunks WHERE id > ? AND id <= ?", (start, upto))
+        )
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute(
-                "INSERT INTO log_fts (rowid, text) SELECT id, text FROM log_chunks WHERE id > ? AND id <= ?",
-                (start, upto),
-            )
+            conn.executemany("INSERT INTO log_fts (rowid, text) VALUES (?, ?)", texts)
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('fts_upto', ?)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -550,6 +582,11 @@ class Writer(threading.Thread):
         self.fts_upto = upto
         self._fts_lag_bytes = max(0, self._fts_lag_bytes - total)
         self._merge_pending = True
+
+    def _texts(self, rows: Any) -> list[tuple[int, str]]:
+        """``(id, text)`` of ``_TEXT_COLS`` rows, their text read from the segments."""
+        d = self.logs_dir
+        return [(r[0], segments.row_text(d, *r[1:])) for r in rows]
 
     def _merge_step(self) -> None:
         """Merge a few pages of FTS segments; clear ``_merge_pending`` when nothing is left."""
@@ -582,21 +619,27 @@ class Writer(threading.Thread):
                         break
             state = [0, cutoff_ts, cutoff_id]
         deleted, cutoff_ts, cutoff_id = state
-        rows: list[tuple[int, str, int]] = []
+        rows: list[tuple[int, str, int | None, int, int, int]] = []
         if cutoff_id:
             rows = conn.execute(
-                "SELECT id, text, count FROM log_chunks WHERE id <= ? ORDER BY id LIMIT ?",
+                f"SELECT {_TEXT_COLS} FROM log_chunks WHERE id <= ? ORDER BY id LIMIT ?",
                 (cutoff_id, RETENTION_BATCH_ROWS),
             ).fetchall()
         if not rows and cutoff_ts is not None:
             rows = conn.execute(
-                "SELECT id, text, count FROM log_chunks WHERE ts_end < ? ORDER BY ts_end LIMIT ?",
+                f"SELECT {_TEXT_COLS} FROM log_chunks WHERE ts_end < ? ORDER BY ts_end LIMIT ?",
                 (cutoff_ts, RETENTION_BATCH_ROWS),
             ).fetchall()
+        # The FTS index takes a row out only given the very text it indexed: a row whose
+        # segment is gone keeps its (harmless: the row is gone, so never matched) entries.
+        indexed = [
+            (rid, t)
+            for rid, text, seg, off, nbytes, _n in rows
+            if rid <= self.fts_upto and (t := segments.read_row(self.logs_dir, text, seg, off, nbytes)) is not None
+        ]
         conn.execute("BEGIN IMMEDIATE")
         try:
             if rows:
-                indexed = [(rid, text) for rid, text, _n in rows if rid <= self.fts_upto]
                 if indexed:
                     conn.executemany("INSERT INTO log_fts (log_fts, rowid, text) VALUES ('delete', ?, ?)", indexed)
                 conn.executemany("DELETE FROM log_chunks WHERE id = ?", [(r[0],) for r in rows])
@@ -607,9 +650,10 @@ class Writer(threading.Thread):
             conn.execute("ROLLBACK")
             raise
         if rows:
+            self._drop_segments()
             self._fts_lag_bytes = self._lag_bytes()
             self._merge_pending = True  # FTS deletes add tombstone segments
-            return [deleted + sum(r[2] for r in rows), cutoff_ts, cutoff_id]
+            return [deleted + sum(r[5] for r in rows), cutoff_ts, cutoff_id]
         # Pass complete: give freed pages back to the file system in the background too.
         try:
             conn.execute("PRAGMA incremental_vacuum(2000)")
@@ -621,6 +665,11 @@ class Writer(threading.Thread):
         for fut in waiters:
             fut.set_result(deleted)
         return None
+
+    def _drop_segments(self) -> None:
+        """Delete the segment files no row points into any more."""
+        low = self.conn.execute("SELECT MIN(seg) FROM log_chunks WHERE seg IS NOT NULL").fetchone()[0]
+        self.segments.drop_before(low if low is not None else self.segments.seg)
 
 
 def dumps(data: Any) -> str:

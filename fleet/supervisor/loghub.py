@@ -37,13 +37,15 @@ class _Ring:
 
     def add(self, chunk: LogChunk) -> None:
         self.chunks.append(chunk)
-        self.bytes += len(chunk.text)
+        data = chunk.data
+        self.bytes += len(data)
         while self.bytes > RING_BYTES and len(self.chunks) > 1:
-            self.bytes -= len(self.chunks.popleft().text)
+            self.bytes -= len(self.chunks.popleft().data)
         if chunk.stream != "fleet":
-            end = len(chunk.text) - 1
-            start = chunk.text.rfind("\n", 0, end) + 1
-            self.last_line = chunk.text[start:end][:300]
+            end = len(data) - 1
+            start = data.rfind(b"\n", 0, end) + 1
+            # Its first 300 characters: at most 1200 bytes of UTF-8.
+            self.last_line = data[start : min(end, start + 1200)].decode("utf-8", "replace")[:300]
 
 
 class LogHub:
@@ -60,7 +62,7 @@ class LogHub:
         #: Wall time of each agent's latest output line (for "stalled" alerts).
         self.last_output: dict[str, float] = {}
         #: Applied to every chunk before it is kept, stored or shown: secrets never reach logs.
-        self.redact: Callable[[str], str] | None = None
+        self.redact: Callable[[bytes], bytes] | None = None
 
     def seed(self, max_seqs: dict[str, int]) -> None:
         """Continue numbering after what the store already holds."""
@@ -71,20 +73,23 @@ class LogHub:
         self._subscribers.append(fn)
         return lambda: self._subscribers.remove(fn) if fn in self._subscribers else None
 
-    def sink_for(self, agent: str, run_id: int) -> Callable[[str, int, str, float], None]:
+    def sink_for(self, agent: str, run_id: int) -> Callable[[str, int, bytes, float], None]:
         """The callback a ``LogPipe`` of this agent run feeds."""
 
-        def sink(stream: str, count: int, text: str, ts: float) -> None:
-            self.add(agent, run_id, stream, count, text, ts)
+        def sink(stream: str, count: int, data: bytes, ts: float) -> None:
+            self.add(agent, run_id, stream, count, data, ts)
 
         return sink
 
-    def add(self, agent: str, run_id: int, stream: str, count: int, text: str, ts: float) -> LogChunk:
+    def add(self, agent: str, run_id: int, stream: str, count: int, data: bytes | str, ts: float) -> LogChunk:
+        """Number, keep, store and fan out ``count`` lines (``data`` ends with a newline)."""
+        if isinstance(data, str):
+            data = data.encode("utf-8", "replace")
         if self.redact is not None:
-            text = self.redact(text)
+            data = self.redact(data)
         first = self._seq.get(agent, 0) + 1
         self._seq[agent] = first + count - 1
-        chunk = LogChunk(agent, run_id, stream, first, count, ts, text)
+        chunk = LogChunk(agent, run_id, stream, first, count, ts, data)
         self.lines_in += count
         if stream != "fleet":
             self.last_output[agent] = ts

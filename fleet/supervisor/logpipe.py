@@ -7,7 +7,9 @@ then had to join to the previous read's partial line and slice at its last
 newline — two copies of every byte before the decode (~10 % of the
 supervisor's CPU under a flood). Here the partial line already sits at the
 start of the buffer, the read lands after it, and the complete lines are
-counted and decoded in place through a memoryview: one copy, the decode.
+counted in place through a memoryview and copied out once. They are not
+decoded here: the store keeps the bytes as written and only what a person or a
+search looks at is decoded.
 
 Lines are counted with StringZilla's SIMD ``count`` when it is installed
 (``bytes.count`` is a byte-at-a-time loop in CPython 3.11: a fifth of the
@@ -36,8 +38,8 @@ CUT_MARKER = b" [\xe2\x80\xa6 line cut at 64 KiB]"
 #: Bytes taken from the pipe per read (what asyncio's pipe transport reads too).
 READ_SIZE = 256 * 1024
 
-#: ``sink(stream, count, text, ts)``; text holds ``count`` lines, each ending in "\n".
-Sink = Callable[[str, int, str, float], None]
+#: ``sink(stream, count, data, ts)``; data holds ``count`` lines, each ending in b"\n".
+Sink = Callable[[str, int, bytes, float], None]
 
 
 def count_lines(data: bytes | bytearray | memoryview) -> int:
@@ -226,4 +228,4 @@ class LogPipe:
     def _emit(self, complete: bytes | memoryview) -> None:
         count = count_lines(complete)
         if count:
-            self._sink(self.stream, count, str(complete, "utf-8", "replace"), time.time())
+            self._sink(self.stream, count, bytes(complete), time.time())

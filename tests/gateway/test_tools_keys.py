@@ -101,7 +101,7 @@ def test_only_credentials_are_redacted(name: str, secret: bool) -> None:
 def test_gateway_redacts_keys_not_paths() -> None:
     gw = Gateway(environ={"OPENAI_API_KEY": "sk-live-0123456789", "AWS_CA_BUNDLE": "/etc/ssl/certs/ca.pem"})
     line = "loaded /etc/ssl/certs/ca.pem, key sk-live-0123456789\n"
-    assert gw.redactor.scrub(line) == "loaded /etc/ssl/certs/ca.pem, key [REDACTED]\n"
+    assert gw.redactor.scrub(line.encode()) == b"loaded /etc/ssl/certs/ca.pem, key [REDACTED]\n"
 
 
 def test_redactor() -> None:

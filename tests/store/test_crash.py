@@ -70,9 +70,18 @@ async def test_sigkill_mid_flood_leaves_clean_gap_free_db(tmp_path: Path) -> Non
     for agent, n in flushed.items():
         assert last[agent] >= n, f"{agent}: flushed up to {n}, found only {last[agent]}"
 
-    # The store reopens clean, numbering continues, and the FTS index is consistent.
+    # The store reopens clean: what the segment held past the last committed row is cut,
+    # every committed line reads back whole, numbering continues, the FTS index is consistent.
     store = await Store.open(db)
     assert await store.max_seqs() == last
+    conn = sqlite3.connect(db)
+    seg, end = conn.execute("SELECT seg, MAX(off + nbytes) FROM log_chunks GROUP BY seg ORDER BY seg DESC").fetchone()
+    conn.close()
+    assert (tmp_path / "logs" / f"{seg:08d}.log").stat().st_size == end
+    for agent, n in last.items():
+        lines = await store.tail(agent, n=n)
+        assert [ln.seq for ln in lines] == list(range(1, n + 1))
+        assert all(ln.text == f"{agent} {ln.seq} {'x' * 80}" for ln in lines)
     await store.wait_indexed()
     assert len(await store.search("agent-0 1 ")) == 1
     await store.close()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from fleet.records import LogChunk
 from fleet.store import SCHEMA_VERSION, Store
 from fleet.store.schema import PAGE_SIZE, SchemaTooNew
 
@@ -75,14 +76,18 @@ async def test_migrates_v1_in_place(tmp_path: Path) -> None:
     store = await Store.open(db)
     try:
         conn = sqlite3.connect(db)
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         assert conn.execute("SELECT count(*) FROM tasks").fetchone()[0] == 0
         conn.close()
         # Old data is intact and usable: unindexed old chunks are indexed in the background.
         assert [ln.text for ln in await store.tail("old")] == ["first old line", "second old"]
         assert await store.max_seqs() == {"old": 2}
+        # New lines go to a segment file; old (inline) and new rows read, index and search as one.
+        store.append_logs([LogChunk("old", 2, "stdout", 3, 1, 2000.0, "third, a second life\n")])
+        await store.flush()
+        assert [ln.text for ln in await store.tail("old")] == ["first old line", "second old", "third, a second life"]
         await store.wait_indexed()
-        assert [ln.seq for ln in await store.search("second")] == [2]
+        assert [ln.seq for ln in await store.search("second")] == [2, 3]
         assert (await store.events())[0].data == {"to": "running"}
         assert await store.add_policy_version("h2", "c2", "d") == 2
     finally:
