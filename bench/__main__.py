@@ -38,7 +38,7 @@ ROWS: list[tuple[str, str, str, str, str]] = [
     ("1 flood: supervisor peak RSS (MB)", "flood", "peak_rss_mb", "low", "{:.0f}"),
     ("1 flood: lines lost (+dup)", "flood", "lost_dup", "low", "{}"),
     ("1 flood: the 20 writers' own CPU (s)", "flood", "writers_cpu_s", "info", "{:.1f}"),
-    ("2 idle x200: supervisor CPU %", "idle", "cpu_pct", "low", "{:.2f}"),
+    ("2 idle x200: supervisor CPU %", "idle", "cpu_pct", "low", "{:.3f}"),
     ("2 idle x200: supervisor RSS (MB)", "idle", "rss_mb", "low", "{:.0f}"),
     ("2 idle x200: start all (s)", "idle", "start_all_s", "low", "{:.2f}"),
     ("3 crash: exit→restart, default policy (ms)", "crash", "first_restart_ms", "low", "{:.0f}"),

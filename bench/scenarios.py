@@ -266,16 +266,17 @@ def idle(peer: Peer, s: Settings) -> dict[str, Any]:
             raise RuntimeError(f"only {_workload_count(peer, run.marker, 'sleep')} of {s.idle_procs} started")
         os.sync()  # no write-back of an earlier run during the window
         time.sleep(s.idle_settle)
-        sampler = run.sampler(0.5)
-        cpu0 = sampler.cpu()
+        # No sampling thread in the window: two readings of the scheduler's clock, at its ends.
+        sampler = Sampler(supervisor_pids(run.peer.roots(), run.marker))
+        cpu0, ns0 = sampler.cpu(), sampler.run_ns()
         w0 = time.perf_counter()
         time.sleep(s.idle_window)
-        cpu = sampler.cpu() - cpu0
+        ns = sampler.run_ns() - ns0
         window = time.perf_counter() - w0
-        sampler.stop()
+        cpu = sampler.cpu() - cpu0
         rss = sampler.last_rss
-    return {"cpu_pct": cpu / window * 100, "rss_mb": rss / 2**20, "start_all_s": started,
-            "leftovers": run.leftovers}
+    return {"cpu_pct": ns / 1e9 / window * 100, "cpu_pct_ticks": cpu / window * 100, "rss_mb": rss / 2**20,
+            "start_all_s": started, "leftovers": run.leftovers}
 
 
 # --- (3) crash-restart ---------------------------------------------------------------

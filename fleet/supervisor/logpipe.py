@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import mmap
 import os
 import time
 from collections.abc import Callable
@@ -49,7 +50,9 @@ def count_lines(data: bytes | bytearray | memoryview) -> int:
     return (data if isinstance(data, bytes | bytearray) else bytes(data)).count(b"\n")
 
 
-def has_long_line(data: bytes | bytearray, limit: int = MAX_LINE, start: int = 0, end: int | None = None) -> bool:
+def has_long_line(
+    data: bytes | bytearray | mmap.mmap, limit: int = MAX_LINE, start: int = 0, end: int | None = None
+) -> bool:
     """Whether any line in ``data[start:end]`` is longer than ``limit``, without splitting it.
 
     Jumps to the last newline within the next ``limit + 1`` bytes: a few C-level
@@ -91,7 +94,9 @@ class LogPipe:
         self._sink = sink
         self._on_eof = on_eof
         # [0, _fill) holds the partial line waiting for its newline (at most MAX_LINE bytes).
-        self._buf = bytearray(MAX_LINE + READ_SIZE)
+        # An anonymous mapping, not a bytearray: its pages are taken only once written, so
+        # the 400 pipes of 200 quiet agents hold a page or two each, not 320 KiB each.
+        self._buf = mmap.mmap(-1, MAX_LINE + READ_SIZE)
         self._view = memoryview(self._buf)
         self._fill = 0
         self._skipping = False  # inside an over-long line whose head was already emitted
@@ -152,6 +157,9 @@ class LogPipe:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
             self._fd = -1
+        with contextlib.suppress(BufferError):  # a view still held elsewhere: the GC frees it
+            self._view.release()
+            self._buf.close()
         self._done = True
         if self._closed is not None and not self._closed.done():
             self._closed.set_result(None)
