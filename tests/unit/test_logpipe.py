@@ -89,3 +89,19 @@ async def test_reading_a_real_pipe_until_eof_with_pause():
     assert closed == [pipe] and pipe.bytes_read == 11
     with pytest.raises(OSError):
         os.fstat(r)  # the pipe owned the fd and closed it
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status") as f:
+        return int(f.read().split("VmRSS:")[1].split()[0])
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc")
+def test_quiet_pipes_cost_pages_not_their_whole_buffer():
+    """400 pipes (200 agents) that saw a line each: a page or two apiece, not 320 KiB apiece."""
+    before = _rss_kib()
+    pipes = [LogPipe("stdout", lambda *_: None) for _ in range(400)]
+    for pipe in pipes:
+        pipe.feed(b"one short line\npartial")
+    grown_mib = (_rss_kib() - before) / 1024
+    assert grown_mib < 32, f"{grown_mib:.0f} MiB for 400 quiet pipes"  # 125 MiB if every buffer were touched
