@@ -5,8 +5,9 @@ read last night's history with no fleet running (``open_readonly``), and the
 ``Store`` can run the very same code on its reader thread. In WAL mode readers
 never block the writer, nor the writer them.
 
-Logs are stored as chunks of lines (see ``schema``); these functions split them
-back into ``LogLine`` objects only for the rows a query actually returns.
+Logs are stored as chunks of lines (see ``schema``); these functions read a
+row's bytes from its segment file (``segments``) and split them back into
+``LogLine`` objects only for the rows a query actually reaches.
 """
 
 from __future__ import annotations

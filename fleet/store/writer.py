@@ -4,12 +4,15 @@ Why a thread with plain ``sqlite3`` rather than ``aiosqlite`` on the hot path:
 a flood of 1.8 M lines/s must not cost one await — nor one Python operation —
 per line on the supervisor's event loop. The loop only appends whole chunks to a
 deque (``enqueue_logs``, O(1) per chunk); this thread takes everything queued,
-coalesces small chunks of the same agent/stream into rows of up to 64 KiB and
-commits them with one ``executemany`` per batch. ``sqlite3`` releases the GIL
-while SQLite works, so the loop keeps running meanwhile.
+coalesces small chunks of the same agent/stream into rows of up to 64 KiB,
+appends their bytes to the current log segment with one ``pwritev`` and commits
+the rows with one ``executemany`` per batch (``segments`` says why the bytes are
+not in SQLite). ``sqlite3`` and the write release the GIL, so the loop keeps
+running meanwhile.
 
-Every batch is one transaction, and a chunk is always wholly inside one row, so a
-SIGKILL leaves whole chunks only: no agent's line numbers have a gap.
+Every batch is one transaction, committed after its bytes are written, and a
+chunk is always wholly inside one row, so a SIGKILL leaves whole chunks only:
+no agent's line numbers have a gap.
 
 Work in priority order: (1) queued items — logs and small writes, in order;
 (2) FTS indexing in bounded batches, which also runs between log batches when
@@ -54,7 +57,8 @@ FTS_BATCH_BYTES = 4 * 1024 * 1024
 FTS_QUIET_S = 0.2
 #: Checkpoint the WAL once logs have been quiet this long ...
 CHECKPOINT_QUIET_S = 0.5
-#: ... or, in a flood that never stops, once this many log bytes went into the WAL.
+#: ... or, in a flood that never stops, once this many log bytes were written (a
+#: checkpoint fsyncs the segments too, so their rows never outlive their bytes).
 CHECKPOINT_EVERY_BYTES = 512 * 1024 * 1024
 #: What the WAL file is cut back to after a checkpoint (it would otherwise keep its peak size).
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
