@@ -2,13 +2,14 @@
 
 A fake fleet (tests/console/fake_client.py) of 50 agents with history, optionally
 pushing a live flood, drives the console headless at 160x48. Each sample opens
-the detail screen of the agent under the cursor (moving the cursor each time, so
-the same screen is not simply reopened) and goes back, timing: key -> screen on
+the detail screen of the agent under the cursor (moving the cursor each time, or
+with ``--same`` reopening one agent, whose screen the console keeps) and goes
+back, timing: key -> screen on
 top, key -> app idle (messages processed, refresh done), and the console's CPU
 per round trip (``time.process_time``; the fake fleet's own generator runs in
 the same process and is small next to it).
 
-Usage: python -m bench.console_detail [--agents 50] [--rate 0] [--samples 20]
+Usage: python -m bench.console_detail [--agents 50] [--rate 0] [--samples 20] [--same]
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ async def until(predicate: object, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.0005)
 
 
-async def run(agents: int, rate: float, samples: int) -> dict[str, list[float]]:
+async def run(agents: int, rate: float, samples: int, same: bool = False) -> dict[str, list[float]]:
     client = FakeFleetClient(agents, live=rate > 0, lines_per_s=rate or 1.0, history=500)
     app = FleetConsole(client, embedded=False, fleet_name="bench")
     out: dict[str, list[float]] = {"open_screen": [], "open_idle": [], "back_screen": [], "back_idle": [], "cpu": []}
@@ -45,8 +46,9 @@ async def run(agents: int, rate: float, samples: int) -> dict[str, list[float]]:
         await pilot.pause()
         await asyncio.sleep(1.0)  # let the first load and paint settle (warm-up, not synchronisation)
         for i in range(samples + 2):
-            await pilot.press("down")
-            await pilot.pause()
+            if not same:
+                await pilot.press("down")
+                await pilot.pause()
             c0 = time.process_time()
             for key, want, screen_key, idle_key in (
                 ("enter", True, "open_screen", "open_idle"),
@@ -72,9 +74,11 @@ def main() -> None:
     ap.add_argument("--agents", type=int, default=50)
     ap.add_argument("--rate", type=float, default=0.0, help="live lines/s per agent (0: a quiet fleet)")
     ap.add_argument("--samples", type=int, default=20)
+    ap.add_argument("--same", action="store_true", help="reopen the same agent each time (a kept screen)")
     a = ap.parse_args()
-    res = asyncio.run(run(a.agents, a.rate, a.samples))
-    print(f"{a.agents} agents, {a.rate:g} lines/s each, {a.samples} round trips (ms, median / p90 / max):")
+    res = asyncio.run(run(a.agents, a.rate, a.samples, a.same))
+    which = "the same agent" if a.same else "a new agent each time"
+    print(f"{a.agents} agents, {a.rate:g} lines/s each, {a.samples} round trips to {which} (ms, median / p90 / max):")
     for key, label in (
         ("open_screen", "enter -> detail on top"),
         ("open_idle", "enter -> detail idle"),

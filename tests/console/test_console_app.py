@@ -276,19 +276,28 @@ async def test_agent_detail_screen(client: FakeFleetClient) -> None:
         await pilot.press("enter")
         await settle(pilot, lambda: isinstance(app.screen, AgentScreen))
         screen = app.screen
-        await settle(pilot, lambda: screen.query_one("#policy-table", DataTable).row_count > 0)
         assert "goal: Keep campaign-optimizer healthy" in str(screen.query_one("#agent-head").render())
+        # The other tabs load when first shown, not while the operator waits for the logs.
+        await settle(pilot)
+        assert not {op for op, _ in client.calls} & {"policy_show", "usage", "metrics"}
+        tabs = screen.query_one(TabbedContent)
+        tabs.active = "tab-policy"
+        await settle(pilot, lambda: screen.query_one("#policy-table", DataTable).row_count > 0)
         policy = screen.query_one("#policy-table", DataTable)
         keys = [str(policy.get_row_at(i)[0]) for i in range(policy.row_count)]
         assert "budget.usd_per_day" in keys
-        assert screen.query_one("#calls-table", DataTable).row_count == 8
+        tabs.active = "tab-calls"
+        await settle(pilot, lambda: screen.query_one("#calls-table", DataTable).row_count == 8)
+        tabs.active = "tab-trends"
+        await settle(pilot, lambda: len(screen.query("#custom-metrics Sparkline")) == 1)
         tokens = screen.query_one("#spark-tokens", Sparkline).data or []
         assert len(tokens) == 30 and sum(tokens) > 0
-        await settle(pilot, lambda: len(screen.query("#custom-metrics Sparkline")) == 1)
         assert "queue_depth" in str(screen.query_one("#custom-metrics Label").render())
         client.push("usage", {"agent": FIRST, "model": "m", "tokens_in": 1, "tokens_out": 2, "cost_usd": 0.1,
                               "latency_s": 0.2, "outcome": "ok"})  # fmt: skip
         await settle(pilot, lambda: screen.query_one("#calls-table", DataTable).row_count == 9)
+        tabs.active = "tab-logs"
+        await settle(pilot)
         await pilot.press("p")
         await settle(pilot, lambda: app.agents[FIRST]["state"] == "paused")
         assert "paused" in str(screen.query_one("#agent-head").render())
@@ -300,6 +309,37 @@ async def test_agent_detail_screen(client: FakeFleetClient) -> None:
         await settle(pilot, lambda: log_view.active)
         await pilot.press("escape")
         await settle(pilot, lambda: isinstance(app.screen, FleetScreen))
+
+
+async def test_detail_screens_are_kept_for_a_quick_return(client: FakeFleetClient) -> None:
+    """Reopening an agent reuses its screen, which catches up with what it missed; only a few are kept."""
+    from console.app import DETAIL_SCREENS
+
+    app = make_app(client)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        await pilot.press("enter")
+        await settle(pilot, lambda: isinstance(app.screen, AgentScreen))
+        first = app.screen
+        first.query_one(TabbedContent).active = "tab-policy"
+        await settle(pilot, lambda: first.query_one("#policy-table", DataTable).row_count > 0)
+        await pilot.press("escape")
+        await settle(pilot, lambda: isinstance(app.screen, FleetScreen))
+        client._set_state(FIRST, "paused")  # happens while its screen is away
+        await settle(pilot, lambda: app.agents[FIRST]["state"] == "paused")
+        shows = sum(op == "policy_show" for op, _ in client.calls)
+        await pilot.press("enter")
+        await settle(pilot, lambda: app.screen is first)
+        assert "paused" in str(first.query_one("#agent-head").render())
+        assert sum(op == "policy_show" for op, _ in client.calls) == shows + 1  # the shown tab reloaded
+        await pilot.press("escape")
+        for _ in range(DETAIL_SCREENS):  # open as many others: the first one is let go
+            await pilot.press("down", "enter")
+            await settle(pilot, lambda: isinstance(app.screen, AgentScreen) and app.screen is not first)
+            await pilot.press("escape")
+            await settle(pilot, lambda: isinstance(app.screen, FleetScreen))
+        assert not first.is_attached
+        assert len(app._detail_screens) == DETAIL_SCREENS
 
 
 async def test_quick_budget_and_model(client: FakeFleetClient) -> None:
