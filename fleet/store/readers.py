@@ -17,12 +17,19 @@ import re
 import sqlite3
 from array import array
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from fleet.records import Event, LogLine, UsageRecord
 from fleet.store import segments
+
+try:  # SIMD prefilters for searches (see ``_prefilter``); plain Python does without them.
+    from stringzilla import find as _sz_find
+    from stringzilla import utf8_uncased_search as _sz_uncased
+except ImportError:  # pragma: no cover - stringzilla is a dependency
+    _sz_find = None
+    _sz_uncased = None
 from fleet.store.schema import connect
 
 #: Coalesced rows never span more than this many seconds (the writer enforces it);
@@ -36,15 +43,53 @@ _CHUNK_COLS = "id, agent, run_id, stream, first_seq, count, ts, marks, text, seg
 _ChunkRow = tuple[int, str, int, str, int, int, float, bytes | None, str]
 
 
-def _with_text(conn: sqlite3.Connection, rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+def _with_text(
+    conn: sqlite3.Connection,
+    rows: Iterable[tuple[Any, ...]],
+    may_match: Callable[[bytes], bool] | None = None,
+) -> Iterator[tuple[Any, ...]]:
     """``rows`` of ``_CHUNK_COLS`` (plus any further columns) as ``_ChunkRow`` (plus the same
-    further columns), the text read from the segment files only as each row is reached."""
+    further columns), the text read from the segment files only as each row is reached.
+
+    Rows whose bytes fail ``may_match`` are skipped before anything is decoded.
+    """
     d = segments.db_logs_dir(conn)
     for row in rows:
         text, seg, off, nbytes = row[8:12]
         if seg is not None:
-            text = segments.row_text(d, text, seg, off, nbytes, row[5])
+            data = segments.READER.read(d, seg, off, nbytes) if d is not None else None
+            if data is None:
+                text = segments.missing_text(seg, row[5])
+            elif may_match is not None and not may_match(data):
+                continue
+            else:
+                text = data.decode("utf-8", "replace")
         yield (*row[:8], text, *row[12:])
+
+
+def _prefilter(text: str) -> Callable[[bytes], bool] | None:
+    """A quick test on a row's raw bytes that every row holding ``text`` (in any case) passes.
+
+    It spares decoding and case-folding the rows that cannot match — all but a few
+    in a scan of an unindexed tail: StringZilla's SIMD search runs at ~3 GB/s
+    uncased and ~20 GB/s for text without letters, where decode + ``lower`` +
+    ``in`` ran at ~0.6 GB/s (500 MB: 0.18 s / 0.03 s against 0.8 s here). The
+    exact, per-line test (``line_matcher``) still decides on the rows that pass.
+    """
+    if not text or "\ufffd" in text:  # a replacement character stands for bytes the search cannot know
+        return None
+    try:
+        needle = text.encode()
+    except UnicodeEncodeError:  # a lone surrogate (from JSON): let the exact test say no
+        return None
+    if text.lower() == text.upper():  # no cased character: case cannot differ
+        if _sz_find is None:
+            return lambda data: needle in data
+        return lambda data: _sz_find(data, needle) != -1
+    if _sz_uncased is None:
+        return None
+    # Unicode case folding matches at least what lower() does (and 'ß' with 'SS' too).
+    return lambda data: _sz_uncased(data, needle) != -1
 
 
 def open_readonly(path: Path) -> sqlite3.Connection:
@@ -322,9 +367,10 @@ def search(
         sources.append(
             conn.execute(f"SELECT {cols} FROM log_chunks c WHERE c.id <= ?{filt} ORDER BY c.id DESC", [upto, *params])
         )
+    may_match = _prefilter(text)
     out: list[LogLine] = []  # newest first
     for source in sources:
-        for row in _with_text(conn, source):
+        for row in _with_text(conn, source, may_match):
             lines = _match_lines(row, rx, since, low)
             lines.reverse()
             out.extend(lines)

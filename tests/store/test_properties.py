@@ -62,3 +62,26 @@ def test_coalesce_keeps_every_line_once(spec: list[tuple[str, str, int, float]])
         (c.agent, c.first_seq + i): (c.ts, f"{c.agent}{c.first_seq + i}") for c in chunks for i in range(c.count)
     }
     assert seen == expected
+
+
+@given(st.text(max_size=200), st.text(min_size=1, max_size=12))
+@settings(max_examples=500)
+def test_search_prefilter_never_hides_a_match(line: str, query: str) -> None:
+    """The quick test on raw bytes lets through every row the exact matcher would find."""
+    may_match = readers._prefilter(query)
+    data = line.encode("utf-8", "surrogatepass")
+    text = data.decode("utf-8", "replace")
+    if may_match is not None and readers.line_matcher(query).search(text):
+        assert may_match(data), (line, query)
+
+
+@given(st.sampled_from(["error", "ERROR", "Straße", "-> ok", "42", "naïve", "ΣΊΣΥΦΟΣ"]), st.text(max_size=40))
+def test_search_prefilter_on_known_words(word: str, noise: str) -> None:
+    data = f"{noise} {word.swapcase()} {noise}".encode("utf-8", "surrogatepass")
+    may_match = readers._prefilter(word)
+    assert may_match is not None and may_match(data)
+
+
+def test_search_prefilter_takes_odd_queries() -> None:
+    assert readers._prefilter("\ud800") is None  # cannot be encoded: no prefilter, no crash
+    assert readers._prefilter("a\ufffdb") is None
