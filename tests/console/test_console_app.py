@@ -24,6 +24,7 @@ from console.screens.fleet import FleetScreen
 from console.screens.help import HelpScreen
 from console.screens.modals import ChoicePrompt, ConfirmQuit, TextPrompt
 from console.screens.policy import PolicyEditor, PolicyScreen
+from console.widgets.footer import FleetFooter
 from console.widgets.log_pane import LogPane
 from console.widgets.log_view import LogView
 
@@ -340,6 +341,25 @@ async def test_detail_screens_are_kept_for_a_quick_return(client: FakeFleetClien
             await settle(pilot, lambda: isinstance(app.screen, FleetScreen))
         assert not first.is_attached
         assert len(app._detail_screens) == DETAIL_SCREENS
+
+
+async def test_footer_shows_what_applies_redraws_on_change_and_presses_on_click(client: FakeFleetClient) -> None:
+    app = make_app(client)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        footer = app.screen.query_one(FleetFooter)
+        keys = {key: enabled for key, _shown, _desc, enabled in footer._items}
+        assert keys["p"] and not keys.get("r", False)  # a running agent: pause applies, resume does not
+        shown = footer._items
+        app.screen.refresh_bindings()  # nothing changed: the footer keeps what it drew
+        await settle(pilot)
+        assert footer._items is shown
+        start = next(start for start, _end, key, _on in footer._spans if key == "p")
+        await pilot.click(FleetFooter, offset=(start, 0))  # a click on the key presses it
+        await settle(pilot, lambda: app.agents[FIRST]["state"] == "paused")
+        keys = {key: enabled for key, _shown, _desc, enabled in footer._items}
+        assert keys["r"] and not keys.get("p", False)
+        assert "Resume" in str(footer.render())
 
 
 async def test_quick_budget_and_model(client: FakeFleetClient) -> None:
