@@ -145,8 +145,7 @@ class AgentScreen(LogKeysMixin):
         self.log_pane.set_active(self._logs_visible())
         self.update_head()
         self.refresh_bindings()
-        for what in tuple(self.loaded):
-            self.loaded.discard(what)
+        self.loaded.clear()  # what was loaded may be stale: reload the shown tab, the others when shown
         self._load_for(self.query_one(TabbedContent).active)
 
     def on_unmount(self) -> None:

@@ -11,9 +11,9 @@ counted in place through a memoryview and copied out once. They are not
 decoded here: the store keeps the bytes as written and only what a person or a
 search looks at is decoded.
 
-Lines are counted with StringZilla's SIMD ``count`` when it is installed
-(``bytes.count`` is a byte-at-a-time loop in CPython 3.11: a fifth of the
-supervisor's CPU under a flood, measured with perf). Only a chunk big enough to
+Lines are counted with two of StringZilla's SIMD passes (``count_lines``):
+``bytes.count`` is a byte-at-a-time loop in CPython 3.11 and was a fifth of
+the supervisor's CPU under a flood (perf). Only a chunk big enough to
 hide an over-long line is split into lines to enforce the 64 KiB cap. The
 supervisor can ``pause`` a pipe: the agent then blocks on write, as it would
 under a slow terminal, instead of the supervisor dropping lines or buffering
@@ -26,13 +26,15 @@ import asyncio
 import contextlib
 import mmap
 import os
+import threading
 import time
 from collections.abc import Callable
 
 try:  # SIMD byte counting; the pure-Python fallback gives the same numbers.
-    from stringzilla import count as _sz_count
+    from stringzilla import bytesum as _sz_bytesum
+    from stringzilla import translate as _sz_translate
 except ImportError:  # pragma: no cover - stringzilla is a dependency; kept for odd platforms
-    _sz_count = None
+    _sz_translate = None
 
 MAX_LINE = 64 * 1024
 CUT_MARKER = b" [\xe2\x80\xa6 line cut at 64 KiB]"
@@ -43,11 +45,28 @@ READ_SIZE = 256 * 1024
 Sink = Callable[[str, int, bytes, float], None]
 
 
+#: Byte -> 1 for a newline, 0 for anything else.
+_NEWLINE_LUT = bytes(int(i == 10) for i in range(256))
+_scratch = threading.local()
+
+
 def count_lines(data: bytes | bytearray | memoryview) -> int:
-    """Number of ``\\n`` in ``data``."""
-    if _sz_count is not None:
-        return int(_sz_count(data, b"\n"))
-    return (data if isinstance(data, bytes | bytearray) else bytes(data)).count(b"\n")
+    """Number of ``\\n`` in ``data``.
+
+    Mapped through a lookup table to 1s and 0s, then summed: two SIMD passes
+    (~0.06 ns/byte here) where StringZilla's ``count`` finds one newline after
+    the other (~0.15 ns/byte with 100-byte lines) and ``bytes.count`` steps
+    byte by byte (~0.4 ns/byte).
+    """
+    n = len(data)
+    if _sz_translate is None or n < 64:
+        return (data if isinstance(data, bytes | bytearray) else bytes(data)).count(b"\n")
+    buf = getattr(_scratch, "buf", None)
+    if buf is None or len(buf) < n:
+        buf = _scratch.buf = bytearray(max(n, READ_SIZE + MAX_LINE))
+    out = memoryview(buf)[:n]
+    _sz_translate(data, _NEWLINE_LUT, out=out)
+    return int(_sz_bytesum(out))
 
 
 def has_long_line(

@@ -51,6 +51,12 @@ def test_count_lines_agrees_with_bytes_count(data):
     assert count_lines(memoryview(data)[1:]) == data[1:].count(b"\n")
 
 
+def test_count_lines_on_reads_bigger_than_its_scratch():
+    data = (b"x" * 99 + b"\n") * 20_000 + b"\n\n"  # 2 MB: more than one read
+    assert count_lines(data) == count_lines(memoryview(data)) == 20_002
+    assert count_lines(b"no newline at all" * 100) == 0
+
+
 @given(
     st.lists(st.binary(max_size=300).map(lambda b: b.replace(b"\n", b"")), max_size=60),
     st.lists(st.integers(1, 700), max_size=30),
