@@ -47,9 +47,10 @@ class LogChunk:
 
     ``data`` holds the bytes as the agent wrote them (secrets redacted), ending
     with ``b"\\n"``: ``count`` lines numbered ``first_seq .. first_seq + count - 1``.
-    They are stored as they are; ``text`` decodes them (invalid UTF-8 replaced)
-    only where a person or a search looks — not on the way to disk. A ``str``
-    given for ``data`` is encoded. Numbers are per agent instance, shared by all
+    It may be a read-only view of the pipe read they came in (no copy on the
+    way to disk). They are stored as they are; ``text`` decodes them (invalid
+    UTF-8 replaced) only where a person or a search looks. A ``str`` given for
+    ``data`` is encoded. Numbers are per agent instance, shared by all
     its streams and continued across runs, so a gap always means loss.
     """
 
@@ -59,7 +60,7 @@ class LogChunk:
     first_seq: int
     count: int
     ts: float
-    data: bytes
+    data: bytes | memoryview
 
     def __post_init__(self) -> None:
         if isinstance(self.data, str):
@@ -67,7 +68,7 @@ class LogChunk:
 
     @property
     def text(self) -> str:
-        return self.data.decode("utf-8", "replace")
+        return str(self.data, "utf-8", "replace")
 
     def lines(self) -> list[str]:
         return self.text.split("\n")[: self.count]

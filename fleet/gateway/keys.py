@@ -104,6 +104,16 @@ def collect_keys(environ: Mapping[str, str], env_file: str | Path | None = None)
 
 _REDACTED_RAW = REDACTED.encode()
 
+try:  # a view of a pipe read has no ``in``: search it without copying it
+    from stringzilla import find as _sz_find
+
+    def _contains(data: bytes | memoryview, needle: bytes) -> bool:
+        return bool(_sz_find(data, needle) != -1)
+except ImportError:  # pragma: no cover - stringzilla is a dependency
+
+    def _contains(data: bytes | memoryview, needle: bytes) -> bool:
+        return needle in bytes(data)
+
 
 class Redactor:
     """Replace anything that looks like a key, or equals a loaded one, with ``[REDACTED]``."""
@@ -119,7 +129,7 @@ class Redactor:
         self._literals = sorted(set(self._literals) | found, key=len, reverse=True)
         self._raw = [s.encode() for s in self._literals]
 
-    def scrub(self, data: bytes) -> bytes:
+    def scrub(self, data: bytes | memoryview) -> bytes | memoryview:
         """``__call__`` for the log hot path, on the bytes as read: the known secrets only.
 
         Searching for a long literal skips ahead by its length and costs a few
@@ -129,8 +139,8 @@ class Redactor:
         literals are what could leak; the heuristic stays on gateway messages.
         """
         for secret in self._raw:
-            if secret in data:
-                data = data.replace(secret, _REDACTED_RAW)
+            if _contains(data, secret):
+                data = bytes(data).replace(secret, _REDACTED_RAW)
         return data
 
     def __call__(self, text: str, extra: Iterable[str] = ()) -> str:

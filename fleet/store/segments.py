@@ -44,10 +44,10 @@ _IOV_MAX = 1024
 _READ_FDS = 32
 
 
-def _pwritev(fd: int, buffers: list[bytes], offset: int) -> int:
+def _pwritev(fd: int, buffers: list[bytes | memoryview], offset: int) -> int:
     if hasattr(os, "pwritev"):
         return os.pwritev(fd, buffers, offset)
-    return os.pwrite(fd, b"".join(buffers), offset)  # pragma: no cover - systems without pwritev
+    return os.pwrite(fd, b"".join(bytes(b) for b in buffers), offset)  # pragma: no cover - no pwritev
 
 
 def logs_dir(db_path: Path) -> Path:
@@ -122,22 +122,25 @@ class SegmentWriter:
             log.info("log segment %s: cutting %d uncommitted bytes left by a crash", path, on_disk - end)
         return cls(directory, seg, end)
 
-    def append(self, datas: list[bytes]) -> list[tuple[int, int]]:
-        """Write ``datas`` one after the other; return ``(seg, off)`` of each."""
+    def append(self, rows: list[list[bytes | memoryview]]) -> list[tuple[int, int]]:
+        """Write the rows' buffers one after the other; return ``(seg, off)`` of each row."""
         if self.size >= SEGMENT_BYTES:
             self._roll()
         places = []
         off = self.size
-        for d in datas:
+        datas: list[bytes | memoryview] = []
+        for buffers in rows:
             places.append((self.seg, off))
-            off += len(d)
+            for b in buffers:
+                off += len(b)
+            datas.extend(buffers)
         pos = self.size
         for i in range(0, len(datas), _IOV_MAX):
             group = datas[i : i + _IOV_MAX]
             want = sum(len(d) for d in group)
             done = _pwritev(self._fd, group, pos)
             if done < want:  # a short write (a signal, a full disk): write the rest plainly
-                rest = b"".join(group)[done:]
+                rest = b"".join(bytes(b) for b in group)[done:]
                 while rest:
                     n = os.pwrite(self._fd, rest, pos + done)
                     done += n

@@ -107,11 +107,11 @@ class _Row:
     ts: float
     ts_end: float
     nbytes: int
-    texts: list[bytes] = field(default_factory=list)
+    texts: list[bytes | memoryview] = field(default_factory=list)
     marks: list[float] | None = None
 
     def params(self) -> tuple[Any, ...]:
-        text = self.texts[0] if len(self.texts) == 1 else b"".join(self.texts)
+        text = self.texts  # written to the segment as they are (pwritev): never joined
         marks = array("d", self.marks).tobytes() if self.marks else None
         return (
             self.agent,
@@ -130,7 +130,8 @@ class _Row:
 def coalesce(chunks: list[LogChunk]) -> tuple[list[tuple[Any, ...]], dict[str, int]]:
     """Rows for ``chunks`` (in order), and the last seq per agent.
 
-    A row is ``(agent, run_id, stream, first_seq, count, ts, ts_end, marks, nbytes, data)``.
+    A row is ``(agent, run_id, stream, first_seq, count, ts, ts_end, marks, nbytes, buffers)``:
+    its bytes are the list of chunk buffers, in order.
 
     Consecutive chunks of one agent instance, run and stream whose numbers follow
     on are joined while the row stays under ``ROW_BYTES`` and within
@@ -143,7 +144,7 @@ def coalesce(chunks: list[LogChunk]) -> tuple[list[tuple[Any, ...]], dict[str, i
     for c in chunks:
         if c.count <= 0:
             continue
-        text = c.data if c.data.endswith(b"\n") else c.data + b"\n"
+        text = c.data if c.data[-1:] == b"\n" else bytes(c.data) + b"\n"
         size = len(text)
         key = (c.agent, c.run_id, c.stream)
         end_seq = c.first_seq + c.count - 1

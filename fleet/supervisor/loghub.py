@@ -19,6 +19,20 @@ from fleet.supervisor.logpipe import LogPipe
 
 RING_BYTES = 256 * 1024
 
+try:
+    from stringzilla import rfind as _sz_rfind
+except ImportError:  # pragma: no cover - stringzilla is a dependency
+    _sz_rfind = None
+
+
+def _rfind_newline(data: bytes | memoryview, end: int) -> int:
+    """``data.rfind(b"\\n", 0, end)``, also for a memoryview (which has no ``rfind``)."""
+    if isinstance(data, bytes):
+        return data.rfind(b"\n", 0, end)
+    if _sz_rfind is not None:
+        return int(_sz_rfind(data, b"\n", 0, end))
+    return bytes(data).rfind(b"\n", 0, end)  # pragma: no cover
+
 
 class LogStore(Protocol):
     def append_logs(self, chunks: list[LogChunk]) -> None: ...
@@ -43,9 +57,9 @@ class _Ring:
             self.bytes -= len(self.chunks.popleft().data)
         if chunk.stream != "fleet":
             end = len(data) - 1
-            start = data.rfind(b"\n", 0, end) + 1
+            start = _rfind_newline(data, end) + 1
             # Its first 300 characters: at most 1200 bytes of UTF-8.
-            self.last_line = data[start : min(end, start + 1200)].decode("utf-8", "replace")[:300]
+            self.last_line = str(data[start : min(end, start + 1200)], "utf-8", "replace")[:300]
 
 
 class LogHub:
@@ -62,7 +76,7 @@ class LogHub:
         #: Wall time of each agent's latest output line (for "stalled" alerts).
         self.last_output: dict[str, float] = {}
         #: Applied to every chunk before it is kept, stored or shown: secrets never reach logs.
-        self.redact: Callable[[bytes], bytes] | None = None
+        self.redact: Callable[[bytes | memoryview], bytes | memoryview] | None = None
 
     def seed(self, max_seqs: dict[str, int]) -> None:
         """Continue numbering after what the store already holds."""
@@ -73,15 +87,17 @@ class LogHub:
         self._subscribers.append(fn)
         return lambda: self._subscribers.remove(fn) if fn in self._subscribers else None
 
-    def sink_for(self, agent: str, run_id: int) -> Callable[[str, int, bytes, float], None]:
+    def sink_for(self, agent: str, run_id: int) -> Callable[[str, int, bytes | memoryview, float], None]:
         """The callback a ``LogPipe`` of this agent run feeds."""
 
-        def sink(stream: str, count: int, data: bytes, ts: float) -> None:
+        def sink(stream: str, count: int, data: bytes | memoryview, ts: float) -> None:
             self.add(agent, run_id, stream, count, data, ts)
 
         return sink
 
-    def add(self, agent: str, run_id: int, stream: str, count: int, data: bytes | str, ts: float) -> LogChunk:
+    def add(
+        self, agent: str, run_id: int, stream: str, count: int, data: bytes | memoryview | str, ts: float
+    ) -> LogChunk:
         """Number, keep, store and fan out ``count`` lines (``data`` ends with a newline)."""
         if isinstance(data, str):
             data = data.encode("utf-8", "replace")

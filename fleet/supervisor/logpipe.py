@@ -1,15 +1,14 @@
 """Reading an agent's stdout/stderr: whole chunks, complete lines, bounded lines.
 
-Each pipe is read with ``os.readv`` straight into a buffer of its own (up to
-256 KiB a read), registered with ``loop.add_reader`` rather than through an
-asyncio transport: the transport hands over a new ``bytes`` per read, which we
-then had to join to the previous read's partial line and slice at its last
-newline — two copies of every byte before the decode (~10 % of the
-supervisor's CPU under a flood). Here the partial line already sits at the
-start of the buffer, the read lands after it, and the complete lines are
-counted in place through a memoryview and copied out once. They are not
-decoded here: the store keeps the bytes as written and only what a person or a
-search looks at is decoded.
+Each pipe is read with ``os.read`` (up to 256 KiB a read), registered with
+``loop.add_reader`` rather than through an asyncio transport, which joined
+every read to the previous read's partial line and sliced it at its last
+newline: two copies of every byte before anything was done with it (~10 % of
+the supervisor's CPU under a flood). Here the kernel copies a read into a new
+``bytes`` and that is the only copy: the complete lines go on as a memoryview
+of it (to the store's ``pwritev``), and only the one line that spans two reads
+is joined. Nothing is decoded here: the store keeps the bytes as written and
+only what a person or a search looks at is decoded.
 
 Lines are counted with two of StringZilla's SIMD passes (``count_lines``):
 ``bytes.count`` is a byte-at-a-time loop in CPython 3.11 and was a fifth of
@@ -24,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import mmap
 import os
 import threading
 import time
@@ -41,8 +39,9 @@ CUT_MARKER = b" [\xe2\x80\xa6 line cut at 64 KiB]"
 #: Bytes taken from the pipe per read (what asyncio's pipe transport reads too).
 READ_SIZE = 256 * 1024
 
-#: ``sink(stream, count, data, ts)``; data holds ``count`` lines, each ending in b"\n".
-Sink = Callable[[str, int, bytes, float], None]
+#: ``sink(stream, count, data, ts)``; data holds ``count`` lines, each ending in b"\n"
+#: (a view of the read: keep it, don't write into it).
+Sink = Callable[[str, int, bytes | memoryview, float], None]
 
 
 #: Byte -> 1 for a newline, 0 for anything else.
@@ -70,7 +69,7 @@ def count_lines(data: bytes | bytearray | memoryview) -> int:
 
 
 def has_long_line(
-    data: bytes | bytearray | mmap.mmap, limit: int = MAX_LINE, start: int = 0, end: int | None = None
+    data: bytes | bytearray, limit: int = MAX_LINE, start: int = 0, end: int | None = None
 ) -> bool:
     """Whether any line in ``data[start:end]`` is longer than ``limit``, without splitting it.
 
@@ -112,12 +111,7 @@ class LogPipe:
         self.stream = stream
         self._sink = sink
         self._on_eof = on_eof
-        # [0, _fill) holds the partial line waiting for its newline (at most MAX_LINE bytes).
-        # An anonymous mapping, not a bytearray: its pages are taken only once written, so
-        # the 400 pipes of 200 quiet agents hold a page or two each, not 320 KiB each.
-        self._buf = mmap.mmap(-1, MAX_LINE + READ_SIZE)
-        self._view = memoryview(self._buf)
-        self._fill = 0
+        self._partial = b""  # the start of a line whose newline has not come yet (<= MAX_LINE)
         self._skipping = False  # inside an over-long line whose head was already emitted
         self._fd = -1
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -158,16 +152,16 @@ class LogPipe:
 
     def _on_readable(self) -> None:
         try:
-            n = os.readv(self._fd, [self._view[self._fill :]])
+            data = os.read(self._fd, READ_SIZE)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:  # EIO and the like: the writer is gone for good
-            n = 0
-        if n == 0:
+            data = b""
+        if not data:
             self._close()
             return
-        self.bytes_read += n
-        self._consume(n)
+        self.bytes_read += len(data)
+        self._consume(data)
 
     def _close(self) -> None:
         self._remove_reader()
@@ -176,9 +170,6 @@ class LogPipe:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
             self._fd = -1
-        with contextlib.suppress(BufferError):  # a view still held elsewhere: the GC frees it
-            self._view.release()
-            self._buf.close()
         self._done = True
         if self._closed is not None and not self._closed.done():
             self._closed.set_result(None)
@@ -204,55 +195,67 @@ class LogPipe:
         """Handle ``data`` as if it had been read from the pipe (in reads of at most ``READ_SIZE``)."""
         for pos in range(0, len(data), READ_SIZE):
             part = data[pos : pos + READ_SIZE]
-            self._buf[self._fill : self._fill + len(part)] = part
             self.bytes_read += len(part)
-            self._consume(len(part))
+            self._consume(part)
 
     def eof(self) -> None:
         """The writer closed its end (tests; ``start`` detects it by itself)."""
         self._flush_partial()
 
-    def _consume(self, n: int) -> None:
-        """Emit the complete lines among the ``n`` bytes just placed after the partial line."""
-        buf = self._buf
-        end = self._fill + n
-        start = 0
-        if self._skipping:
-            # Drop the remainder of a line we already emitted cut.
-            nl = buf.find(b"\n", 0, end)
-            if nl == -1:
-                self._fill = 0
-                return
-            start = nl + 1
-            self._skipping = False
-        last = buf.rfind(b"\n", start, end)
-        if last == -1:
-            self._hold(start, end)
-            return
-        if last + 1 - start > MAX_LINE and has_long_line(buf, MAX_LINE, start, last + 1):
-            self._emit(cap_lines(bytes(buf[start : last + 1]))[0])
-        else:
-            self._emit(self._view[start : last + 1])
-        self._hold(last + 1, end)
+    def _consume(self, data: bytes) -> None:
+        """Emit the complete lines of one read: the line the last read left open, then the rest.
 
-    def _hold(self, start: int, end: int) -> None:
-        """Keep ``buf[start:end]`` (a line without its newline yet) at the start of the buffer."""
-        size = end - start
-        if size > MAX_LINE:
-            self._emit(bytes(self._buf[start : start + MAX_LINE]) + CUT_MARKER + b"\n")
-            self._skipping = True
-            self._fill = 0
+        The rest goes out as a view of ``data``, not a copy; only the one line that
+        spans two reads is joined.
+        """
+        start = 0
+        if self._skipping or self._partial:
+            nl = data.find(b"\n")
+            if nl == -1:
+                if not self._skipping:
+                    self._hold(self._partial + data)
+                return
+            if self._skipping:  # drop the remainder of a line already emitted cut
+                self._skipping = False
+            else:
+                self._emit(_cap(self._partial + data[: nl + 1]))
+                self._partial = b""
+            start = nl + 1
+        last = data.rfind(b"\n", start)
+        if last == -1:
+            self._hold(data[start:])
             return
-        if start and size:
-            self._buf[:size] = self._buf[start:end]  # a copy first: the two ranges may overlap
-        self._fill = size
+        if last + 1 - start > MAX_LINE and has_long_line(data, MAX_LINE, start, last + 1):
+            self._emit(cap_lines(data[start : last + 1])[0])
+        elif start == 0 and last + 1 == len(data):
+            self._emit(data)
+        else:
+            self._emit(memoryview(data)[start : last + 1])
+        if last + 1 < len(data):
+            self._hold(data[last + 1 :])
+
+    def _hold(self, tail: bytes) -> None:
+        """Keep ``tail`` (a line without its newline yet) for the next read, or cut it if too long."""
+        if len(tail) > MAX_LINE:
+            self._emit(tail[:MAX_LINE] + CUT_MARKER + b"\n")
+            self._skipping = True
+            self._partial = b""
+        else:
+            self._partial = tail
 
     def _flush_partial(self) -> None:
-        if self._fill and not self._skipping:
-            self._emit(bytes(self._buf[: self._fill]) + b"\n")
-        self._fill = 0
+        if self._partial and not self._skipping:
+            self._emit(self._partial + b"\n")
+        self._partial = b""
 
     def _emit(self, complete: bytes | memoryview) -> None:
         count = count_lines(complete)
         if count:
-            self._sink(self.stream, count, bytes(complete), time.time())
+            self._sink(self.stream, count, complete, time.time())
+
+
+def _cap(line: bytes) -> bytes:
+    """``line`` (one line, newline included) cut at ``MAX_LINE`` with the marker if longer."""
+    if len(line) <= MAX_LINE + 1:
+        return line
+    return line[:MAX_LINE] + CUT_MARKER + b"\n"

@@ -54,7 +54,7 @@ def test_coalesce_keeps_every_line_once(spec: list[tuple[str, str, int, float]])
     assert last == {a: s - 1 for a, s in seqs.items() if s > 1}
     seen: dict[tuple[str, int], tuple[float, str]] = {}
     for r in rows:
-        row = (0, r[0], r[1], r[2], r[3], r[4], r[5], r[7], r[9].decode())
+        row = (0, r[0], r[1], r[2], r[3], r[4], r[5], r[7], b"".join(r[9]).decode())
         for ln in readers._row_lines(row):
             assert (ln.agent, ln.seq) not in seen
             seen[(ln.agent, ln.seq)] = (ln.ts, ln.text)

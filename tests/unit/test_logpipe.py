@@ -29,7 +29,7 @@ def test_cap_lines_cuts_only_the_long_ones():
 
 async def test_pipe_joins_partial_lines_and_cuts_an_endless_one():
     got: list[tuple[str, int, str]] = []
-    pipe = LogPipe("stdout", lambda stream, n, data, ts: got.append((stream, n, data.decode("utf-8", "replace"))))
+    pipe = LogPipe("stdout", lambda stream, n, data, ts: got.append((stream, n, str(data, "utf-8", "replace"))))
     pipe.feed(b"hel")
     pipe.feed(b"lo\nwor")
     pipe.feed(b"ld\n")
@@ -65,7 +65,7 @@ def test_lines_survive_any_split_into_reads(lines, cuts):
     """However the bytes arrive, the lines come out whole, in order, and counted."""
     data = b"".join(line + b"\n" for line in lines)
     got: list[tuple[int, bytes]] = []
-    pipe = LogPipe("stdout", lambda _s, n, data, _ts: got.append((n, data)))
+    pipe = LogPipe("stdout", lambda _s, n, data, _ts: got.append((n, bytes(data))))
     pos = 0
     for size in cuts:
         pipe.feed(data[pos : pos + size])
@@ -80,7 +80,7 @@ def test_lines_survive_any_split_into_reads(lines, cuts):
 async def test_reading_a_real_pipe_until_eof_with_pause():
     got: list[bytes] = []
     closed: list[LogPipe] = []
-    pipe = LogPipe("stderr", lambda _s, _n, data, _ts: got.append(data), closed.append)
+    pipe = LogPipe("stderr", lambda _s, _n, data, _ts: got.append(bytes(data)), closed.append)
     r, w = os.pipe()
     pipe.pause()  # paused before it starts: nothing is read until resumed
     pipe.start(r)
