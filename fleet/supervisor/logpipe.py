@@ -176,11 +176,6 @@ class LogPipe:
         if self._on_eof is not None:
             self._on_eof(self)
 
-    def close(self) -> None:
-        """Stop reading and release the fd now (supervisor teardown); what was read is emitted."""
-        if not self._done:
-            self._close()
-
     def pause(self) -> None:
         self._paused = True
         self._remove_reader()
