@@ -245,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peers", default="", help="comma list: fleet,fleet+console,supervisord,circus,honcho,pm2,mprocs")
     ap.add_argument("--repeats", type=int, default=0, help="repeats per scenario (default 5, quick 2)")
     ap.add_argument("--flood-lines", type=int, default=0, help="lines per flood writer (default 200000)")
+    ap.add_argument("--flood-procs", type=int, default=0, help="flood writers (default 20)")
     ap.add_argument("--profile", type=Path, default=None, help="py-spy our supervisor during the flood into DIR")
     ap.add_argument("--flood-settle", type=float, default=None, help="s between writers up and go (default 0.3)")
     ap.add_argument("--idle-settle", type=float, default=None, help="s between all started and the idle window")
@@ -260,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         s.repeats = a.repeats
     if a.flood_lines:
         s.flood_lines = a.flood_lines
+    if a.flood_procs:
+        s.flood_procs = a.flood_procs
     if a.poll:
         s.poll = a.poll
     s.profile_dir = a.profile
