@@ -101,7 +101,10 @@ class LogLine:
     run_id: int = 0
 
     def to_wire(self) -> dict[str, Any]:
-        return asdict(self)
+        # A dict literal, not ``asdict``: its recursive deep copy cost ~25 us a line,
+        # most of the time of reading 200 000 lines back with ``fleet logs``.
+        return {"agent": self.agent, "seq": self.seq, "ts": self.ts, "stream": self.stream, "text": self.text,
+                "run_id": self.run_id}
 
 
 @dataclass(slots=True)
