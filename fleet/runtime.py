@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from pathlib import Path
@@ -26,11 +27,16 @@ class FleetRuntime:
     """One fleet, started and stopped as a unit."""
 
     def __init__(self, fleet_dir: Path, *, state: Path | None = None, gateway: Any = None,
-                 watch: bool = True) -> None:
+                 watch: bool = True, started_by: str = "api", on_supervisor: Any = None) -> None:
         self.fleet_dir = fleet_dir
         self._state = state
         self._gateway = gateway
         self._watch = watch
+        #: How this fleet was started (``run``, ``up``, ``console``, ``api``): shown by ``fleet status``.
+        self.started_by = started_by
+        #: Called with this runtime once the supervisor exists, before any agent starts.
+        self._on_supervisor = on_supervisor
+        self._lock_fd: int | None = None
         self.sup: Supervisor | None = None
         self.ops: Operations | None = None
         self.server: ControlServer | None = None
@@ -45,10 +51,16 @@ class FleetRuntime:
         book = load_book(self.fleet_dir)
         sdir = self._state or state_dir(self.fleet_dir, book.fleet.state_dir)
         ensure_private_dir(sdir)
-        self.store = await Store.open(sdir / "fleet.db")
+        self._lock_fd = _lock_state_dir(sdir)
+        try:
+            self.store = await Store.open(sdir / "fleet.db")
+        except BaseException:
+            self._unlock()
+            raise
         if book.fleet.log_retention_days or book.fleet.log_retention_mb:
             self.store.set_retention(book.fleet.log_retention_days, book.fleet.log_retention_mb)
         sup = Supervisor(self.fleet_dir, book, store=self.store, gateway=self._gateway, state_dir=sdir)
+        sup.started_by = self.started_by
         self.sup = sup
         self.ops = Operations(sup)
         from fleet.governance import attach as attach_governance
@@ -66,7 +78,10 @@ class FleetRuntime:
             await self.server.start()
         except BaseException:
             await self.store.close()
+            self._unlock()
             raise
+        if self._on_supervisor is not None:
+            self._on_supervisor(self)
         await sup.start(spawn=spawn)
         if self._watch:
             self.watcher = PolicyWatcher(
@@ -96,6 +111,12 @@ class FleetRuntime:
             await self.server.close()
         if self.store is not None:
             await self.store.close()
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
 
     async def __aenter__(self) -> FleetRuntime:
         await self.start()
@@ -105,9 +126,36 @@ class FleetRuntime:
         await self.stop()
 
 
-async def run_until_signal(fleet_dir: Path, *, quiet: bool = False) -> int:
-    """``fleet run``: supervise until SIGINT/SIGTERM (or a ``shutdown`` op), then stop cleanly."""
-    rt = FleetRuntime(fleet_dir)
+def _lock_state_dir(sdir: Path) -> int:
+    """Hold ``<state_dir>/daemon.lock`` for the fleet's life: one fleet per state directory.
+
+    The socket check alone leaves a window (two ``fleet up`` at once both find
+    no socket and both start); an exclusive ``flock`` closes it, and the kernel
+    releases it however the process ends.
+    """
+    import fcntl
+
+    from fleet.control.server import AlreadyRunning
+
+    fd = os.open(sdir / "daemon.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise AlreadyRunning(f"a fleet is already running here (state directory {sdir})") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+async def run_until_signal(fleet_dir: Path, *, quiet: bool = False, started_by: str = "run",
+                           on_started: Any = None) -> int:
+    """``fleet run``: supervise until SIGINT/SIGTERM (or a ``shutdown`` op), then stop cleanly.
+
+    ``on_started(runtime)`` is called once the fleet answers on its socket,
+    before its agents start (``fleet run`` hooks its event printer there).
+    """
+    rt = FleetRuntime(fleet_dir, started_by=started_by, on_supervisor=on_started)
     try:
         sup = await rt.start()
     except BaseException:

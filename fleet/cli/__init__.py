@@ -83,7 +83,8 @@ def run_client(ctx: Ctx, fn: Callable[[Any], T]) -> T:
         with BlockingClient(ctx.socket(), origin="cli") as client:
             return fn(client)
     except FleetNotRunning:
-        fail(f"no fleet is running in {ctx.fleet_dir} (start it with `fleet run` or `fleet`)", EXIT_NOT_RUNNING)
+        fail(f"no fleet is running in {ctx.fleet_dir} (start it with `fleet up`, `fleet run` or `fleet`)",
+             EXIT_NOT_RUNNING)
     except FleetError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
@@ -103,7 +104,10 @@ def main(cx: click.Context, directory: Path | None) -> None:
     """Fleet Console: supervise, govern and account for a fleet of local AI agents.
 
     With no command, opens the console on the fleet of this directory (the
-    bundled demo when there is no fleet.toml).
+    bundled demo when there is no fleet.toml), starting the fleet in the
+    background if it is not running. The fleet outlives the console: `fleet`
+    attaches again, `fleet down` stops it; `fleet up` starts it without a
+    console, `fleet run` in the foreground.
     """
     cx.obj = Ctx(directory)
     if cx.invoked_subcommand is None:
@@ -114,7 +118,7 @@ def main(cx: click.Context, directory: Path | None) -> None:
 @click.option("--attach-only", is_flag=True, help="Only attach to a running fleet; never start one.")
 @pass_ctx
 def console(ctx: Ctx, attach_only: bool) -> None:
-    """Open the console (starts the fleet, or attaches if it is already running)."""
+    """Open the console: attach to the running fleet, or start it in the background first."""
     from fleet.cli.launch import open_console
 
     sys.exit(open_console(ctx, attach_only=attach_only))
@@ -122,23 +126,38 @@ def console(ctx: Ctx, attach_only: bool) -> None:
 
 @main.command()
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@click.option("--logs", "with_logs", is_flag=True, help="Also print every agent's output, prefixed by its name.")
+@click.option("--started-by", type=click.Choice(["run", "up", "console"]), default="run", hidden=True)
 @pass_ctx
-def run(ctx: Ctx, quiet: bool) -> None:
-    """Run the fleet headless until SIGINT/SIGTERM, then stop every agent gracefully."""
+def run(ctx: Ctx, quiet: bool, with_logs: bool, started_by: str) -> None:
+    """Run the fleet in the foreground until Ctrl-C (SIGINT/SIGTERM), then stop every agent gracefully.
+
+    Prints each agent's state changes and alerts as they happen (and its
+    output with --logs), one line each, prefixed by the agent's name.
+    """
     from fleet.control.server import AlreadyRunning
     from fleet.policy import PolicyErrors
     from fleet.runtime import run_until_signal
 
+    printer = None
+    if not quiet:
+        from fleet.cli.run_output import EventPrinter
+
+        printer = EventPrinter(sys.stdout, logs=with_logs)
     try:
         import asyncio
 
-        code = asyncio.run(run_until_signal(ctx.fleet_dir, quiet=quiet))
+        code = asyncio.run(run_until_signal(ctx.fleet_dir, quiet=quiet, started_by=started_by,
+                                            on_started=printer.attach if printer else None))
     except PolicyErrors as exc:
         for e in exc.errors:
             click.echo(str(e), err=True)
         sys.exit(1)
     except AlreadyRunning as exc:
         fail(str(exc))
+    finally:
+        if printer is not None:
+            printer.close()
     sys.exit(code)
 
 
@@ -159,6 +178,10 @@ def status(ctx: Ctx, as_json: bool) -> None:
         f"fleet {st['fleet']}  policy v{st['policy_version']}  gateway {st['gateway']}  "
         f"approvals pending {st.get('approvals_pending', 0)}"
     )
+    from fleet.cli.daemon import describe_clients, describe_daemon
+
+    click.echo(describe_daemon(st))
+    click.echo(describe_clients(st))
     rows = [("AGENT", "STATE", "PID", "RESTARTS", "UPTIME", "CPU%", "MEM", "TOKENS", "COST $", "ALERTS",
              "LAST LINE")]
     for a in st["agents"]:
@@ -173,24 +196,32 @@ def status(ctx: Ctx, as_json: bool) -> None:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
 
 
-def _agent_command(op: str, verb: str, allow_all: bool = True) -> Callable[..., None]:
+def _agent_command(op: str, done: str) -> Callable[..., None]:
+    """``fleet pause|resume|restart|stop|start``: ``op`` is the verb, ``done`` its past participle."""
+
     @click.argument("names", nargs=-1)
-    @click.option("--all", "all_", is_flag=True, help=f"{verb.capitalize()} every agent.")
+    @click.option("--all", "all_", is_flag=True, help=f"{op.capitalize()} every agent.")
     @pass_ctx
     def command(ctx: Ctx, names: tuple[str, ...], all_: bool) -> None:
         if not names and not all_:
-            fail(f"name the agents to {verb}, or use --all")
+            fail(f"name the agents to {op}, or use --all")
         res = run_client(ctx, lambda c: c.call(op, names=list(names), all=all_))
-        click.echo(f"{verb}: {', '.join(res['agents'])}")
+        click.echo(f"{done}: {', '.join(res['agents'])}")
 
-    command.__doc__ = f"{verb.capitalize()} agents (a name, a name#N instance, or --all)."
     return command
 
 
-for _op, _verb in (("pause", "paused"), ("resume", "resumed"), ("restart", "restarted"), ("stop", "stopped"),
+_AGENT_HELP = {
+    "pause": "Pause agents (SDK agents at their next checkpoint, others with SIGSTOP).",
+    "resume": "Resume paused agents.",
+    "restart": "Restart agents (stop gracefully, then start).",
+    "stop": "Stop agents (SIGTERM, then SIGKILL after stop_grace_s); the fleet keeps running.",
+    "start": "Start stopped agents (also clears a crash loop).",
+}
+for _op, _done in (("pause", "paused"), ("resume", "resumed"), ("restart", "restarted"), ("stop", "stopped"),
                    ("start", "started")):
-    main.command(name=_op, help=f"{_op.capitalize()} agents by name (a group or one name#N), or --all.")(
-        _agent_command(_op, _verb)
+    main.command(name=_op, help=f"{_AGENT_HELP[_op]} NAME is a group, one name#N, or --all for every agent.")(
+        _agent_command(_op, _done)
     )
 
 
@@ -238,9 +269,16 @@ def deny(ctx: Ctx, approval_id: int, reason: str) -> None:
 
 
 def _register_subcommands() -> None:
+    from fleet.cli.daemon import down, up
     from fleet.cli.logs import logs
+    from fleet.cli.observe import alerts, events, usage
 
+    main.add_command(up)
+    main.add_command(down)
     main.add_command(logs)
+    main.add_command(alerts)
+    main.add_command(events)
+    main.add_command(usage)
     try:
         from fleet.cli.policy import policy
     except ImportError:  # pragma: no cover - during bootstrap

@@ -1,10 +1,11 @@
 """``fleet`` / ``fleet console``: attach to this directory's fleet, or start it and attach.
 
-The fleet runs in its own process (its own session, so a Ctrl-C in the
-console's terminal never reaches the agents): a log flood is then read by a
-different core than the one drawing the screen, and a console that crashes
-never takes the agents with it. Quitting a console that started the fleet
-asks whether to stop it; an attached console just detaches.
+The fleet is a daemon and the console one of its clients, as with tmux. It
+runs in its own process and its own session, so neither a Ctrl-C in the
+console's terminal nor the hang-up of a closed terminal reaches the agents: a
+log flood is read by a different core than the one drawing the screen, a
+console that crashes or loses its terminal only detaches, and ``fleet`` in
+any terminal attaches again. ``q`` asks whether to detach or stop the fleet.
 """
 
 from __future__ import annotations
@@ -22,17 +23,21 @@ from fleet.control.lazy import LazyClient
 from fleet.errors import FleetError
 
 
-def start_background_fleet(fleet_dir: Path, state_dir: Path) -> subprocess.Popen[bytes]:
-    """Start ``fleet run`` detached from this terminal; its output goes to ``fleet.log``."""
+def start_background_fleet(fleet_dir: Path, state_dir: Path, started_by: str = "console") -> subprocess.Popen[bytes]:
+    """Start ``fleet run`` detached from this terminal; its output goes to ``fleet.log``.
+
+    ``started_by`` (``console`` or ``up``) is what ``fleet status`` reports.
+    """
     from fleet.paths import ensure_private_dir
 
     ensure_private_dir(state_dir)
     log = open(state_dir / "fleet.log", "ab")  # noqa: SIM115 - handed to the child
-    log.write(f"\n--- fleet started by the console at {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
+    how = "`fleet up`" if started_by == "up" else "the console"
+    log.write(f"\n--- fleet started by {how} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
     log.flush()
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "fleet.cli", "-C", str(fleet_dir), "run", "-q"],
+            [sys.executable, "-m", "fleet.cli", "-C", str(fleet_dir), "run", "-q", "--started-by", started_by],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,

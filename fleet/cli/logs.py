@@ -117,7 +117,11 @@ async def _history(ctx: Ctx, name: str | None, n: int, grep: str | None, since: 
                 elif not seqs:
                     return []
                 else:
-                    fail(f"no logs for {name!r} (agents with logs: {', '.join(sorted(seqs))})")
+                    from fleet.names import closest
+
+                    guess = closest(name, {*seqs, *(a.split("#", 1)[0] for a in seqs)})
+                    hint = f"; did you mean {guess!r}?" if guess else f" (agents with logs: {', '.join(sorted(seqs))})"
+                    fail(f"no logs for {name!r}{hint}")
         if grep:
             found = await store.search(grep, agent=agent, limit=n, since=since)
         else:
@@ -133,7 +137,7 @@ async def _follow(ctx: Ctx, name: str | None, last_seq: dict[str, int], emit: An
     from fleet.records import LogChunk
 
     try:
-        client = await SocketClient.connect(ctx.socket(), origin="cli")
+        client = await SocketClient.connect(ctx.socket(), origin="logs")
     except FleetNotRunning:
         fail(f"no fleet is running in {ctx.fleet_dir}; nothing to follow", EXIT_NOT_RUNNING)
         return

@@ -54,12 +54,43 @@ READ_ONLY_OPS = frozenset({"status", "ping"})
 STATS_SLICE_S = 0.005
 
 
+#: Clients named in ``status`` (the count of connections is not bounded by this).
+MAX_LISTED_CLIENTS = 50
+
+
 class AlreadyRunning(FleetError):
     code = "already_running"
 
 
 def socket_path(state_dir: Path) -> Path:
     return state_dir / "control.sock"
+
+
+def _peer_pid(transport: asyncio.BaseTransport) -> int | None:
+    """The pid of the process at the other end of a Unix socket (``SO_PEERCRED``)."""
+    import socket
+    import struct
+
+    sock = transport.get_extra_info("socket")
+    if sock is None or not hasattr(socket, "SO_PEERCRED"):
+        return None
+    try:
+        pid, _uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                              struct.calcsize("3i")))
+    except OSError:
+        return None
+    return pid or None
+
+
+def _tty_of(pid: int | None) -> str | None:
+    """The terminal a client process draws on (its stdin), if any."""
+    if pid is None:
+        return None
+    try:
+        target = os.readlink(f"/proc/{pid}/fd/0")
+    except OSError:
+        return None
+    return target if target.startswith("/dev/") and "null" not in target else None
 
 
 class _Connection(asyncio.Protocol):
@@ -81,9 +112,19 @@ class _Connection(asyncio.Protocol):
         self._log_tokens = float(LOG_PUSH_BURST)
         self._log_at = time.monotonic()
         self._skipped: dict[str, int] = {}  # agent -> lines skipped since the last report
+        #: What the client said it is (the ``origin`` of its requests: console, cli, api...).
+        self.origin: str | None = None
+        self.connected_at = time.time()
+        self.peer_pid: int | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.peer_pid = _peer_pid(transport)
+
+    def describe(self) -> dict[str, Any]:
+        """This client as ``fleet status`` lists it: what it is, its process and terminal, since when."""
+        return {"kind": self.origin or "unknown", "pid": self.peer_pid, "tty": _tty_of(self.peer_pid),
+                "since": self.connected_at, "subscribed": self.sub is not None}
 
     def data_received(self, data: bytes) -> None:
         lines, dropped = self.buf.feed(data)
@@ -110,6 +151,7 @@ class _Connection(asyncio.Protocol):
         op = msg.get("op")
         args = msg.get("args") or {}
         origin = str(msg.get("origin") or "api")[:32]
+        self.origin = origin
         try:
             if not isinstance(op, str):
                 raise ProtocolError("request needs an 'op' string")
@@ -284,12 +326,23 @@ class ControlServer:
         """Answer a read-only op here; if the state moved under it, ask the supervisor's loop."""
         if op == "status" and self.sup.stats_age_s() > 1.0:
             self.loop.call_soon(self._refresh_stats)  # after this reply is written
+        result = None
         for _ in range(3):
             try:
-                return await self.ops.call(op, args, origin)
+                result = await self.ops.call(op, args, origin)
+                break
             except RuntimeError:  # e.g. "dictionary changed size during iteration"
                 continue
-        return await self.on_supervisor(self.ops.call(op, args, origin))
+        else:
+            result = await self.on_supervisor(self.ops.call(op, args, origin))
+        if op == "status" and isinstance(result, dict):
+            result["clients"] = self.clients()
+        return result
+
+    def clients(self) -> list[dict[str, Any]]:
+        """Every connection but one-shot CLI calls, oldest first (read on the control loop)."""
+        conns = sorted(self.connections, key=lambda c: c.connected_at)
+        return [c.describe() for c in conns if c.origin not in (None, "cli")][:MAX_LISTED_CLIENTS]
 
     def _refresh_stats(self) -> None:
         """A few ms of sampling per turn of this loop, so requests keep being answered meanwhile."""

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from fleet import __version__
 from fleet.errors import FleetError, ProtocolError, UnknownAgent
+from fleet.names import unknown_agent_message
 from fleet.records import AgentState, Event, LogChunk
 from fleet.supervisor.instance import AgentInstance, agent_sessions
 from fleet.supervisor.loghub import LogHub
@@ -89,6 +90,8 @@ class Supervisor:
         self.instances: dict[str, AgentInstance] = {}
         self.policy_version = 0
         self.started = time.time()
+        #: How this fleet was started (``run``, ``up``, ``console``; ``api`` in-process): see ``daemon_info``.
+        self.started_by = "api"
         self._subscribers: list[Subscriber] = []
         self._run_ids = 0
         self._watchdog: subprocess.Popen[bytes] | None = None
@@ -202,6 +205,22 @@ class Supervisor:
         """Synchronous last resort (an exception on the way out): SIGKILL every group."""
         for inst in self.instances.values():
             inst.kill_now()
+
+    def daemon_info(self) -> dict[str, Any]:
+        """What ``fleet status`` and ``fleet down`` need to know of the process running the fleet."""
+        wd = self._watchdog
+        grace = [i.policy.restart.stop_grace_s for i in self.instances.values()]
+        return {
+            "pid": os.getpid(),
+            "started_at": self.started,
+            "uptime_s": round(time.time() - self.started, 3),
+            "started_by": self.started_by,
+            "fleet_dir": str(self.fleet_dir),
+            "state_dir": str(self.state_dir),
+            "log": str(self.state_dir / "fleet.log") if self.started_by in ("up", "console") else None,
+            "watchdog_pid": wd.pid if wd is not None and wd.poll() is None else None,
+            "stop_grace_s": max(grace, default=0.0),
+        }
 
     # --- watchdog ------------------------------------------------------------------
     def _start_watchdog(self) -> None:
@@ -391,7 +410,7 @@ class Supervisor:
         for name in names or ():
             matched = [i for i in self.instances.values() if i.name == name or i.group == name]
             if not matched:
-                raise UnknownAgent(f"no agent named {name!r} (agents: {', '.join(self.groups())})")
+                raise UnknownAgent(unknown_agent_message(name, [*self.groups(), *self.instances]))
             out.extend(m for m in matched if m not in out)
         if not out:
             raise FleetError("name at least one agent, or use --all")
@@ -513,6 +532,7 @@ class Supervisor:
             "gateway": self.gateway_state,
             "approvals_pending": len(approvals.pending()) if approvals is not None else 0,
             "log_pressure": self.loghub.paused,
+            "daemon": self.daemon_info(),
             "agents": [self.agent_status(i) for i in self.instances.values()],
         }
 

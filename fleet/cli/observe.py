@@ -1,0 +1,97 @@
+"""``fleet alerts``, ``fleet events``, ``fleet usage``: what the console's screens show, for a shell.
+
+The console's alert toasts, its events screen (``E``) and the recent LLM
+calls of its detail view each have a command here, so that nothing an
+operator can see or do in the console needs the console. Text from agents is
+sanitised before it reaches the terminal; ``--json`` prints what the control
+API returned.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import click
+
+from fleet.cli import Ctx, pass_ctx, run_client
+
+
+def _clock(ts: float | None) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(ts or 0))
+
+
+def _text(value: Any, width: int) -> str:
+    from fleet.ansi import sanitize
+
+    return sanitize(str(value or ""), keep_sgr=False).replace("\n", " ")[:width]
+
+
+@click.command()
+@click.argument("agent", required=False)
+@click.option("--open", "open_only", is_flag=True, help="Only the alerts still open.")
+@click.option("-n", "count", default=50, show_default=True, help="How many of the latest alerts.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+def alerts(ctx: Ctx, agent: str | None, open_only: bool, count: int, as_json: bool) -> None:
+    """List alerts (of AGENT, or all), newest last; --open for those still open."""
+    res = run_client(ctx, lambda c: c.call("alerts", open_only=open_only, n=count, agent=agent))
+    items = res.get("alerts", [])
+    if as_json:
+        click.echo(json.dumps(res, indent=2))
+        return
+    if not items:
+        click.echo("no open alerts" if open_only else "no alerts")
+        return
+    for a in items:
+        if a.get("event") == "alert_cleared":
+            click.echo(f"{_clock(a.get('ts'))}  {a.get('agent') or 'fleet'}  cleared  {a.get('rule', '')}")
+            continue
+        times = f" ×{a['count']}" if int(a.get("count") or 1) > 1 else ""
+        click.echo(f"{_clock(a.get('ts') or a.get('last') or a.get('opened'))}  {a.get('agent') or 'fleet'}  "
+                   f"{a.get('severity', '')}  {a.get('rule', '')}  {a.get('state', '')}{times}  "
+                   f"{_text(a.get('message'), 160)}")
+    click.echo(f"{res.get('open', 0)} open")
+
+
+@click.command()
+@click.option("-n", "count", default=50, show_default=True, help="How many of the latest events.")
+@click.option("--kind", "kinds", multiple=True,
+              help="Only events of this kind (state, alert, policy_applied, approval, audit, task...); repeatable.")
+@click.option("--agent", default=None, help="Only events about this agent.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+def events(ctx: Ctx, count: int, kinds: tuple[str, ...], agent: str | None, as_json: bool) -> None:
+    """The fleet's recent events (state changes, alerts, policy versions, approvals, audit), newest last."""
+    res = run_client(ctx, lambda c: c.call("events", n=count, kinds=list(kinds) or None, agent=agent))
+    items = res.get("events", [])
+    if as_json:
+        click.echo(json.dumps(items, indent=2))
+        return
+    for e in items:
+        data = {k: v for k, v in (e.get("data") or {}).items() if k not in ("agent", "ts")}
+        click.echo(f"{_clock(e.get('ts'))}  {e.get('kind', ''):<15} {e.get('agent') or '-':<20} "
+                   f"{_text(json.dumps(data, ensure_ascii=False, default=str), 120)}")
+
+
+@click.command()
+@click.argument("agent", required=False)
+@click.option("-n", "count", default=20, show_default=True, help="How many of the latest calls.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+def usage(ctx: Ctx, agent: str | None, count: int, as_json: bool) -> None:
+    """Recent LLM calls (of AGENT, or all): model, tokens, cost, latency, outcome."""
+    res = run_client(ctx, lambda c: c.call("usage", agent=agent, n=count))
+    calls = res.get("calls", [])
+    if as_json:
+        click.echo(json.dumps(calls, indent=2))
+        return
+    if not calls:
+        click.echo("no LLM calls yet")
+        return
+    for u in calls:
+        err = f"  {_text(u.get('error'), 80)}" if u.get("error") else ""
+        click.echo(f"{_clock(u.get('ts'))}  {u.get('agent', ''):<20} {u.get('model', ''):<16} "
+                   f"{u.get('tokens_in', 0):>6}+{u.get('tokens_out', 0):<6} ${u.get('cost_usd', 0.0):.5f}  "
+                   f"{u.get('latency_s', 0.0) * 1000:6.0f} ms  {u.get('outcome', '')}{err}")
