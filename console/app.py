@@ -38,7 +38,7 @@ from console.screens.modals import ChoicePrompt, ConfirmQuit, TextPrompt
 from console.screens.policy import PolicyScreen
 from console.widgets.log_pane import LogPane
 from fleet.control.api import FleetClient
-from fleet.errors import FleetError
+from fleet.errors import FleetError, FleetNotRunning
 
 #: Pushed kinds that go to the events list (and some to notifications).
 EVENT_KINDS = frozenset({"alert", "policy_applied", "policy_error", "approval", "state", "budget", "fleet"})
@@ -63,7 +63,8 @@ class FleetConsole(App[None]):
 
     Args:
         client: the fleet (embedded ``LocalClient`` or ``SocketClient``).
-        embedded: the fleet lives in this process: quitting stops it (asks first).
+        embedded: this console started the fleet: its quit dialog offers to stop the fleet
+            first (otherwise to detach first); either way it asks.
         fleet_name: shown until the first status arrives.
         clock: wall clock for ages (tests freeze it).
         log_lines: lines kept per log ring (per agent, and for the merged view).
@@ -80,6 +81,7 @@ class FleetConsole(App[None]):
         Binding("e", "edit_policy", "Policy"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False),  # as q: asks whether to detach or stop the fleet
         Binding("E", "events", "Events", show=False),
     ]
 
@@ -109,6 +111,8 @@ class FleetConsole(App[None]):
         #: Installed agent detail screens, least recently opened first (see ``open_detail``).
         self._detail_screens: OrderedDict[str, None] = OrderedDict()
         self.title = f"Fleet Console — {fleet_name}"
+        self._stopping_fleet = False  # this console asked the fleet to stop
+        self._fleet_stopping = False  # the fleet said it is stopping (whoever asked)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -136,6 +140,14 @@ class FleetConsole(App[None]):
                 async for event in self.client.subscribe(None):
                     delay = 0.5
                     self.dispatch_event(event)
+                self.fleet_gone()  # the fleet closed the stream: it stopped
+                return
+            except FleetNotRunning:
+                if self._fleet_stopping:  # it said it was stopping: this is not a passing loss
+                    self.fleet_gone()
+                    return
+                self.notify("Event stream lost: the fleet does not answer; retrying", severity="warning",
+                            timeout=3)
             except (FleetError, OSError) as exc:
                 self.notify(f"Event stream lost: {exc}; retrying", severity="warning", timeout=3)
             await asyncio.sleep(delay)  # reconnect backoff, not a test wait
@@ -194,6 +206,8 @@ class FleetConsole(App[None]):
         if kind == "logs":
             self.hub.ingest(data)
             return
+        if kind == "fleet" and "stopping" in str(data.get("message", "")):
+            self._fleet_stopping = True
         if kind == "logs_skipped":
             self._note_skipped(int(data.get("lines") or 0))
             return
@@ -446,24 +460,45 @@ class FleetConsole(App[None]):
             self.push_screen(PolicyScreen())
 
     async def action_quit(self) -> None:
-        if not self.embedded:
-            self.exit()
-            return
-        running = sum(1 for a in self.agents.values() if a.get("state") not in ("stopped", "exited", "crashed"))
+        """``q``/``ctrl+c``: ask whether to detach (agents keep running) or stop the fleet."""
+        if isinstance(self.screen, ConfirmQuit):
+            return  # the dialog's own q/ctrl+c binding answers
+        stopped = ("stopped", "exited", "crashed", "crash-loop")
+        running = sum(1 for a in self.agents.values() if a.get("state") not in stopped)
 
-        def answered(stop: bool | None) -> None:
-            if stop:
+        def answered(choice: str | None) -> None:
+            if choice == "stop":
                 self.shutdown_and_exit()
+            elif choice == "detach":
+                self.exit(message=self.detach_message(running))
 
-        self.push_screen(ConfirmQuit(self.fleet_name, running), answered)
+        self.push_screen(
+            ConfirmQuit(self.fleet_name, running, started_here=self.embedded,
+                        fleet_dir=str(self.status.get("fleet_dir") or "")),
+            answered,
+        )
+
+    def detach_message(self, running: int) -> str:
+        """What the terminal says once the console has detached."""
+        where = self.status.get("fleet_dir")
+        again = f"`fleet -C {where}`" if where else "`fleet` in its directory"
+        return (f"Detached from fleet {self.fleet_name}: {running} agent{'s' if running != 1 else ''} still "
+                f"running. {again} attaches again, `fleet down` stops it.")
+
+    def fleet_gone(self) -> None:
+        """The fleet stopped under this console (``fleet down`` elsewhere, or it died): say so and exit."""
+        if self._stopping_fleet:
+            return  # this console asked for it: shutdown_and_exit says so
+        self.exit(return_code=0, message=f"Fleet {self.fleet_name} stopped; `fleet` starts it again.")
 
     @work(group="shutdown", exclusive=True, exit_on_error=False)
     async def shutdown_and_exit(self) -> None:
+        self._stopping_fleet = True
         self.notify("Stopping agents…", timeout=10)
         try:
             await asyncio.wait_for(self.client.call("shutdown"), timeout=30)
         finally:
-            self.exit()
+            self.exit(message=f"Fleet {self.fleet_name} stopped.")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place worker failures surface: as an error notification."""

@@ -11,40 +11,60 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.validation import Function
 from textual.widgets import Button, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 
-class ConfirmQuit(ModalScreen[bool]):
-    """Quitting an embedded fleet stops its agents: say so and ask."""
+class ConfirmQuit(ModalScreen[str | None]):
+    """``q``: detach (the agents keep running), stop the fleet and quit, or cancel.
 
-    BINDINGS = [Binding("escape", "dismiss(False)", "Cancel"), Binding("y", "dismiss(True)", "Stop and quit")]
+    The fleet is a daemon and this console one of its clients, so quitting
+    asks what to do with the agents, says how many run and how to come back.
+    The default (focused, ``enter``) is to detach when the fleet was running
+    before this console, and to stop it when this console started it. A
+    second ``q`` (or ``ctrl+c``) detaches: hammering the quit key never stops
+    agents. Answers ``"detach"``, ``"stop"`` or ``None`` (cancel).
+    """
 
-    def __init__(self, fleet_name: str, running: int) -> None:
+    BINDINGS = [
+        Binding("d", "dismiss('detach')", "Detach"),
+        Binding("s", "dismiss('stop')", "Stop fleet and quit"),
+        Binding("escape,c", "dismiss(None)", "Cancel"),
+        Binding("q,ctrl+c", "dismiss('detach')", "Detach", show=False),
+    ]
+
+    def __init__(self, fleet_name: str, running: int, *, started_here: bool, fleet_dir: str = "") -> None:
         super().__init__(classes="dialog-screen")
         self.fleet_name = fleet_name
         self.running = running
+        self.started_here = started_here
+        self.fleet_dir = fleet_dir
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
-            yield Label(f"Quit fleet [b]{self.fleet_name}[/]?", classes="dialog-title")
-            yield Label(
-                f"The fleet runs inside this console: quitting stops its {self.running} running "
-                "agent(s). Run it with `fleet run` to keep agents alive without a console.",
-                classes="dialog-body",
-            )
+        agents = f"{self.running} agent{'s' if self.running != 1 else ''}"
+        are = "is" if self.running == 1 else "are"
+        where = f"`fleet` in {self.fleet_dir}" if self.fleet_dir else "`fleet` in the fleet's directory"
+        with Vertical(classes="dialog quit-dialog"):
+            yield Label(Content(f"Quit the console of fleet {self.fleet_name}?"), classes="dialog-title")
+            yield Label(Content(f"{agents} {are} running."), classes="dialog-body")
+            yield Label(Content(f"d  Detach: the agents keep running; {where} opens the console again."),
+                        classes="dialog-body")
+            yield Label(Content("s  Stop the fleet: every agent stops gracefully, then the fleet; then quit."),
+                        classes="dialog-body")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Stop agents and quit", variant="error", id="stop")
-                yield Button("Cancel", variant="default", id="cancel")
+                yield Button("Detach (d)", variant="primary", id="detach")
+                yield Button("Stop fleet (s)", variant="error", id="stop")
+                yield Button("Cancel (esc)", variant="default", id="cancel")
 
     def on_mount(self) -> None:
-        self.query_one("#cancel", Button).focus()
+        self.query_one("#stop" if self.started_here else "#detach", Button).focus()
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "stop")
+        self.dismiss(None if event.button.id == "cancel" else event.button.id)
 
 
 class TextPrompt(ModalScreen[str | None]):

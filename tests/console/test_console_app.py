@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from console_helpers import frozen_clock, settle
 from fake_client import FakeFleetClient
 from textual.command import CommandList, CommandPalette
@@ -498,6 +499,7 @@ async def test_quit_embedded_asks_then_shuts_down(client: FakeFleetClient) -> No
         await settle(pilot, lambda: loaded(app))
         await pilot.press("q")
         assert isinstance(app.screen, ConfirmQuit)
+        assert app.screen.focused is not None and app.screen.focused.id == "stop"  # it started the fleet
         await pilot.press("escape")
         assert isinstance(app.screen, FleetScreen) and not client.shut_down
         await pilot.press("q")
@@ -506,14 +508,44 @@ async def test_quit_embedded_asks_then_shuts_down(client: FakeFleetClient) -> No
     assert client.shut_down
 
 
-async def test_quit_attached_leaves_agents_running(client: FakeFleetClient) -> None:
+async def test_quit_attached_asks_and_detaches_by_default(client: FakeFleetClient) -> None:
     app = make_app(client, embedded=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot, lambda: loaded(app))
         await pilot.press("q")
-        await pilot.pause()
+        assert isinstance(app.screen, ConfirmQuit)
+        assert app.screen.focused is not None and app.screen.focused.id == "detach"
+        await pilot.press("enter")
+        await settle(pilot, lambda: not app.is_running)
     assert not client.shut_down
     assert "shutdown" not in [op for op, _ in client.calls]
+
+
+@pytest.mark.parametrize("keys", [("ctrl+c", "d"), ("q", "q"), ("ctrl+c", "ctrl+c")])
+async def test_ctrl_c_asks_like_q_and_a_second_press_detaches(client: FakeFleetClient, keys: tuple[str, str]) -> None:
+    app = make_app(client, embedded=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        await pilot.press(keys[0])
+        assert isinstance(app.screen, ConfirmQuit)
+        await pilot.press(keys[1])
+        await settle(pilot, lambda: not app.is_running)
+    assert not client.shut_down
+
+
+async def test_quit_dialog_names_the_agents_and_the_way_back(client: FakeFleetClient) -> None:
+    app = make_app(client, embedded=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        await pilot.press("q")
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmQuit)
+        text = " ".join(str(label.render()) for label in dialog.query("Label"))
+        running = sum(1 for a in client.agents.values() if a["state"] not in ("stopped", "exited", "crashed"))
+        assert f"{running} agent" in text and "`fleet`" in text and "Detach" in text
+        for label in dialog.query("Label"):  # nothing cut off at 80 columns: every line fits the dialog
+            assert label.size.width <= dialog.query_one(".quit-dialog").content_region.width
+            assert label.virtual_size.width <= label.size.width
 
 
 async def test_live_stats_update_cells() -> None:
