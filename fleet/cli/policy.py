@@ -1,8 +1,13 @@
-"""``fleet policy check`` and ``fleet policy show``: policies, offline.
+"""``fleet policy check`` and ``fleet policy show``: policies, as written and as in force.
 
-Both read the files directly (no running fleet needed), so a policy can be
-checked in CI or before starting the fleet. Errors print as
-``path:line:col: message`` — the form editors and terminals turn into links.
+``check`` reads the files directly (no running fleet needed), so a policy
+can be checked in CI or before starting the fleet. ``show`` asks the running
+fleet for the policy in force, because that is what governs the agents: a
+save that does not validate is refused and the last good policy stays, so
+the files can say something else. It then reads the files too and says,
+under the table, where they differ or why they do not validate. With no
+fleet running it reads the files. Errors print as ``path:line:col: message``
+— the form editors and terminals turn into links.
 """
 
 from __future__ import annotations
@@ -64,8 +69,77 @@ def _format(value: Any) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print {agent, policy, origins} as JSON.")
 @click.pass_context
 def show(ctx: click.Context, name: str, as_json: bool) -> None:
-    """Show NAME's effective policy (an agent, instance or policy) and where each value comes from."""
+    """Show NAME's effective policy (an agent, instance or policy) and where each value comes from.
+
+    With a fleet running, the policy in force in it, and under it how the
+    files on disk differ from it or why they do not validate.
+    """
     fleet_dir = _fleet_dir(ctx)
+    live = _ask_fleet(ctx, name)
+    if live is None:
+        _show_from_files(ctx, fleet_dir, name, as_json)
+        return
+    disk_errors: list[Any] = []
+    differs: list[tuple[str, Any, Any]] = []
+    try:
+        on_disk = _load(fleet_dir).describe(name)
+    except _errors() as exc:
+        disk_errors = list(exc.errors)
+    except UnknownAgent:
+        on_disk = None
+        differs.append(("agent", name, "not in the files"))
+    else:
+        differs = _differences(live["policy"], on_disk["policy"])
+    if as_json:
+        out = {**live, "disk": {"errors": [e.to_dict() for e in disk_errors],
+                                "differs": [{"key": k, "in_force": a, "on_disk": b} for k, a, b in differs]}}
+        click.echo(json.dumps(out, indent=2, ensure_ascii=False))
+        return
+    _table(f"{name}: policy v{live.get('version', '?')}, in force in the running fleet", live)
+    if disk_errors:
+        n = len(disk_errors)
+        click.secho(f"\nThe files on disk are not valid ({n} error{'s' if n != 1 else ''}); the policy above "
+                    "stays in force until they are fixed:", fg="red")
+        for error in disk_errors:
+            click.echo(f"  {error}")
+    elif differs:
+        click.secho("\nThe files on disk differ from the policy in force (not applied yet):", fg="yellow")
+        for key, in_force, on_disk_value in differs:
+            click.echo(f"  {key}: {_format(in_force)} in force, {_format(on_disk_value)} on disk")
+
+
+def _ask_fleet(ctx: click.Context, name: str) -> dict[str, Any] | None:
+    """The running fleet's ``policy_show`` for NAME, or None when no fleet runs here."""
+    from fleet.control.blocking import BlockingClient
+    from fleet.errors import FleetError, FleetNotRunning
+
+    obj = ctx.find_root().obj
+    socket = obj.socket() if hasattr(obj, "socket") else None
+    if socket is None:
+        return None
+    try:
+        with BlockingClient(socket, origin="cli", timeout=30) as client:
+            return dict(client.call("policy_show", name=name))
+    except FleetNotRunning:
+        return None
+    except FleetError as exc:
+        click.echo(f"fleet: {exc}", err=True)
+        ctx.exit(1)
+    return None
+
+
+def _differences(in_force: dict[str, Any], on_disk: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    out = []
+    for section in sorted(set(in_force) | set(on_disk)):
+        a, b = in_force.get(section), on_disk.get(section)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += [(f"{section}.{k}", a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        elif a != b:
+            out.append((section, a, b))
+    return out
+
+
+def _show_from_files(ctx: click.Context, fleet_dir: Path, name: str, as_json: bool) -> None:
     try:
         book = _load(fleet_dir)
         described = book.describe(name)
@@ -81,16 +155,20 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(described, indent=2, ensure_ascii=False))
         return
+    try:
+        title = f"{name} (policy: {book.agent(name).policy or 'default'})"
+    except UnknownAgent:
+        title = f"policy {name}"
+    _table(title, described)
+
+
+def _table(title: str, described: dict[str, Any]) -> None:
     origins: dict[str, str] = described["origins"]
     data: dict[str, Any] = described["policy"]
     rows = []
     for key, origin in origins.items():
         section, _, leaf = key.partition(".")
         rows.append((key, _format(data[section][leaf] if leaf else data[section]), origin))
-    try:
-        title = f"{name} (policy: {book.agent(name).policy or 'default'})"
-    except UnknownAgent:
-        title = f"policy {name}"
     width_key = max(len(r[0]) for r in rows)
     width_value = min(48, max(len(r[1]) for r in rows))
     click.secho(title, bold=True)

@@ -1,0 +1,168 @@
+"""The fleet as a daemon, from a shell: ``fleet up``, ``fleet down``, ``fleet status``, ``fleet policy show``.
+
+Real processes throughout: ``fleet up`` starts a real background fleet, and
+``fleet down`` is judged by the kernel (no process carrying the fleet's token
+is left, the supervisor and the watchdog included), not by what it prints.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psutil
+
+from tests.conftest import write_fleet
+from tests.fleet.test_cli_and_orphans import FLEET, ORPHAN_FLEET, SPIN, fleet_cmd, fleet_processes, wait_until
+
+STUBBORN = ORPHAN_FLEET + """
+[[agent]]
+name = "stubborn"
+# Ignores SIGTERM: only the SIGKILL after its grace period ends it.
+command = ["sh", "-c", "trap '' TERM; echo stubborn-up; while true; do sleep 0.1; done"]
+[agent.restart]
+stop_grace_s = 1.5
+"""
+
+
+def token_processes(token: str) -> list[int]:
+    found = []
+    for p in psutil.process_iter(["pid", "environ"]):
+        try:
+            env = p.info.get("environ") or {}
+            if env.get("FLEET_SUPERVISOR_TOKEN") == token and p.status() != psutil.STATUS_ZOMBIE:
+                found.append(p.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
+def fleet_token(agent_pid: int) -> str:
+    return psutil.Process(agent_pid).environ()["FLEET_SUPERVISOR_TOKEN"]
+
+
+def up(d: Path) -> subprocess.CompletedProcess[str]:
+    return fleet_cmd(d, "up", timeout=60)
+
+
+def test_up_twice_starts_one_fleet_and_down_stops_it(tmp_path: Path):
+    d = write_fleet(tmp_path / "f", '[fleet]\nname = "boot"\n[[agent]]\nname = "a"\ncommand = ["sleep", "1000"]\n')
+    try:
+        first = up(d)
+        assert first.returncode == 0 and "fleet 'boot' up: 1 agent" in first.stdout, first
+        st = json.loads(fleet_cmd(d, "status", "--json").stdout)  # answers at once: up returned when it did
+        pid = st["daemon"]["pid"]
+        assert st["daemon"]["started_by"] == "up" and st["daemon"]["state_dir"] == str(d / ".fleet")
+        second = up(d)
+        assert second.returncode == 0 and "already running" in second.stdout, second
+        assert json.loads(fleet_cmd(d, "status", "--json").stdout)["daemon"]["pid"] == pid
+        text = fleet_cmd(d, "status").stdout
+        assert f"daemon pid {pid}" in text and "started by `fleet up`" in text and "consoles: none" in text
+        # Two at once race for the state directory: still one fleet.
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(lambda _: up(d), range(2)))
+        assert all(r.returncode == 0 for r in results), results
+        supervisors = [p for p in psutil.process_iter(["cmdline"])
+                       if p.info["cmdline"] and "run" in p.info["cmdline"] and str(d) in p.info["cmdline"]]
+        assert [p.pid for p in supervisors] == [pid]
+    finally:
+        down = fleet_cmd(d, "down")
+    assert down.returncode == 0 and down.stdout.count("\n") == 1 and "stopped" in down.stdout, down
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_up_from_a_fresh_directory_with_two_simultaneous_calls_starts_one_fleet(tmp_path: Path):
+    d = write_fleet(tmp_path / "f", '[[agent]]\nname = "a"\ncommand = ["sleep", "1000"]\n')
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(lambda _: up(d), range(2)))
+        assert all(r.returncode == 0 for r in results), results
+        assert sorted("already running" in r.stdout for r in results) == [False, True], results
+    finally:
+        assert fleet_cmd(d, "down").returncode == 0
+    supervisors = [p for p in psutil.process_iter(["cmdline"])
+                   if p.info["cmdline"] and "run" in p.info["cmdline"] and str(d) in p.info["cmdline"]]
+    assert supervisors == []
+
+
+def test_down_leaves_no_process_of_the_fleet_within_the_grace_period(tmp_path: Path):
+    d = write_fleet(tmp_path / "f", STUBBORN, {"agents/__init__.py": "", "agents/spin.py": SPIN})
+    try:
+        assert up(d).returncode == 0
+
+        def ready() -> bool:
+            st = json.loads(fleet_cmd(d, "status", "--json").stdout)
+            return all(a["state"] == "running" and a["last_line"].endswith("-up") for a in st["agents"])
+
+        wait_until(ready, 30, "every agent up")
+        st = json.loads(fleet_cmd(d, "status", "--json").stdout)
+        token = fleet_token(st["agents"][0]["pid"])
+        fleet_pids = token_processes(token)
+        # sdk; tree: sh, sh, 2 sleeps; escapee: sh + setsid sleep; stubborn: sh (+ its sleep)
+        assert len(fleet_pids) >= 8, fleet_pids
+        sup, watchdog = st["daemon"]["pid"], st["daemon"]["watchdog_pid"]
+        assert watchdog and psutil.Process(watchdog).ppid() == sup
+        t0 = time.monotonic()
+        r = fleet_cmd(d, "down")
+        took = time.monotonic() - t0
+    finally:
+        fleet_cmd(d, "down")
+    assert r.returncode == 0, r
+    assert r.stdout.count("\n") == 1 and "fleet 'orphans' stopped: 4 agents" in r.stdout, r.stdout
+    assert took < 1.5 + 5.0, took  # the longest grace, plus the interpreter's start-up on a loaded box
+    assert not fleet_processes([*fleet_pids, sup, watchdog])
+    assert token_processes(token) == []
+    assert not (d / ".fleet" / "control.sock").exists()
+
+
+def test_down_without_a_fleet_says_so_and_exits_zero(tmp_path: Path):
+    d = write_fleet(tmp_path / "idle", '[[agent]]\nname = "x"\ncommand = ["true"]\n')
+    r = fleet_cmd(d, "down")
+    assert r.returncode == 0 and r.stdout == f"no fleet is running in {d}\n", r
+
+
+def test_a_fleet_run_in_the_foreground_is_stopped_by_down_too(tmp_path: Path):
+    d = write_fleet(tmp_path / "f", '[[agent]]\nname = "a"\ncommand = ["sleep", "1000"]\n')
+    proc = subprocess.Popen([*FLEET, "-C", str(d), "run"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        wait_until(lambda: fleet_cmd(d, "status").returncode == 0, 30, "the fleet to answer")
+        assert "started by `fleet run` (foreground)" in fleet_cmd(d, "status").stdout
+        assert fleet_cmd(d, "down").returncode == 0
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert "a | running (pid" in out and "a | stopped (fleet shutdown)" in out  # `fleet run` printed both
+
+
+def test_policy_show_shows_the_policy_in_force_and_the_error_on_disk(tmp_path: Path):
+    d = write_fleet(
+        tmp_path / "f",
+        '[[agent]]\nname = "a"\ncommand = ["sleep", "1000"]\npolicy = "ops"\n',
+        {"policies/ops.toml": "[budget]\nusd_per_day = 2.0\n"},
+    )
+    try:
+        assert up(d).returncode == 0
+        r = fleet_cmd(d, "policy", "show", "a")
+        assert r.returncode == 0 and "budget.usd_per_day" in r.stdout and "2.0" in r.stdout, r
+        assert "in force" in r.stdout and "differ" not in r.stdout
+        (d / "policies" / "ops.toml").write_text("[budget]\nusd_per_dya = 9.0\n")
+        r = fleet_cmd(d, "policy", "show", "a")
+        assert r.returncode == 0, r
+        row = next(line for line in r.stdout.splitlines() if "budget.usd_per_day" in line)
+        assert "2.0" in row  # the policy in force, not the broken file
+        assert "policies/ops.toml:2:1: unknown key" in r.stdout and "usd_per_day" in r.stdout
+        assert "not valid" in r.stdout
+        js = json.loads(fleet_cmd(d, "policy", "show", "a", "--json").stdout)
+        assert js["policy"]["budget"]["usd_per_day"] == 2.0 and js["disk"]["errors"][0]["line"] == 2
+        # With the fleet stopped, the files are read as they are.
+        assert fleet_cmd(d, "down").returncode == 0
+        r = fleet_cmd(d, "policy", "show", "a")
+        assert r.returncode == 1 and "policies/ops.toml:2:1" in r.stderr
+    finally:
+        fleet_cmd(d, "down")
