@@ -42,7 +42,8 @@ def policy() -> None:
 @policy.command("check")
 @click.pass_context
 def check(ctx: click.Context) -> None:
-    """Validate fleet.toml and policies/*.toml; exit 1 on any error."""
+    """Validate fleet.toml and policies/*.toml, and that every agent's module, function or program
+    can be found (nothing is run); exit 1 on any error."""
     fleet_dir = _fleet_dir(ctx)
     try:
         book = _load(fleet_dir)
@@ -50,6 +51,16 @@ def check(ctx: click.Context) -> None:
         for error in exc.errors:
             click.echo(str(error))
         n = len(exc.errors)
+        click.echo(f"{n} error{'s' if n != 1 else ''}", err=True)
+        ctx.exit(1)
+        return
+    from fleet.policy.preflight import preflight
+
+    missing = preflight(fleet_dir, book)
+    if missing:
+        for error in missing:
+            click.echo(str(error))
+        n = len(missing)
         click.echo(f"{n} error{'s' if n != 1 else ''}", err=True)
         ctx.exit(1)
         return

@@ -19,7 +19,8 @@ class PolicyError:
     """One problem in one policy file; ``line`` and ``col`` are 1-based.
 
     ``code`` is one of ``syntax``, ``type``, ``value``, ``unknown_key``,
-    ``unknown_name``, ``duplicate``, ``conflict``, ``missing_file``, ``unreadable``.
+    ``unknown_name``, ``duplicate``, ``conflict``, ``missing_file``, ``unreadable``,
+    ``not_found`` (an agent's module, function or program, from ``fleet policy check``).
     """
 
     path: str

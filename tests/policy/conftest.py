@@ -62,6 +62,10 @@ def write_fleet(root: Path, files: dict[str, str] | None = None) -> Path:
         "policies/default.toml": DEFAULT_TOML,
         "policies/ops.toml": OPS_TOML,
         "policies/drafting.toml": DRAFTING_TOML,
+        # The agents fleet.toml names, so that `fleet policy check` finds them.
+        "pkg/__init__.py": "",
+        "pkg/watch.py": "async def run(ctx): ...\n",
+        "pkg/draft.py": "async def run(ctx): ...\n",
     }
     content.update(files or {})
     for rel, text in content.items():

@@ -83,3 +83,38 @@ def test_fleet_dir_from_the_main_cli_context_object(fleet_dir: Path) -> None:
 
     result = CliRunner().invoke(policy, ["check"], obj=Ctx(fleet_dir))
     assert (result.exit_code, result.stdout) == (0, "ok: 2 agents, 3 policies\n")
+
+
+def test_check_finds_missing_modules_functions_and_programs_without_running_them(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from fleet.cli import main
+
+    d = tmp_path / "f"
+    (d / "agents").mkdir(parents=True)
+    (d / "agents" / "__init__.py").write_text("raise SystemExit('the package was imported')\n")
+    (d / "agents" / "spin.py").write_text("raise SystemExit('the module was imported')\nasync def run(ctx): ...\n")
+    (d / "bin").mkdir()
+    (d / "bin" / "tool").write_text("#!/bin/sh\n")
+    (d / "bin" / "tool").chmod(0o755)
+    (d / "fleet.toml").write_text(
+        '[[agent]]\nname = "ok"\nrun = "agents.spin:run"\n'
+        '[[agent]]\nname = "nomod"\nrun = "agents.nosuchmodule:run"\n'
+        '[[agent]]\nname = "nofn"\nrun = "agents.spin:runn"\n'
+        '[[agent]]\nname = "noprog"\ncommand = ["no-such-program-here", "x"]\n'
+        '[[agent]]\nname = "local"\ncommand = ["./bin/tool"]\n'
+        '[[agent]]\nname = "var"\ncommand = ["${TOOLS}/tool"]\nenv = { TOOLS = "bin" }\n'
+        '[[agent]]\nname = "stdlib"\nrun = "json:dumps"\n'
+        '[[agent]]\nname = "path"\ncommand = ["sh", "-c", "true"]\n'
+    )
+    r = CliRunner().invoke(main, ["-C", str(d), "policy", "check"])
+    assert r.exit_code == 1, r.output
+    lines = [ln for ln in r.output.splitlines() if ln.startswith("fleet.toml:")]
+    assert lines == [
+        "fleet.toml:6:7: agent 'nomod': no module named 'agents.nosuchmodule' (in package 'agents')",
+        "fleet.toml:9:7: agent 'nofn': agents.spin (agents/spin.py) has no function 'runn'; did you mean 'run'?",
+        "fleet.toml:12:11: agent 'noprog': program 'no-such-program-here' not found on PATH",
+    ], r.output
+    (d / "fleet.toml").write_text('[[agent]]\nname = "ok"\nrun = "agents.spin:run"\n')
+    r = CliRunner().invoke(main, ["-C", str(d), "policy", "check"])
+    assert r.exit_code == 0 and r.output.startswith("ok: 1 agent"), r.output
