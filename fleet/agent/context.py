@@ -335,10 +335,18 @@ class Context:
                             "fields": _jsonable(fields)})
         self._progress()
 
-    async def add_task(self, kind: str, payload: Any = None, *, priority: int = 0) -> int:
-        """Queue work for the fleet (any agent whose policy accepts ``kind`` may take it)."""
+    async def add_task(self, kind: str, payload: Any = None, *, priority: int = 0, unique: bool = False) -> int:
+        """Queue work for the fleet (any agent whose policy accepts ``kind`` may take it).
+
+        With ``unique``, nothing is added while an identical task (same kind and
+        payload) is still queued; its id is returned. A periodic job uses it so
+        that its work never piles up behind busy or paused agents, across runs too.
+        """
         await self.checkpoint()
-        res = await self._channel.call("add_task", kind=kind, payload=payload, priority=priority)
+        args: dict[str, Any] = {"kind": kind, "payload": payload, "priority": priority}
+        if unique:
+            args["unique"] = True
+        res = await self._channel.call("add_task", **args)
         return int(res["id"])
 
     def metric(self, name: str, value: float, **labels: Any) -> None:

@@ -46,7 +46,8 @@ async def attach(sup: Supervisor, ops: Operations, *, interval: float = TICK_S) 
         return await queue.fail(inst, _id(args), str(args.get("error") or "failed"), bool(args.get("retry", True)))
 
     async def agent_add_task(inst: AgentInstance, args: dict[str, Any], push: Callable[..., None]) -> Any:
-        t = await queue.add(args.get("kind"), args.get("payload"), args.get("priority") or 0, by=inst.name)
+        t = await queue.add(args.get("kind"), args.get("payload"), args.get("priority") or 0, by=inst.name,
+                            unique=bool(args.get("unique")))
         return {"id": t.id}
 
     sup.extensions.update(

@@ -178,7 +178,14 @@ class TaskQueue:
                 self._push(t)
 
     # --- adding --------------------------------------------------------------------
-    async def add(self, kind: str, payload: Any = None, priority: int = 0, *, by: str | None = None) -> TaskRec:
+    async def add(self, kind: str, payload: Any = None, priority: int = 0, *, by: str | None = None,
+                  unique: bool = False) -> TaskRec:
+        """Queue one task; with ``unique``, an identical task (kind and payload) still queued is
+        returned instead, so a periodic job never piles up work behind busy or paused takers."""
+        if unique:
+            for t in self._open.values():
+                if t.state == "queued" and t.kind == kind and t.payload == payload:
+                    return t
         return (await self.add_many([(kind, payload, priority)], by=by))[0]
 
     async def add_many(self, items: list[tuple[str, Any, int]], *, by: str | None = None) -> list[TaskRec]:

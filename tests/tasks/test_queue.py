@@ -369,3 +369,29 @@ async def test_bad_kind_and_priority_are_refused() -> None:
         await q.add("", None)
     with pytest.raises(TaskError):
         await q.add("x", None, "high")  # type: ignore[arg-type]
+
+
+async def test_a_unique_task_is_queued_once_until_taken_across_restarts(tmp_path: Path) -> None:
+    a = FakeInst("a", takes("review"))
+    store = await Store.open(tmp_path / "fleet.db")
+    try:
+        sup, q, _ = make(a)
+        sup.store = q.store = store
+        first = await q.add("review", {"region": "north"}, unique=True)
+        for _ in range(5):  # a periodic job whose takers are all busy or paused
+            assert (await q.add("review", {"region": "north"}, unique=True)).id == first.id
+        other = await q.add("review", {"region": "south"}, unique=True)
+        assert other.id != first.id
+        assert len(q.snapshot(["queued"])) == 2
+        # The next run of the fleet loads the queue: still no duplicate.
+        await store.flush()
+        sup2, q2, _ = make(a)
+        sup2.store = q2.store = store
+        await q2.load()
+        assert (await q2.add("review", {"region": "north"}, unique=True)).id == first.id
+        # Once taken, the job may queue the next one.
+        t = await q2.next_for(a, timeout=0)
+        assert t is not None and t["id"] == first.id
+        assert (await q2.add("review", {"region": "north"}, unique=True)).id != first.id
+    finally:
+        await store.close()
