@@ -2,7 +2,9 @@
 
 ``fleet`` in a directory without ``fleet.toml`` opens the bundled demo. The
 demo is copied once into a per-user directory, so that its policies can be
-edited (and the edits kept) even when the package is installed read-only.
+edited (and the edits kept) even when the package is installed read-only,
+and so that following the tour in a source checkout never edits its tracked
+files.
 """
 
 from __future__ import annotations
@@ -44,9 +46,16 @@ def ensure_demo() -> Path:
 
 
 def resolve_fleet_dir(path: Path | None) -> tuple[Path, bool]:
-    """(fleet directory, is_demo). A directory without fleet.toml means the demo."""
+    """(fleet directory, is_demo). A directory without fleet.toml means the demo.
+
+    So does the bundled demo itself (a source checkout's root): its files are
+    tracked, and the tour edits policies, so the demo always runs from the
+    per-user copy, as it does when the package is installed.
+    """
     d = (path or Path.cwd()).resolve()
     if (d / "fleet.toml").is_file():
+        if d == bundled_demo().resolve():
+            return ensure_demo(), True
         return d, False
     if path is not None and (d.is_file() and d.name == "fleet.toml"):
         return d.parent, False

@@ -200,3 +200,49 @@ def _errors() -> type[Exception]:
     from fleet.policy import PolicyErrors
 
     return PolicyErrors
+
+
+@policy.command("set")
+@click.argument("name")
+@click.argument("key")
+@click.argument("value")
+@click.pass_context
+def set_(ctx: click.Context, name: str, key: str, value: str) -> None:
+    """Set one policy KEY of agent NAME in policies/overrides.toml (the console's quick edits, b and M).
+
+    VALUE is read as TOML (5.0, true, "text"; a bare word is a string):
+    `fleet policy set campaign-optimizer budget.usd_per_day 0.5`. The running
+    fleet validates and applies it, as a save from the policy editor.
+    """
+    import tomllib
+
+
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value
+    from fleet.control.blocking import BlockingClient
+    from fleet.errors import FleetError, FleetNotRunning
+
+    obj = ctx.find_root().obj
+    try:
+        if not hasattr(obj, "socket"):
+            raise FleetNotRunning("no socket")
+        with BlockingClient(obj.socket(), origin="cli", timeout=30) as client:
+            client.call("set_override", target=name, key=key, value=parsed)
+        where = "applied by the running fleet"
+    except FleetNotRunning:  # no fleet: write the file; it applies when the fleet starts
+        from fleet.policy import set_override
+
+        try:
+            set_override(_fleet_dir(ctx), name, key, parsed)
+        except FleetError as exc:
+            click.echo(f"fleet: {exc}", err=True)
+            ctx.exit(1)
+            return
+        where = "applies when the fleet starts"
+    except FleetError as exc:
+        click.echo(f"fleet: {exc}", err=True)
+        ctx.exit(1)
+        return
+    click.echo(f"{name}: {key} = {_format(parsed)} in policies/overrides.toml ({where})")

@@ -23,9 +23,12 @@ from typing import Any
 
 MODEL = "fleet/demo"
 PROVIDER = "fleet"
-#: Prices per token: $0.50 per million input, $1.50 per million output.
-INPUT_COST_PER_TOKEN = 0.50 / 1_000_000
-OUTPUT_COST_PER_TOKEN = 1.50 / 1_000_000
+#: Prices per token: $50 per million input, $200 per million output. Far above a real
+#: model's, on purpose: the demo's calls are short (~60 tokens), and at real prices its
+#: spend would read $0.00 for hours. Priced so, an optimiser's call costs about a cent
+#: and its budget bar (policies/growth.toml) moves within minutes.
+INPUT_COST_PER_TOKEN = 50.0 / 1_000_000
+OUTPUT_COST_PER_TOKEN = 200.0 / 1_000_000
 
 MODEL_INFO: dict[str, Any] = {
     "input_cost_per_token": INPUT_COST_PER_TOKEN,

@@ -10,6 +10,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from fleet.cli.policy import policy
+from tests.policy.conftest import write_fleet
 
 
 def run(fleet_dir: Path, *args: str) -> tuple[int, str, str]:
@@ -118,3 +119,14 @@ def test_check_finds_missing_modules_functions_and_programs_without_running_them
     (d / "fleet.toml").write_text('[[agent]]\nname = "ok"\nrun = "agents.spin:run"\n')
     r = CliRunner().invoke(main, ["-C", str(d), "policy", "check"])
     assert r.exit_code == 0 and r.output.startswith("ok: 1 agent"), r.output
+
+
+def test_policy_set_writes_an_override_without_a_fleet(tmp_path: Path) -> None:
+    from fleet.cli import main
+
+    d = write_fleet(tmp_path / "f")
+    r = CliRunner().invoke(main, ["-C", str(d), "policy", "set", "watch", "budget.usd_per_day", "0.5"])
+    assert r.exit_code == 0 and "watch: budget.usd_per_day = 0.5" in r.output, r.output
+    assert "usd_per_day = 0.5" in (d / "policies" / "overrides.toml").read_text()
+    r = CliRunner().invoke(main, ["-C", str(d), "policy", "set", "watch", "budget.usd_per_dya", "1"])
+    assert r.exit_code == 1 and "usd_per_dya" in r.output
