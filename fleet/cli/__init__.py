@@ -187,13 +187,22 @@ def status(ctx: Ctx, as_json: bool) -> None:
     for a in st["agents"]:
         state = a["state"] + (f" ({a['reason']})" if a.get("reason") else "")
         rows.append((
-            a["name"], state[:40], str(a["pid"] or "-"), str(a["restarts"]), duration(a["uptime_s"]),
+            a["name"], _clip(state, 48), str(a["pid"] or "-"), str(a["restarts"]), duration(a["uptime_s"]),
             f"{a['cpu_pct']:.0f}", size(a["rss_bytes"]), str(a["tokens"]), f"{a['cost_usd']:.4f}",
             str(a.get("alerts") or "-"), sanitize(a.get("last_line") or "", keep_sgr=False)[:50],
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
+
+
+def _clip(text: str, width: int) -> str:
+    """``text`` cut at a word boundary to fit ``width``, marked with an ellipsis when cut."""
+    if len(text) <= width:
+        return text
+    cut = text[: width - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > width // 2 else cut).rstrip(" ,;(") + "…"
 
 
 def _agent_command(op: str, done: str) -> Callable[..., None]:
@@ -271,7 +280,7 @@ def deny(ctx: Ctx, approval_id: int, reason: str) -> None:
 def _register_subcommands() -> None:
     from fleet.cli.daemon import down, up
     from fleet.cli.logs import logs
-    from fleet.cli.observe import alerts, events, usage
+    from fleet.cli.observe import alerts, events, metrics, usage
 
     main.add_command(up)
     main.add_command(down)
@@ -279,6 +288,7 @@ def _register_subcommands() -> None:
     main.add_command(alerts)
     main.add_command(events)
     main.add_command(usage)
+    main.add_command(metrics)
     try:
         from fleet.cli.policy import policy
     except ImportError:  # pragma: no cover - during bootstrap

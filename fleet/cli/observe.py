@@ -95,3 +95,26 @@ def usage(ctx: Ctx, agent: str | None, count: int, as_json: bool) -> None:
         click.echo(f"{_clock(u.get('ts'))}  {u.get('agent', ''):<20} {u.get('model', ''):<16} "
                    f"{u.get('tokens_in', 0):>6}+{u.get('tokens_out', 0):<6} ${u.get('cost_usd', 0.0):.5f}  "
                    f"{u.get('latency_s', 0.0) * 1000:6.0f} ms  {u.get('outcome', '')}{err}")
+
+
+@click.command()
+@click.argument("agent", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Every recent point, machine-readable.")
+@pass_ctx
+def metrics(ctx: Ctx, agent: str | None, as_json: bool) -> None:
+    """The agents' ctx.metric series (the console's sparklines): latest value, range, points."""
+    res = run_client(ctx, lambda c: c.call("metrics", agent=agent))
+    series = res.get("metrics", {})
+    if as_json:
+        click.echo(json.dumps(series, indent=2))
+        return
+    if not any(series.values()):
+        click.echo("no metrics yet")
+        return
+    for name, by_metric in series.items():
+        for metric, points in by_metric.items():
+            if not points:
+                continue
+            values = [v for _, v in points]
+            click.echo(f"{_clock(points[-1][0])}  {name:<20} {_text(metric, 30):<20} last {values[-1]:<12.6g} "
+                       f"min {min(values):<12.6g} max {max(values):<12.6g} {len(values)} points")
