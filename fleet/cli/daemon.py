@@ -99,15 +99,25 @@ def up(ctx: Ctx, timeout: float) -> None:
         if time.monotonic() > deadline:
             fail(f"the fleet did not answer within {timeout:g} s (see {log})")
         time.sleep(0.05)
-    _say_running(ctx, "up" if proc.poll() is None else "already running")
+    _say_running(ctx, "already running", deadline, started=proc.pid)
 
 
-def _say_running(ctx: Ctx, what: str) -> None:
+def _say_running(ctx: Ctx, what: str, deadline: float | None = None, started: int | None = None) -> None:
+    """Print one line on the running fleet, once it has started its agents (by ``deadline``).
+
+    ``started``: the pid this command started; when it is the fleet's, the fleet is "up",
+    else another ``fleet up`` won the race and this one's child has stepped back.
+    """
     from fleet.cli import run_client
     from fleet.humanize import duration
 
     st = run_client(ctx, lambda c: c.call("status"))
+    while not (st.get("daemon") or {}).get("ready", True) and deadline and time.monotonic() < deadline:
+        time.sleep(0.05)  # the socket answers before the agents are spawned: a few ms more
+        st = run_client(ctx, lambda c: c.call("status"))
     d = st.get("daemon") or {}
+    if started is not None and d.get("pid") == started:
+        what = "up"
     n = len(st.get("agents", []))
     click.echo(
         f"fleet {st['fleet']!r} {what}: {n} agent{'s' if n != 1 else ''}, pid {d.get('pid', st.get('pid'))}, "

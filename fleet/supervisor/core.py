@@ -92,6 +92,8 @@ class Supervisor:
         self.started = time.time()
         #: How this fleet was started (``run``, ``up``, ``console``; ``api`` in-process): see ``daemon_info``.
         self.started_by = "api"
+        #: True once ``start`` has created (and spawned) every agent: ``fleet up`` returns then.
+        self.ready = False
         self._subscribers: list[Subscriber] = []
         self._run_ids = 0
         self._watchdog: subprocess.Popen[bytes] | None = None
@@ -138,6 +140,7 @@ class Supervisor:
             self.spawn_all()
             self._sample()  # starts the CPU clocks: the first status has figures to show
         self._spawn(self._stats_loop())
+        self.ready = True
 
     async def _stats_loop(self, interval: float = 1.0) -> None:
         """Push CPU, memory and spend once a second, but only while someone watches.
@@ -215,6 +218,7 @@ class Supervisor:
             "started_at": self.started,
             "uptime_s": round(time.time() - self.started, 3),
             "started_by": self.started_by,
+            "ready": self.ready,
             "fleet_dir": str(self.fleet_dir),
             "state_dir": str(self.state_dir),
             "log": str(self.state_dir / "fleet.log") if self.started_by in ("up", "console") else None,

@@ -52,7 +52,7 @@ def test_up_twice_starts_one_fleet_and_down_stops_it(tmp_path: Path):
     d = write_fleet(tmp_path / "f", '[fleet]\nname = "boot"\n[[agent]]\nname = "a"\ncommand = ["sleep", "1000"]\n')
     try:
         first = up(d)
-        assert first.returncode == 0 and "fleet 'boot' up: 1 agent" in first.stdout, first
+        assert first.returncode == 0 and "fleet 'boot' up: 1 agent," in first.stdout, first
         st = json.loads(fleet_cmd(d, "status", "--json").stdout)  # answers at once: up returned when it did
         pid = st["daemon"]["pid"]
         assert st["daemon"]["started_by"] == "up" and st["daemon"]["state_dir"] == str(d / ".fleet")
@@ -112,7 +112,9 @@ def test_down_leaves_no_process_of_the_fleet_within_the_grace_period(tmp_path: P
         fleet_cmd(d, "down")
     assert r.returncode == 0, r
     assert r.stdout.count("\n") == 1 and "fleet 'orphans' stopped: 4 agents" in r.stdout, r.stdout
-    assert took < 1.5 + 5.0, took  # the longest grace, plus the interpreter's start-up on a loaded box
+    # Within the longest grace (the sdk agent's default 5 s; the stubborn one's 1.5 s), plus
+    # two interpreters' start-up and exit on a loaded 2-core box.
+    assert took < 5.0 + 5.0, took
     assert not fleet_processes([*fleet_pids, sup, watchdog])
     assert token_processes(token) == []
     assert not (d / ".fleet" / "control.sock").exists()
