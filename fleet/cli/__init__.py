@@ -119,7 +119,11 @@ def main(cx: click.Context, directory: Path | None) -> None:
 @click.option("--attach-only", is_flag=True, help="Only attach to a running fleet; never start one.")
 @pass_ctx
 def console(ctx: Ctx, attach_only: bool) -> None:
-    """Open the console: attach to the running fleet, or start it in the background first."""
+    """Open the console (starts the fleet first if needed).
+
+    Attaches to the running fleet, or starts it in the background first. The
+    fleet outlives the console: `q` offers to detach or to stop it.
+    """
     from fleet.cli.launch import open_console
 
     sys.exit(open_console(ctx, attach_only=attach_only))
@@ -131,8 +135,9 @@ def console(ctx: Ctx, attach_only: bool) -> None:
 @click.option("--started-by", type=click.Choice(["run", "up", "console"]), default="run", hidden=True)
 @pass_ctx
 def run(ctx: Ctx, quiet: bool, with_logs: bool, started_by: str) -> None:
-    """Run the fleet in the foreground until Ctrl-C (SIGINT/SIGTERM), then stop every agent gracefully.
+    """Run the fleet in the foreground until Ctrl-C.
 
+    On SIGINT/SIGTERM (or `fleet down`) every agent is stopped gracefully.
     Prints each agent's state changes and alerts as they happen (and its
     output with --logs), one line each, prefixed by the agent's name.
     """
@@ -172,7 +177,11 @@ def run(ctx: Ctx, quiet: bool, with_logs: bool, started_by: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
 def status(ctx: Ctx, as_json: bool) -> None:
-    """Show every agent: state, pid, restarts, uptime, spend."""
+    """Show the daemon, its consoles and every agent.
+
+    The daemon's pid, uptime, how it was started and its state directory; the
+    consoles attached; each agent's state, pid, restarts, uptime and spend.
+    """
     st = run_client(ctx, lambda c: c.call("status"))
     if as_json:
         click.echo(json.dumps(st, indent=2))
@@ -227,22 +236,21 @@ def _agent_command(op: str, done: str) -> Callable[..., None]:
 
 
 _AGENT_HELP = {
-    "pause": "Pause agents (SDK agents at their next checkpoint, others with SIGSTOP).",
+    "pause": "Pause agents.\n\nSDK agents pause at their next checkpoint, others get SIGSTOP.",
     "resume": "Resume paused agents.",
     "restart": "Restart agents (stop gracefully, then start).",
-    "stop": "Stop agents (SIGTERM, then SIGKILL after stop_grace_s); the fleet keeps running.",
+    "stop": "Stop agents; the fleet keeps running.\n\nSIGTERM, then SIGKILL after stop_grace_s.",
     "start": "Start stopped agents (also clears a crash loop).",
 }
 for _op, _done in (("pause", "paused"), ("resume", "resumed"), ("restart", "restarted"), ("stop", "stopped"),
                    ("start", "started")):
-    main.command(name=_op, help=f"{_AGENT_HELP[_op]} NAME is a group, one name#N, or --all for every agent.")(
-        _agent_command(_op, _done)
-    )
+    _help = f"{_AGENT_HELP[_op]}\n\nNAMES are groups or single name#N instances; --all is every agent."
+    main.command(name=_op, help=_help)(_agent_command(_op, _done))
 
 
 # --- approvals ----------------------------------------------------------------------
 @main.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--all", "all_", is_flag=True, help="Include decided approvals.")
 @pass_ctx
 def approvals(ctx: Ctx, as_json: bool, all_: bool) -> None:

@@ -77,7 +77,11 @@ class ProcessWatch:
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for the fleet to answer.")
 @pass_ctx
 def up(ctx: Ctx, timeout: float) -> None:
-    """Start the fleet in the background, without a console; return once it answers."""
+    """Start the fleet in the background; return once it answers.
+
+    No console is opened (`fleet` attaches one). A second `fleet up` says the
+    fleet already runs: one fleet runs per directory.
+    """
     from fleet.cli.launch import start_background_fleet
     from fleet.control.client import socket_answers
 
@@ -130,7 +134,11 @@ def _say_running(ctx: Ctx, what: str, deadline: float | None = None, started: in
               help="Seconds to wait before SIGKILL of the supervisor [default: longest stop_grace_s + 10].")
 @pass_ctx
 def down(ctx: Ctx, timeout: float | None) -> None:
-    """Stop the fleet: every agent (SIGTERM, grace, SIGKILL), then the supervisor and its watchdog."""
+    """Stop every agent, then the supervisor and its watchdog.
+
+    Each agent gets SIGTERM, then SIGKILL after its stop_grace_s. Prints one
+    line and exits 0 once nothing of the fleet is left (also when none runs).
+    """
     from fleet.control.blocking import BlockingClient
 
     t0 = time.monotonic()

@@ -35,7 +35,10 @@ def _text(value: Any, width: int) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
 def alerts(ctx: Ctx, agent: str | None, open_only: bool, count: int, as_json: bool) -> None:
-    """List alerts (of AGENT, or all), newest last; --open for those still open."""
+    """List alerts, newest last.
+
+    Of AGENT, or of every agent; --open for those still open.
+    """
     res = run_client(ctx, lambda c: c.call("alerts", open_only=open_only, n=count, agent=agent))
     items = res.get("alerts", [])
     if as_json:
@@ -63,7 +66,10 @@ def alerts(ctx: Ctx, agent: str | None, open_only: bool, count: int, as_json: bo
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
 def events(ctx: Ctx, count: int, kinds: tuple[str, ...], agent: str | None, as_json: bool) -> None:
-    """The fleet's recent events (state changes, alerts, policy versions, approvals, audit), newest last."""
+    """List the fleet's recent events, newest last.
+
+    State changes, alerts, policy versions, approvals, the audit of operator actions.
+    """
     res = run_client(ctx, lambda c: c.call("events", n=count, kinds=list(kinds) or None, agent=agent))
     items = res.get("events", [])
     if as_json:
@@ -81,7 +87,10 @@ def events(ctx: Ctx, count: int, kinds: tuple[str, ...], agent: str | None, as_j
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
 def usage(ctx: Ctx, agent: str | None, count: int, as_json: bool) -> None:
-    """Recent LLM calls (of AGENT, or all): model, tokens, cost, latency, outcome."""
+    """List recent LLM calls, with tokens and cost.
+
+    Of AGENT, or of every agent: model, tokens in and out, cost, latency, outcome.
+    """
     res = run_client(ctx, lambda c: c.call("usage", agent=agent, n=count))
     calls = res.get("calls", [])
     if as_json:
@@ -102,7 +111,10 @@ def usage(ctx: Ctx, agent: str | None, count: int, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Every recent point, machine-readable.")
 @pass_ctx
 def metrics(ctx: Ctx, agent: str | None, as_json: bool) -> None:
-    """The agents' ctx.metric series (the console's sparklines): latest value, range, points."""
+    """Show the agents' metrics (the console's sparklines).
+
+    Each ctx.metric series: its latest value, range and number of points.
+    """
     res = run_client(ctx, lambda c: c.call("metrics", agent=agent))
     series = res.get("metrics", {})
     if as_json:

@@ -42,8 +42,11 @@ def policy() -> None:
 @policy.command("check")
 @click.pass_context
 def check(ctx: click.Context) -> None:
-    """Validate fleet.toml and policies/*.toml, and that every agent's module, function or program
-    can be found (nothing is run); exit 1 on any error."""
+    """Validate fleet.toml and policies/*.toml; exit 1 on any error.
+
+    Also checks that every agent's module and function (run) or program
+    (command) can be found, without running any of them.
+    """
     fleet_dir = _fleet_dir(ctx)
     try:
         book = _load(fleet_dir)
@@ -80,9 +83,9 @@ def _format(value: Any) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print {agent, policy, origins} as JSON.")
 @click.pass_context
 def show(ctx: click.Context, name: str, as_json: bool) -> None:
-    """Show NAME's effective policy (an agent, instance or policy) and where each value comes from.
+    """Show NAME's effective policy and where each value comes from.
 
-    With a fleet running, the policy in force in it, and under it how the
+    NAME is an agent, an instance or a policy. With a fleet running, the policy in force in it, and under it how the
     files on disk differ from it or why they do not validate.
     """
     fleet_dir = _fleet_dir(ctx)
@@ -208,9 +211,9 @@ def _errors() -> type[Exception]:
 @click.argument("value")
 @click.pass_context
 def set_(ctx: click.Context, name: str, key: str, value: str) -> None:
-    """Set one policy KEY of agent NAME in policies/overrides.toml (the console's quick edits, b and M).
+    """Set one policy KEY of NAME in policies/overrides.toml.
 
-    VALUE is read as TOML (5.0, true, "text"; a bare word is a string):
+    The console's quick edits (b and M) do the same. VALUE is read as TOML (5.0, true, "text"; a bare word is a string):
     `fleet policy set campaign-optimizer budget.usd_per_day 0.5`. The running
     fleet validates and applies it, as a save from the policy editor.
     """

@@ -25,7 +25,7 @@ STATES = ("queued", "leased", "done", "failed", "dead")
 
 @click.group()
 def task() -> None:
-    """Work for the fleet's agents: queue a task (see `fleet tasks` to list them)."""
+    """Queue work for the fleet's agents (`fleet tasks` lists it)."""
 
 
 @task.command("add")
@@ -34,7 +34,10 @@ def task() -> None:
 @click.option("--payload", default=None, help="The task's data, as JSON (a bare word is taken as a string).")
 @pass_ctx
 def task_add(ctx: Ctx, kind: str, priority: int, payload: str | None) -> None:
-    """Queue a task of KIND; any agent whose policy accepts KIND (tasks.kinds) may take it."""
+    """Queue a task of KIND.
+
+    Any agent whose policy accepts KIND (tasks.kinds) may take it.
+    """
     data: Any = None
     if payload is not None:
         try:
@@ -142,7 +145,11 @@ def _from_store(ctx: Ctx, states: list[str], kind: str | None, n: int) -> list[d
 )
 @pass_ctx
 def report(ctx: Ctx, since: str | None, fmt: str, output: Path | None) -> None:
-    """The morning report: runs, crashes, alerts, approvals, spend, task outcomes, slowest and costliest agents."""
+    """Write the morning report of the last run.
+
+    Runs, crashes, alerts, approvals, spend, task outcomes, the slowest and
+    costliest agents.
+    """
     from fleet import report as rpt
     from fleet.store import SCHEMA_VERSION, open_readonly
 
