@@ -147,21 +147,24 @@ def down(ctx: Ctx, timeout: float | None) -> None:
     except FleetNotRunning:
         click.echo(f"no fleet is running in {ctx.fleet_dir}")
         return
-    try:
-        with client:
+    with client:
+        try:
             st = client.call("status")
-            d = st.get("daemon") or {"pid": st.get("pid")}
-            sup_pid = int(d["pid"])
-            wd_pid = d.get("watchdog_pid")
-            agents = [int(a["pid"]) for a in st.get("agents", []) if a.get("pid")]
-            watch = ProcessWatch([sup_pid, *([int(wd_pid)] if wd_pid else []), *agents])
+        except FleetNotRunning:  # it was already on its way out
+            click.echo(f"no fleet is running in {ctx.fleet_dir}")
+            return
+        except FleetError as exc:
+            fail(str(exc))
+            return
+        d = st.get("daemon") or {"pid": st.get("pid")}
+        sup_pid = int(d["pid"])
+        wd_pid = d.get("watchdog_pid")
+        agents = [int(a["pid"]) for a in st.get("agents", []) if a.get("pid")]
+        watch = ProcessWatch([sup_pid, *([int(wd_pid)] if wd_pid else []), *agents])
+        # If the reply never comes (a supervisor whose loop hangs), the wait below
+        # decides: SIGKILL after the grace, and the watchdog kills the agents.
+        with contextlib.suppress(FleetError):
             client.call("shutdown")
-    except FleetNotRunning:  # it was already on its way out
-        click.echo(f"no fleet is running in {ctx.fleet_dir}")
-        return
-    except FleetError as exc:
-        fail(str(exc))
-        return
     try:
         grace = float(d.get("stop_grace_s") or 0.0)
         left = watch.wait([sup_pid], timeout if timeout is not None else grace + DOWN_MARGIN_S)
