@@ -168,3 +168,39 @@ def test_policy_show_shows_the_policy_in_force_and_the_error_on_disk(tmp_path: P
         assert r.returncode == 1 and "policies/ops.toml:2:1" in r.stderr
     finally:
         fleet_cmd(d, "down")
+
+
+def test_what_the_console_shows_has_a_command(tmp_path: Path):
+    d = write_fleet(
+        tmp_path / "f",
+        """
+        [[agent]]
+        name = "anomaly-watch"
+        command = ["sleep", "1000"]
+
+        [[agent]]
+        name = "crashy"
+        command = ["sh", "-c", "exit 3"]
+        [agent.restart]
+        max_restarts = 1
+        backoff_initial_s = 0.05
+        """,
+    )
+    try:
+        assert up(d).returncode == 0
+        wait_until(lambda: "crash_loop" in fleet_cmd(d, "alerts").stdout, 30, "the crash-loop alert")
+        r = fleet_cmd(d, "alerts", "--open")
+        assert r.returncode == 0 and "crashy  error  crash_loop  open" in r.stdout and "1 open" in r.stdout, r
+        assert json.loads(fleet_cmd(d, "alerts", "--json").stdout)["open"] == 1
+        r = fleet_cmd(d, "events", "--kind", "state", "--agent", "crashy")
+        assert r.returncode == 0 and "crash-loop" in r.stdout and "anomaly-watch" not in r.stdout, r
+        assert fleet_cmd(d, "usage").stdout == "no LLM calls yet\n"
+        assert fleet_cmd(d, "metrics").stdout == "no metrics yet\n"
+        r = fleet_cmd(d, "pause", "anomaly-wach")
+        assert r.returncode == 1 and "did you mean 'anomaly-watch'?" in r.stderr, r
+        r = fleet_cmd(d, "policy", "set", "anomaly-watch", "budget.usd_per_day", "0.5")
+        assert r.returncode == 0 and "applied by the running fleet" in r.stdout, r
+        wait_until(lambda: "0.5" in next(line for line in fleet_cmd(d, "policy", "show", "anomaly-watch").stdout
+                                         .splitlines() if "usd_per_day" in line), 10, "the override in force")
+    finally:
+        fleet_cmd(d, "down")
