@@ -481,9 +481,10 @@ def test_sdk_bad_request(server: DialectServer) -> None:
 
 def test_sdk_mid_stream_error(server: DialectServer) -> None:
     server.canned = [Canned(chunks=chunks(["partial"]), error=("provider", "x"), stream_error_after=2)]
-    with pytest.raises(anthropic.APIStatusError) as info, _client(server).messages.stream(
-        model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}]
-    ) as stream:
+    with (
+        pytest.raises(anthropic.APIStatusError) as info,
+        _client(server).messages.stream(model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}]) as stream,
+    ):
         for _ in stream:
             pass
     assert "mid-stream" in str(info.value)

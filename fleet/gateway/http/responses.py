@@ -1,0 +1,689 @@
+"""OpenAI Responses (``POST /v1/responses``) as a :class:`~fleet.gateway.http.dialect.Dialect`.
+
+The API of the OpenAI Agents SDK and Codex, translated to the canonical Chat
+Completions form and back. Written by hand, not with litellm's
+``LiteLLMCompletionResponsesConfig``: importing it imports all of litellm
+(2.7 s measured; the server imports this module in the supervisor), and its
+streaming iterator wraps litellm's own stream objects where the gateway yields
+plain dicts.
+
+The gateway keeps no conversation state, so what needs it is refused with a
+clear 400 (``previous_response_id``, ``conversation``, ``background``, hosted
+tools such as ``web_search`` that only OpenAI runs); ``store`` is accepted and
+answered ``false``. ``reasoning`` items in the input are skipped, ``developer``
+messages become system messages, and Codex's freeform ``custom`` tools travel
+as function tools with one string argument ``input`` and come back as
+``custom_tool_call`` items.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from fleet.gateway.http.dialect import BadRequest, ChatRequest, ErrorKind
+
+#: OpenAI's error ``type`` and ``code`` for each kind (the server sets the status).
+ERROR_TYPES: Mapping[ErrorKind, tuple[str, str | None]] = {
+    "invalid_request": ("invalid_request_error", None),
+    "authentication": ("invalid_request_error", "invalid_api_key"),
+    "permission": ("permission_error", "permission_denied"),
+    "not_found": ("invalid_request_error", "not_found"),
+    "too_large": ("invalid_request_error", "request_too_large"),
+    "rate_limit": ("rate_limit_error", "rate_limit_exceeded"),
+    "budget": ("insufficient_quota", "insufficient_quota"),
+    "provider": ("server_error", "provider_error"),
+    "timeout": ("server_error", "timeout"),
+    "unavailable": ("server_error", "unavailable"),
+}
+
+#: The parameter a custom (freeform) tool's text travels in, as a function tool.
+CUSTOM_INPUT = "input"
+
+_CUSTOM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {CUSTOM_INPUT: {"type": "string", "description": "The tool's raw input."}},
+    "required": [CUSTOM_INPUT],
+    "additionalProperties": False,
+}
+_SKIPPED_ITEMS = frozenset({"reasoning", "compaction"})
+_STATELESS = "this gateway keeps no responses: send the whole conversation in `input` (store=false)"
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def _new_id(prefix: str) -> str:
+    return prefix + os.urandom(12).hex()
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    if isinstance(obj, dict):
+        return obj
+    dump = getattr(obj, "model_dump", None)
+    if dump is not None:  # a litellm ModelResponse slipped through
+        return dump()
+    raise TypeError(f"expected a chat completion dict, got {type(obj).__name__}")
+
+
+# --------------------------------------------------------------------------- request
+
+
+def _content_parts(content: Any, where: str) -> str | list[dict[str, Any]]:
+    """Responses message content (a string or input/output parts) as Chat Completions content."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise BadRequest(f"{where}: expected a string or a list of content parts", where)
+    parts: list[dict[str, Any]] = []
+    for i, part in enumerate(content):
+        sub = f"{where}[{i}]"
+        if not isinstance(part, dict):
+            raise BadRequest(f"{sub}: expected an object", sub)
+        kind = part.get("type")
+        if kind in ("input_text", "output_text", "text", "summary_text"):
+            text = part.get("text")
+            if not isinstance(text, str):
+                raise BadRequest(f"{sub}.text: expected a string", f"{sub}.text")
+            parts.append({"type": "text", "text": text})
+        elif kind == "refusal":
+            parts.append({"type": "text", "text": str(part.get("refusal", ""))})
+        elif kind == "input_image":
+            url = part.get("image_url")
+            if not isinstance(url, str):
+                raise BadRequest(f"{sub}.image_url: a URL or data URL is required (no file_id here)", sub)
+            image: dict[str, Any] = {"url": url}
+            if part.get("detail") in ("low", "high", "auto"):
+                image["detail"] = part["detail"]
+            parts.append({"type": "image_url", "image_url": image})
+        elif kind == "input_file":
+            data = part.get("file_data")
+            if not isinstance(data, str):
+                raise BadRequest(f"{sub}.file_data: required (no file_id here)", sub)
+            file: dict[str, Any] = {"file_data": data}
+            if isinstance(part.get("filename"), str):
+                file["filename"] = part["filename"]
+            parts.append({"type": "file", "file": file})
+        else:
+            raise BadRequest(f"{sub}.type: unsupported content part {kind!r}", f"{sub}.type")
+    if all(p["type"] == "text" for p in parts):
+        return "".join(p["text"] for p in parts) if len(parts) != 1 else parts[0]["text"]
+    return parts
+
+
+def _output_text(output: Any, where: str) -> str | list[dict[str, Any]]:
+    if isinstance(output, str):
+        return output
+    return _content_parts(output, where)
+
+
+def _assistant_for_call(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The assistant message a function call joins: the previous one, or a new one."""
+    last = messages[-1] if messages else None
+    if last is not None and last["role"] == "assistant":
+        return last
+    message: dict[str, Any] = {"role": "assistant", "content": None}
+    messages.append(message)
+    return message
+
+
+def _input_items(items: list[Any], messages: list[dict[str, Any]]) -> None:
+    for i, item in enumerate(items):
+        where = f"input[{i}]"
+        if not isinstance(item, dict):
+            raise BadRequest(f"{where}: expected an object", where)
+        kind = item.get("type", "message")
+        if kind == "message":
+            role = item.get("role")
+            if role not in ("user", "assistant", "system", "developer"):
+                raise BadRequest(f"{where}.role: expected user, assistant, system or developer", f"{where}.role")
+            content = _content_parts(item.get("content"), f"{where}.content")
+            if role == "assistant":
+                if isinstance(content, list):
+                    content = "".join(p.get("text", "") for p in content)
+                messages.append({"role": "assistant", "content": content})
+            else:
+                messages.append({"role": "system" if role == "developer" else role, "content": content})
+        elif kind in ("function_call", "custom_tool_call"):
+            call_id, name = item.get("call_id"), item.get("name")
+            if not isinstance(call_id, str) or not isinstance(name, str):
+                raise BadRequest(f"{where}: {kind} needs call_id and name", where)
+            if kind == "function_call":
+                arguments = item.get("arguments")
+                if not isinstance(arguments, str):
+                    raise BadRequest(f"{where}.arguments: expected a JSON string", f"{where}.arguments")
+            else:
+                arguments = _dumps({CUSTOM_INPUT: str(item.get("input", ""))})
+            message = _assistant_for_call(messages)
+            message.setdefault("tool_calls", []).append(
+                {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+            )
+        elif kind in ("function_call_output", "custom_tool_call_output"):
+            call_id = item.get("call_id")
+            if not isinstance(call_id, str):
+                raise BadRequest(f"{where}.call_id: required", f"{where}.call_id")
+            output = _output_text(item.get("output", ""), f"{where}.output")
+            messages.append({"role": "tool", "tool_call_id": call_id, "content": output})
+        elif kind in _SKIPPED_ITEMS:
+            continue
+        elif kind == "item_reference":
+            raise BadRequest(f"{where}: item_reference needs stored items; {_STATELESS}", where)
+        else:
+            raise BadRequest(f"{where}.type: unsupported input item {kind!r}", f"{where}.type")
+
+
+def _tools(tools: Any, custom: list[str]) -> list[dict[str, Any]]:
+    if not isinstance(tools, list):
+        raise BadRequest("tools: expected a list", "tools")
+    out: list[dict[str, Any]] = []
+    for i, tool in enumerate(tools):
+        where = f"tools[{i}]"
+        if not isinstance(tool, dict):
+            raise BadRequest(f"{where}: expected an object", where)
+        kind, name = tool.get("type"), tool.get("name")
+        if kind not in ("function", "custom"):
+            raise BadRequest(
+                f"{where}.type: hosted tool {kind!r} is not available through the fleet gateway; "
+                "only function and custom tools are",
+                f"{where}.type",
+            )
+        if not isinstance(name, str) or not name:
+            raise BadRequest(f"{where}.name: required", f"{where}.name")
+        function: dict[str, Any] = {"name": name}
+        if isinstance(tool.get("description"), str):
+            function["description"] = tool["description"]
+        if kind == "function":
+            parameters = tool.get("parameters")
+            if parameters is not None and not isinstance(parameters, dict):
+                raise BadRequest(f"{where}.parameters: expected a JSON schema object", f"{where}.parameters")
+            function["parameters"] = parameters or {"type": "object", "properties": {}}
+            if isinstance(tool.get("strict"), bool):
+                function["strict"] = tool["strict"]
+        else:
+            custom.append(name)
+            function["parameters"] = _CUSTOM_SCHEMA
+        out.append({"type": "function", "function": function})
+    return out
+
+
+def _tool_choice(choice: Any) -> str | dict[str, Any]:
+    if choice in ("auto", "none", "required"):
+        return choice
+    if isinstance(choice, dict):
+        kind = choice.get("type")
+        if kind in ("function", "custom") and isinstance(choice.get("name"), str):
+            return {"type": "function", "function": {"name": choice["name"]}}
+        if kind == "allowed_tools" and choice.get("mode") in ("auto", "required"):
+            return choice["mode"]
+    raise BadRequest("tool_choice: expected auto, none, required or a function/custom tool by name", "tool_choice")
+
+
+def _response_format(text: Any) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    if not isinstance(text, dict):
+        raise BadRequest("text: expected an object", "text")
+    fmt = text.get("format")
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict):
+        raise BadRequest("text.format: expected an object", "text.format")
+    kind = fmt.get("type")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return {"type": "json_object"}
+    if kind == "json_schema":
+        schema, name = fmt.get("schema"), fmt.get("name")
+        if not isinstance(schema, dict) or not isinstance(name, str):
+            raise BadRequest("text.format: json_schema needs name and schema", "text.format")
+        spec: dict[str, Any] = {"name": name, "schema": schema}
+        if isinstance(fmt.get("strict"), bool):
+            spec["strict"] = fmt["strict"]
+        if isinstance(fmt.get("description"), str):
+            spec["description"] = fmt["description"]
+        return {"type": "json_schema", "json_schema": spec}
+    raise BadRequest(f"text.format.type: unknown {kind!r}", "text.format.type")
+
+
+def _number(body: Mapping[str, Any], key: str) -> float | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadRequest(f"{key}: expected a number", key)
+    return value
+
+
+def parse_responses_body(body: Any) -> ChatRequest:
+    """Translate a Responses request body to canonical form; what must be echoed goes in ``extra``."""
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise BadRequest("model: required", "model")
+    for key in ("previous_response_id", "conversation"):
+        if body.get(key):
+            raise BadRequest(f"{key} is not supported: {_STATELESS}", key)
+    if body.get("background"):
+        raise BadRequest("background is not supported: the gateway answers in the request", "background")
+
+    messages: list[dict[str, Any]] = []
+    instructions = body.get("instructions")
+    if instructions is not None:
+        if not isinstance(instructions, str):
+            raise BadRequest("instructions: expected a string", "instructions")
+        if instructions:
+            messages.append({"role": "system", "content": instructions})
+    given = body.get("input")
+    if isinstance(given, str):
+        messages.append({"role": "user", "content": given})
+    elif isinstance(given, list):
+        _input_items(given, messages)
+    else:
+        raise BadRequest("input: required, a string or a list of items", "input")
+    if not any(m["role"] != "system" for m in messages):
+        raise BadRequest("input: no message to answer", "input")
+
+    params: dict[str, Any] = {}
+    max_out = body.get("max_output_tokens")
+    if max_out is not None:
+        if isinstance(max_out, bool) or not isinstance(max_out, int) or max_out < 1:
+            raise BadRequest("max_output_tokens: expected an integer of at least 1", "max_output_tokens")
+        params["max_tokens"] = max_out
+    for key in ("temperature", "top_p"):
+        value = _number(body, key)
+        if value is not None:
+            params[key] = value
+    custom: list[str] = []
+    tools = body.get("tools")
+    if tools:
+        params["tools"] = _tools(tools, custom)
+        if body.get("tool_choice") is not None:
+            params["tool_choice"] = _tool_choice(body["tool_choice"])
+        if isinstance(body.get("parallel_tool_calls"), bool):
+            params["parallel_tool_calls"] = body["parallel_tool_calls"]
+    response_format = _response_format(body.get("text"))
+    if response_format is not None:
+        params["response_format"] = response_format
+    user = body.get("safety_identifier") or body.get("user")
+    if isinstance(user, str) and user:
+        params["user"] = user
+    metadata = body.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise BadRequest("metadata: expected an object", "metadata")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise BadRequest("stream: expected a boolean", "stream")
+
+    echo = {
+        "instructions": instructions,
+        "metadata": metadata or {},
+        "max_output_tokens": max_out,
+        "parallel_tool_calls": body.get("parallel_tool_calls", True) is not False,
+        "temperature": params.get("temperature", 1.0),
+        "top_p": params.get("top_p", 1.0),
+        "tool_choice": body.get("tool_choice", "auto"),
+        "tools": tools or [],
+        "text": body.get("text") or {"format": {"type": "text"}},
+        "reasoning": body.get("reasoning"),
+        "user": body.get("user"),
+    }
+    return ChatRequest(
+        model=model,
+        messages=messages,
+        params=params,
+        stream=stream,
+        include_usage=True,
+        extra={"echo": echo, "custom_tools": custom},
+    )
+
+
+# --------------------------------------------------------------------------- response
+
+
+def _usage(usage: Any) -> dict[str, Any]:
+    usage = usage if isinstance(usage, Mapping) else {}
+    prompt = int(usage.get("prompt_tokens") or 0)
+    completion = int(usage.get("completion_tokens") or 0)
+    prompt_details = usage.get("prompt_tokens_details")
+    output_details = usage.get("completion_tokens_details")
+    cached = int(prompt_details.get("cached_tokens") or 0) if isinstance(prompt_details, Mapping) else 0
+    reasoning = int(output_details.get("reasoning_tokens") or 0) if isinstance(output_details, Mapping) else 0
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
+        "output_tokens": completion,
+        "output_tokens_details": {"reasoning_tokens": reasoning},
+        "total_tokens": prompt + completion,
+    }
+
+
+def _status(finish: Any) -> tuple[str, dict[str, str] | None]:
+    if finish == "length":
+        return "incomplete", {"reason": "max_output_tokens"}
+    if finish == "content_filter":
+        return "incomplete", {"reason": "content_filter"}
+    return "completed", None
+
+
+def _response(
+    req: ChatRequest,
+    rid: str,
+    created: int,
+    status: str,
+    output: list[dict[str, Any]],
+    usage: Any,
+    incomplete: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The Response object, with every field the typed client model requires."""
+    echo = req.extra.get("echo") or {}
+    return {
+        "id": rid,
+        "object": "response",
+        "created_at": created,
+        "status": status,
+        "error": None,
+        "incomplete_details": incomplete,
+        "instructions": echo.get("instructions"),
+        "max_output_tokens": echo.get("max_output_tokens"),
+        "metadata": echo.get("metadata", {}),
+        "model": req.model,
+        "output": output,
+        "parallel_tool_calls": echo.get("parallel_tool_calls", True),
+        "previous_response_id": None,
+        "reasoning": echo.get("reasoning"),
+        "store": False,
+        "temperature": echo.get("temperature", 1.0),
+        "text": echo.get("text", {"format": {"type": "text"}}),
+        "tool_choice": echo.get("tool_choice", "auto"),
+        "tools": echo.get("tools", []),
+        "top_p": echo.get("top_p", 1.0),
+        "truncation": "disabled",
+        "usage": usage,
+        "user": echo.get("user"),
+    }
+
+
+def _message_item(item_id: str, text: str, status: str) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "id": item_id,
+        "status": status,
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
+    }
+
+
+def _call_item(req: ChatRequest, item_id: str, call_id: str, name: str, arguments: str, status: str) -> dict[str, Any]:
+    """A function_call item, or a custom_tool_call for a tool the request declared as custom."""
+    if name in (req.extra.get("custom_tools") or ()):
+        try:
+            value = json.loads(arguments) if arguments else {}
+        except ValueError:
+            value = arguments
+        text = value.get(CUSTOM_INPUT, "") if isinstance(value, dict) else str(value)
+        return {
+            "type": "custom_tool_call",
+            "id": item_id,
+            "call_id": call_id,
+            "name": name,
+            "input": text if isinstance(text, str) else _dumps(text),
+            "status": status,
+        }
+    return {
+        "type": "function_call",
+        "id": item_id,
+        "call_id": call_id,
+        "name": name,
+        "arguments": arguments,
+        "status": status,
+    }
+
+
+def render_response(req: ChatRequest, completion: Any) -> dict[str, Any]:
+    """A canonical chat completion as a Responses ``Response``."""
+    data = _as_dict(completion)
+    choices = data.get("choices") or [{}]
+    choice = choices[0] if isinstance(choices[0], Mapping) else {}
+    message = choice.get("message") or {}
+    status, incomplete = _status(choice.get("finish_reason"))
+    item_status = "completed" if status == "completed" else "incomplete"
+    output: list[dict[str, Any]] = []
+    text = message.get("content")
+    if isinstance(text, list):
+        text = "".join(str(p.get("text", "")) for p in text if isinstance(p, Mapping))
+    if text:
+        output.append(_message_item(_new_id("msg_"), text, item_status))
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") or {}
+        arguments = function.get("arguments")
+        if not isinstance(arguments, str):
+            arguments = _dumps(arguments or {})
+        output.append(
+            _call_item(
+                req,
+                _new_id("fc_"),
+                call.get("id") or _new_id("call_"),
+                function.get("name", ""),
+                arguments,
+                "completed",
+            )
+        )
+    return _response(req, _new_id("resp_"), int(time.time()), status, output, _usage(data.get("usage")), incomplete)
+
+
+# --------------------------------------------------------------------------- stream
+
+
+class _StreamWriter:
+    """Numbers the events of one streamed response and frames them as SSE."""
+
+    def __init__(self) -> None:
+        self.sequence = 0
+
+    def event(self, kind: str, **fields: Any) -> bytes:
+        data = {"type": kind, "sequence_number": self.sequence, **fields}
+        self.sequence += 1
+        return f"event: {kind}\ndata: {_dumps(data)}\n\n".encode()
+
+
+async def render_events(req: ChatRequest, chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    """Canonical chunks as Responses SSE events, numbered from 0.
+
+    ``response.created``, ``response.in_progress``; per output item
+    ``output_item.added``, then for text ``content_part.added``,
+    ``output_text.delta``..., ``output_text.done``, ``content_part.done``, and
+    for a function call ``function_call_arguments.delta``...,
+    ``function_call_arguments.done`` (custom tools: ``custom_tool_call_input``
+    events, sent whole at the end of the call); ``output_item.done``; and last
+    ``response.completed``, or ``response.incomplete`` when the reply was cut
+    at ``max_output_tokens``. Items are sequential: a text item ends when a
+    tool call starts, a call when the next one starts.
+    """
+    out = _StreamWriter()
+    rid, created = _new_id("resp_"), int(time.time())
+    output: list[dict[str, Any]] = []
+    yield out.event("response.created", response=_response(req, rid, created, "in_progress", [], None))
+    yield out.event("response.in_progress", response=_response(req, rid, created, "in_progress", [], None))
+
+    open_item: dict[str, Any] | None = None  # the item being streamed, as it will be when done
+    text_parts: list[str] = []
+    calls: dict[int, dict[str, Any]] = {}  # canonical tool_calls index -> its item
+    arguments: dict[str, list[str]] = {}  # item id -> argument fragments
+    custom = set(req.extra.get("custom_tools") or ())
+    finish: Any = None
+    usage: Any = None
+
+    def close(status: str = "completed") -> list[bytes]:
+        nonlocal open_item
+        item, open_item = open_item, None
+        if item is None:
+            return []
+        index = len(output)
+        frames: list[bytes] = []
+        if item["type"] == "message":
+            text = "".join(text_parts)
+            text_parts.clear()
+            part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+            frames.append(
+                out.event(
+                    "response.output_text.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    content_index=0,
+                    text=text,
+                    logprobs=[],
+                )
+            )
+            frames.append(
+                out.event(
+                    "response.content_part.done", item_id=item["id"], output_index=index, content_index=0, part=part
+                )
+            )
+            done = _message_item(item["id"], text, status)
+        else:
+            joined = "".join(arguments.pop(item["id"], []))
+            done = _call_item(req, item["id"], item["call_id"], item["name"], joined, "completed")
+            if done["type"] == "custom_tool_call":
+                frames.append(
+                    out.event(
+                        "response.custom_tool_call_input.delta",
+                        item_id=item["id"],
+                        output_index=index,
+                        delta=done["input"],
+                    )
+                )
+                frames.append(
+                    out.event(
+                        "response.custom_tool_call_input.done",
+                        item_id=item["id"],
+                        output_index=index,
+                        input=done["input"],
+                    )
+                )
+            else:
+                frames.append(
+                    out.event(
+                        "response.function_call_arguments.done",
+                        item_id=item["id"],
+                        output_index=index,
+                        name=item["name"],
+                        arguments=joined,
+                    )
+                )
+        frames.append(out.event("response.output_item.done", output_index=index, item=done))
+        output.append(done)
+        return frames
+
+    async for raw in chunks:
+        chunk = _as_dict(raw)
+        if chunk.get("usage"):
+            usage = chunk["usage"]
+        for choice in chunk.get("choices") or ():
+            if choice.get("finish_reason"):
+                finish = choice["finish_reason"]
+            delta = choice.get("delta") or {}
+            text = delta.get("content")
+            if text:
+                if open_item is None or open_item["type"] != "message":
+                    for frame in close():
+                        yield frame
+                    open_item = {"type": "message", "id": _new_id("msg_")}
+                    index = len(output)
+                    added = _message_item(open_item["id"], "", "in_progress")
+                    added["content"] = []
+                    yield out.event("response.output_item.added", output_index=index, item=added)
+                    yield out.event(
+                        "response.content_part.added",
+                        item_id=open_item["id"],
+                        output_index=index,
+                        content_index=0,
+                        part={"type": "output_text", "text": "", "annotations": [], "logprobs": []},
+                    )
+                text_parts.append(text)
+                yield out.event(
+                    "response.output_text.delta",
+                    item_id=open_item["id"],
+                    output_index=len(output),
+                    content_index=0,
+                    delta=text,
+                    logprobs=[],
+                )
+            for call in delta.get("tool_calls") or ():
+                position = call.get("index", 0)
+                function = call.get("function") or {}
+                item = calls.get(position)
+                if item is None:
+                    for frame in close():
+                        yield frame
+                    name = function.get("name") or ""
+                    item = {
+                        "type": "custom_tool_call" if name in custom else "function_call",
+                        "id": _new_id("ctc_" if name in custom else "fc_"),
+                        "call_id": call.get("id") or _new_id("call_"),
+                        "name": name,
+                    }
+                    calls[position] = open_item = item
+                    arguments[item["id"]] = []
+                    added = _call_item(req, item["id"], item["call_id"], name, "", "in_progress")
+                    yield out.event("response.output_item.added", output_index=len(output), item=added)
+                fragment = function.get("arguments")
+                if fragment and item["id"] in arguments:
+                    arguments[item["id"]].append(fragment)
+                    if item["type"] == "function_call" and item is open_item:
+                        yield out.event(
+                            "response.function_call_arguments.delta",
+                            item_id=item["id"],
+                            output_index=len(output),
+                            delta=fragment,
+                        )
+    status, incomplete = _status(finish)
+    for frame in close("completed" if status == "completed" else "incomplete"):
+        yield frame
+    final = _response(req, rid, created, status, output, _usage(usage), incomplete)
+    yield out.event("response.completed" if status == "completed" else "response.incomplete", response=final)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def error_body(kind: ErrorKind, message: str, param: str | None = None) -> dict[str, Any]:
+    """OpenAI's error shape: ``{"error": {"message", "type", "param", "code"}}``."""
+    kind_type, code = ERROR_TYPES.get(kind, ("server_error", None))
+    return {"error": {"message": message, "type": kind_type, "param": param, "code": code}}
+
+
+def stream_error_frame(kind: ErrorKind, message: str) -> bytes:
+    """A stream's ``error`` event. The renderer's numbering is not known here: ``sequence_number`` is 0."""
+    _, code = ERROR_TYPES.get(kind, ("server_error", None))
+    data = {"type": "error", "code": code or kind, "message": message, "param": None, "sequence_number": 0}
+    return f"event: error\ndata: {_dumps(data)}\n\n".encode()
+
+
+class OpenAIResponses:
+    """The OpenAI Responses API, stateless; see the module docstring."""
+
+    name = "openai.responses"
+
+    def parse(self, body: Any) -> ChatRequest:
+        return parse_responses_body(body)
+
+    def render(self, req: ChatRequest, completion: dict[str, Any]) -> dict[str, Any]:
+        return render_response(req, completion)
+
+    def render_stream(self, req: ChatRequest, chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+        return render_events(req, chunks)
+
+    def error(self, kind: ErrorKind, message: str, param: str | None = None) -> dict[str, Any]:
+        return error_body(kind, message, param)
+
+    def stream_error(self, kind: ErrorKind, message: str) -> bytes:
+        return stream_error_frame(kind, message)
+
+
+DIALECT = OpenAIResponses()
