@@ -601,7 +601,8 @@ class AnthropicMessages:
     def error(self, kind: ErrorKind, message: str, param: str | None = None) -> dict[str, Any]:
         return error_body(kind, message)
 
-    def stream_error(self, kind: ErrorKind, message: str) -> bytes:
+    def stream_error(self, kind: ErrorKind, message: str, req: ChatRequest | None = None) -> bytes:
+        """An ``error`` event, which the SDKs raise as an API error; ``req`` is not needed here."""
         return _frame("error", error_body(kind, message))
 
     def count_tokens(self, body: Any, counter: TokenCounter | None = None) -> dict[str, int]:

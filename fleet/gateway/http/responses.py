@@ -40,6 +40,13 @@ ERROR_TYPES: Mapping[ErrorKind, tuple[str, str | None]] = {
     "unavailable": ("server_error", "unavailable"),
 }
 
+#: ``response.error.code`` of a failed stream (Codex reads ``insufficient_quota`` as final, not retryable).
+STREAM_ERROR_CODES: Mapping[ErrorKind, str] = {
+    "rate_limit": "rate_limit_exceeded",
+    "budget": "insufficient_quota",
+    "invalid_request": "invalid_prompt",
+}
+
 #: The parameter a custom (freeform) tool's text travels in, as a function tool.
 CUSTOM_INPUT = "input"
 
@@ -481,15 +488,27 @@ def render_response(req: ChatRequest, completion: Any) -> dict[str, Any]:
 
 
 class _StreamWriter:
-    """Numbers the events of one streamed response and frames them as SSE."""
+    """Numbers the events of one streamed response and frames them as SSE.
 
-    def __init__(self) -> None:
+    It is kept in ``req.extra[STREAM_STATE]`` so that :func:`stream_error_frame`,
+    given the request, ends a broken stream with a ``response.failed`` that
+    continues the numbering, names the same response and keeps its output.
+    """
+
+    def __init__(self, rid: str, created: int) -> None:
+        self.rid = rid
+        self.created = created
         self.sequence = 0
+        self.output: list[dict[str, Any]] = []
 
     def event(self, kind: str, **fields: Any) -> bytes:
         data = {"type": kind, "sequence_number": self.sequence, **fields}
         self.sequence += 1
         return f"event: {kind}\ndata: {_dumps(data)}\n\n".encode()
+
+
+#: Where :func:`render_events` leaves its :class:`_StreamWriter` in ``req.extra``.
+STREAM_STATE = "responses.stream"
 
 
 async def render_events(req: ChatRequest, chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
@@ -505,9 +524,10 @@ async def render_events(req: ChatRequest, chunks: AsyncIterator[dict[str, Any]])
     at ``max_output_tokens``. Items are sequential: a text item ends when a
     tool call starts, a call when the next one starts.
     """
-    out = _StreamWriter()
     rid, created = _new_id("resp_"), int(time.time())
-    output: list[dict[str, Any]] = []
+    out = _StreamWriter(rid, created)
+    req.extra[STREAM_STATE] = out
+    output = out.output
     yield out.event("response.created", response=_response(req, rid, created, "in_progress", [], None))
     yield out.event("response.in_progress", response=_response(req, rid, created, "in_progress", [], None))
 
@@ -658,11 +678,35 @@ def error_body(kind: ErrorKind, message: str, param: str | None = None) -> dict[
     return {"error": {"message": message, "type": kind_type, "param": param, "code": code}}
 
 
-def stream_error_frame(kind: ErrorKind, message: str) -> bytes:
-    """A stream's ``error`` event. The renderer's numbering is not known here: ``sequence_number`` is 0."""
-    _, code = ERROR_TYPES.get(kind, ("server_error", None))
-    data = {"type": "error", "code": code or kind, "message": message, "param": None, "sequence_number": 0}
-    return f"event: error\ndata: {_dumps(data)}\n\n".encode()
+def stream_error_frame(kind: ErrorKind, message: str, req: ChatRequest | None = None) -> bytes:
+    """A ``response.failed`` event ending a stream that broke after it began.
+
+    ``response.failed`` rather than ``error``: it is the terminal event that
+    Codex, the Agents SDK and the ``openai`` stream helper all treat as the end
+    of a failed response (Codex ignores ``error``). Given the request the stream
+    was rendered for, it continues that stream's numbering and names its
+    response; without, it starts a failed response of its own at sequence 0.
+    """
+    state = req.extra.get(STREAM_STATE) if req is not None else None
+    if not isinstance(state, _StreamWriter):
+        state = _StreamWriter(_new_id("resp_"), int(time.time()))
+    code = STREAM_ERROR_CODES.get(kind, "server_error")
+    if req is not None:
+        response = _response(req, state.rid, state.created, "failed", state.output, None)
+    else:
+        response = {
+            "id": state.rid,
+            "object": "response",
+            "created_at": state.created,
+            "status": "failed",
+            "output": [],
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+            "model": "",
+        }
+    response["error"] = {"code": code, "message": message}
+    return state.event("response.failed", response=response)
 
 
 class OpenAIResponses:
@@ -682,8 +726,9 @@ class OpenAIResponses:
     def error(self, kind: ErrorKind, message: str, param: str | None = None) -> dict[str, Any]:
         return error_body(kind, message, param)
 
-    def stream_error(self, kind: ErrorKind, message: str) -> bytes:
-        return stream_error_frame(kind, message)
+    def stream_error(self, kind: ErrorKind, message: str, req: ChatRequest | None = None) -> bytes:
+        """``req``, an extension of the protocol: the request whose stream broke (see :func:`stream_error_frame`)."""
+        return stream_error_frame(kind, message, req)
 
 
 DIALECT = OpenAIResponses()

@@ -103,7 +103,7 @@ class DialectServer:
                 await response.write(frame)
         except RuntimeError as exc:
             kind, _ = canned.error or ("provider", "")
-            await response.write(self.dialect.stream_error(kind, str(exc)))
+            await response.write(self.dialect.stream_error(kind, str(exc), req))  # type: ignore[call-arg]
         await response.write_eof()
         return response
 

@@ -268,8 +268,6 @@ def test_error_shapes() -> None:
         "error": {"message": "bad", "type": "invalid_request_error", "param": "input", "code": None}
     }
     assert DIALECT.error("budget", "spent")["error"]["code"] == "insufficient_quota"
-    frame = DIALECT.stream_error("provider", "down").decode()
-    assert frame.startswith("event: error\n") and json.loads(frame.split("data: ")[1])["message"] == "down"
 
 
 # ------------------------------------------------------------------ round trips through the clients
@@ -399,11 +397,39 @@ def test_client_bad_request(server: DialectServer) -> None:
     assert "keeps no responses" in info.value.message
 
 
-def test_client_mid_stream_error_event(server: DialectServer) -> None:
+def test_client_mid_stream_failure(server: DialectServer) -> None:
+    """A stream that breaks ends in ``response.failed``, numbered on from the stream, with its output so far."""
     server.canned = [Canned(chunks=chunks(["partial"]), error=("provider", "x"), stream_error_after=2)]
     events = list(_client(server).responses.create(model="gpt-4o", input="x", stream=True))
-    assert events[-1].type == "error"
-    assert "mid-stream" in events[-1].message  # type: ignore[union-attr]
+    failed = events[-1]
+    assert failed.type == "response.failed"
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert failed.response.id == events[0].response.id  # type: ignore[union-attr]
+    assert failed.response.status == "failed"  # type: ignore[union-attr]
+    assert failed.response.error is not None and "mid-stream" in failed.response.error.message  # type: ignore[union-attr]
+
+
+def test_stream_error_without_the_request() -> None:
+    frame = DIALECT.stream_error("budget", "spent").decode()
+    data = json.loads(frame.split("data: ", 1)[1])
+    assert frame.startswith("event: response.failed\n")
+    assert data["response"]["error"] == {"code": "insufficient_quota", "message": "spent"}
+
+
+async def test_agents_sdk_raises_on_a_failed_stream(server: DialectServer) -> None:
+    from agents import Agent, OpenAIResponsesModel, Runner, set_tracing_disabled
+    from agents.exceptions import AgentsException
+
+    set_tracing_disabled(True)
+    server.requests.clear()
+    server.canned = [Canned(chunks=chunks(["partial"]), error=("provider", "x"), stream_error_after=2)]
+    client = openai.AsyncOpenAI(base_url=server.base_url + "/v1", api_key="t", max_retries=0)
+    agent = Agent(name="a", model=OpenAIResponsesModel(model="gpt-4o", openai_client=client))
+    streamed = Runner.run_streamed(agent, "hi")
+    with pytest.raises(AgentsException, match="mid-stream"):
+        async for _ in streamed.stream_events():
+            pass
+    await client.close()
 
 
 # ------------------------------------------------------------------ the OpenAI Agents SDK
