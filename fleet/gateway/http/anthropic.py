@@ -198,6 +198,10 @@ def _user_turn(content: Any, where: str) -> list[dict[str, Any]]:
             parts.append(_image_part(block.get("source"), sub))
         elif kind == "document":
             parts.append(_document_part(block.get("source"), sub))
+        elif kind == "search_result":
+            text = _text_of_blocks(block.get("content") or [], f"{sub}.content")
+            title, url = block.get("title", ""), block.get("source", "")
+            parts.append({"type": "text", "text": f"{title} ({url})\n{text}" if title or url else text})
         elif kind == "tool_result":
             call_id = block.get("tool_use_id")
             if not isinstance(call_id, str) or not call_id:
@@ -366,9 +370,8 @@ def parse_messages_body(body: Any, *, require_max_tokens: bool = True) -> ChatRe
     if metadata is not None:
         if not isinstance(metadata, dict):
             raise BadRequest("metadata: expected an object", "metadata")
-        user = metadata.get("user_id")
-        if isinstance(user, str) and user:
-            params["user"] = user
+        # Kept, not sent as ``user``: Claude Code's user_id is longer than some providers accept there.
+        extra["metadata"] = metadata
     output_format = body.get("output_format")
     if isinstance(output_format, dict) and output_format.get("type") == "json_schema":
         schema = output_format.get("schema")

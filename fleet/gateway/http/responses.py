@@ -276,6 +276,8 @@ def parse_responses_body(body: Any) -> ChatRequest:
     for key in ("previous_response_id", "conversation"):
         if body.get(key):
             raise BadRequest(f"{key} is not supported: {_STATELESS}", key)
+    if body.get("prompt"):
+        raise BadRequest("prompt templates are not supported: they are stored by OpenAI; send instructions", "prompt")
     if body.get("background"):
         raise BadRequest("background is not supported: the gateway answers in the request", "background")
 

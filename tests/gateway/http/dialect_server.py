@@ -78,6 +78,12 @@ class DialectServer:
         self.headers.append({k.lower(): v for k, v in request.headers.items()})
         body = await request.json()
         self.bodies.append(body)
+        count = getattr(self.dialect, "count_tokens", None)
+        if request.path.endswith("/count_tokens") and count is not None:
+            try:
+                return web.json_response(count(body))
+            except BadRequest as exc:
+                return self._error("invalid_request", str(exc), exc.param)
         try:
             req = self.dialect.parse(body)
         except BadRequest as exc:

@@ -121,7 +121,7 @@ def test_parse_claude_code_shape() -> None:
     assert [t["function"]["name"] for t in req.params["tools"]] == ["Bash"]  # the server tool is dropped
     assert req.params["tools"][0]["function"]["parameters"]["required"] == ["command"]
     assert req.params["tool_choice"] == "auto"
-    assert req.params["user"] == "user_abc"
+    assert req.extra["metadata"] == {"user_id": "user_abc"} and "user" not in req.params
     assert req.params["temperature"] == 1
     assert "top_k" not in req.params and "thinking" not in req.params
 
@@ -173,6 +173,29 @@ def test_parse_images_and_errors_in_tool_results() -> None:
     assert req.messages[0]["content"][0] == {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAA"}}
     assert req.messages[1]["content"] is None
     assert req.messages[2] == {"role": "tool", "tool_call_id": "t1", "content": "Error: boom"}
+
+
+def test_parse_search_result_and_document_blocks() -> None:
+    req = DIALECT.parse(
+        _body(
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "search_result",
+                            "title": "Docs",
+                            "source": "https://example.org/d",
+                            "content": [{"type": "text", "text": "the answer is 4"}],
+                        },
+                        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "notes"}},
+                    ],
+                }
+            ]
+        )
+    )
+    texts = [p["text"] for p in req.messages[0]["content"]]
+    assert texts == ["Docs (https://example.org/d)\nthe answer is 4", "notes"]
 
 
 @pytest.mark.parametrize(
@@ -491,13 +514,16 @@ def test_sdk_mid_stream_error(server: DialectServer) -> None:
 
 
 def test_sdk_count_tokens(server: DialectServer) -> None:
-    """The server answers count_tokens with :func:`count_tokens`; here the SDK's call shape is checked."""
-    server.bodies.clear()
-    server.canned = [Canned(completion=completion("x"))]
-    body = {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "count me"}], "tools": TOOLS}
-    assert count_tokens(body)["input_tokens"] > 0
-    # The SDK's count_tokens request (no max_tokens) parses with require_max_tokens off.
+    """The SDK's count_tokens call (no max_tokens) is answered by :func:`count_tokens` as the server will."""
     client = _client(server)
-    with pytest.raises(anthropic.BadRequestError):  # the test server routes it through parse(), which needs max_tokens
-        client.messages.count_tokens(model="claude-sonnet-4-5", messages=[{"role": "user", "content": "count me"}])
-    assert count_tokens(server.bodies[-1])["input_tokens"] > 0
+    small = client.messages.count_tokens(model="claude-sonnet-4-5", messages=[{"role": "user", "content": "count me"}])
+    assert isinstance(small, anthropic.types.MessageTokensCount) and small.input_tokens > 0
+    big = client.messages.count_tokens(
+        model="claude-sonnet-4-5",
+        system="You are terse.",
+        tools=TOOLS,  # type: ignore[arg-type]
+        messages=[{"role": "user", "content": "count me " * 100}],
+    )
+    assert big.input_tokens > small.input_tokens + 100
+    with pytest.raises(anthropic.BadRequestError):
+        client.messages.count_tokens(model="claude-sonnet-4-5", messages=[])

@@ -155,6 +155,8 @@ def test_parse_custom_tool_round_trip() -> None:
         ({"model": "m"}, "input", "input"),
         ({"model": "m", "input": "x", "previous_response_id": "resp_1"}, "previous_response_id", "no responses"),
         ({"model": "m", "input": "x", "conversation": "conv_1"}, "conversation", "whole conversation"),
+        ({"model": "m", "input": "x", "prompt": {"id": "pmpt_1"}}, "prompt", "stored"),
+        ({"model": "m", "input": "x", "background": True}, "background", ""),
         ({"model": "m", "input": "x", "tools": [{"type": "web_search"}]}, "tools[0].type", "hosted tool"),
         ({"model": "m", "input": [{"type": "item_reference", "id": "x"}]}, "input[0]", "stored"),
         ({"model": "m", "input": [{"role": "robot", "content": "x"}]}, "input[0].role", "role"),
