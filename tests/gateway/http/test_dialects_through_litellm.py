@@ -250,7 +250,7 @@ async def test_responses_body_through_litellm(
 async def test_fleet_demo_answers_both_dialects(gateway: Gateway) -> None:
     """The offline model behind both dialects, tools in the request included."""
     policy = make_policy(llm={"model": "fleet/demo"})
-    req = messages_dialect.DIALECT.parse(CLAUDE_BODY)
+    req = messages_dialect.DIALECT.parse({**CLAUDE_BODY, "tool_choice": {"type": "none"}})
     done = await gateway.complete("a", policy, req.messages, "fleet/demo", req.params)
     msg = anthropic.types.Message.model_validate(messages_dialect.DIALECT.render(req, done))
     assert msg.content and msg.content[0].type == "text" and msg.usage.output_tokens > 0
