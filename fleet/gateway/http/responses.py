@@ -8,12 +8,16 @@ streaming iterator wraps litellm's own stream objects where the gateway yields
 plain dicts.
 
 The gateway keeps no conversation state, so what needs it is refused with a
-clear 400 (``previous_response_id``, ``conversation``, ``background``, hosted
-tools such as ``web_search`` that only OpenAI runs); ``store`` is accepted and
-answered ``false``. ``reasoning`` items in the input are skipped, ``developer``
-messages become system messages, and Codex's freeform ``custom`` tools travel
-as function tools with one string argument ``input`` and come back as
-``custom_tool_call`` items.
+clear 400 (``previous_response_id``, ``conversation``, ``background``, stored
+``prompt`` templates, ``item_reference`` inputs); ``store`` is accepted and
+answered ``false``. Hosted tools (``web_search``, ``file_search`` ...) run only
+on OpenAI's servers: they are left out of the request (Codex offers
+``web_search`` on every call, so refusing it would refuse Codex) and listed in
+the request's :class:`ToolTable`. ``reasoning`` items in the input are skipped,
+``developer`` messages become system messages, Codex's freeform ``custom``
+tools travel as function tools with one string argument ``input`` and come back
+as ``custom_tool_call`` items, and tools grouped in a ``namespace`` tool are
+offered flat and their calls named back with their namespace.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import json
 import os
 import time
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from fleet.gateway.http.dialect import BadRequest, ChatRequest, ErrorKind
@@ -138,7 +143,91 @@ def _assistant_for_call(messages: list[dict[str, Any]]) -> dict[str, Any]:
     return message
 
 
-def _input_items(items: list[Any], messages: list[dict[str, Any]]) -> None:
+@dataclass(slots=True)
+class ToolTable:
+    """The request's tools in canonical form, and what is needed to name their calls back.
+
+    Kept in ``req.extra[TOOLS]``. ``custom``: canonical names of freeform tools
+    (answered as ``custom_tool_call``); ``namespaced``: canonical name ->
+    (namespace, name) for tools declared inside a ``namespace`` tool (Codex
+    groups its sub-agent tools so); ``dropped``: the hosted tool types left
+    out, which only OpenAI's servers run (Codex always offers ``web_search``).
+    """
+
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    custom: set[str] = field(default_factory=set)
+    namespaced: dict[str, tuple[str, str]] = field(default_factory=dict)
+    dropped: list[str] = field(default_factory=list)
+
+    def canonical(self, name: str, namespace: str | None) -> str:
+        """The canonical name of a call to ``name`` in ``namespace`` (as the model will see it)."""
+        if namespace:
+            for canonical, where in self.namespaced.items():
+                if where == (namespace, name):
+                    return canonical
+        return name
+
+    def add(self, tool: dict[str, Any], where: str, namespace: str | None = None) -> None:
+        kind, name = tool.get("type"), tool.get("name")
+        if not isinstance(name, str) or not name:
+            raise BadRequest(f"{where}.name: required", f"{where}.name")
+        canonical = name
+        taken = {t["function"]["name"] for t in self.tools}
+        if namespace:
+            if canonical in taken:
+                canonical = f"{namespace}__{name}"
+            self.namespaced[canonical] = (namespace, name)
+        if canonical in taken:
+            raise BadRequest(f"{where}.name: {name!r} is declared twice", f"{where}.name")
+        function: dict[str, Any] = {"name": canonical}
+        if isinstance(tool.get("description"), str):
+            function["description"] = tool["description"]
+        if kind == "function":
+            parameters = tool.get("parameters")
+            if parameters is not None and not isinstance(parameters, dict):
+                raise BadRequest(f"{where}.parameters: expected a JSON schema object", f"{where}.parameters")
+            function["parameters"] = parameters or {"type": "object", "properties": {}}
+            if isinstance(tool.get("strict"), bool):
+                function["strict"] = tool["strict"]
+        else:
+            self.custom.add(canonical)
+            function["parameters"] = _CUSTOM_SCHEMA
+        self.tools.append({"type": "function", "function": function})
+
+
+#: Where :func:`parse_responses_body` leaves the request's :class:`ToolTable` in ``req.extra``.
+TOOLS = "responses.tools"
+
+
+def _tool_table(tools: Any) -> ToolTable:
+    table = ToolTable()
+    if tools is None:
+        return table
+    if not isinstance(tools, list):
+        raise BadRequest("tools: expected a list", "tools")
+    for i, tool in enumerate(tools):
+        where = f"tools[{i}]"
+        if not isinstance(tool, dict):
+            raise BadRequest(f"{where}: expected an object", where)
+        kind = tool.get("type")
+        if kind in ("function", "custom"):
+            table.add(tool, where)
+        elif kind == "namespace":
+            namespace, inner = tool.get("name"), tool.get("tools")
+            if not isinstance(namespace, str) or not namespace or not isinstance(inner, list):
+                raise BadRequest(f"{where}: a namespace needs a name and a list of tools", where)
+            for j, sub in enumerate(inner):
+                if not isinstance(sub, dict) or sub.get("type") not in ("function", "custom"):
+                    raise BadRequest(f"{where}.tools[{j}]: expected a function or custom tool", f"{where}.tools[{j}]")
+                table.add(sub, f"{where}.tools[{j}]", namespace)
+        elif isinstance(kind, str):
+            table.dropped.append(kind)
+        else:
+            raise BadRequest(f"{where}.type: required", f"{where}.type")
+    return table
+
+
+def _input_items(items: list[Any], messages: list[dict[str, Any]], table: ToolTable) -> None:
     for i, item in enumerate(items):
         where = f"input[{i}]"
         if not isinstance(item, dict):
@@ -165,9 +254,11 @@ def _input_items(items: list[Any], messages: list[dict[str, Any]]) -> None:
                     raise BadRequest(f"{where}.arguments: expected a JSON string", f"{where}.arguments")
             else:
                 arguments = _dumps({CUSTOM_INPUT: str(item.get("input", ""))})
+            namespace = item.get("namespace")
+            canonical = table.canonical(name, namespace if isinstance(namespace, str) else None)
             message = _assistant_for_call(messages)
             message.setdefault("tool_calls", []).append(
-                {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+                {"id": call_id, "type": "function", "function": {"name": canonical, "arguments": arguments}}
             )
         elif kind in ("function_call_output", "custom_tool_call_output"):
             call_id = item.get("call_id")
@@ -183,47 +274,15 @@ def _input_items(items: list[Any], messages: list[dict[str, Any]]) -> None:
             raise BadRequest(f"{where}.type: unsupported input item {kind!r}", f"{where}.type")
 
 
-def _tools(tools: Any, custom: list[str]) -> list[dict[str, Any]]:
-    if not isinstance(tools, list):
-        raise BadRequest("tools: expected a list", "tools")
-    out: list[dict[str, Any]] = []
-    for i, tool in enumerate(tools):
-        where = f"tools[{i}]"
-        if not isinstance(tool, dict):
-            raise BadRequest(f"{where}: expected an object", where)
-        kind, name = tool.get("type"), tool.get("name")
-        if kind not in ("function", "custom"):
-            raise BadRequest(
-                f"{where}.type: hosted tool {kind!r} is not available through the fleet gateway; "
-                "only function and custom tools are",
-                f"{where}.type",
-            )
-        if not isinstance(name, str) or not name:
-            raise BadRequest(f"{where}.name: required", f"{where}.name")
-        function: dict[str, Any] = {"name": name}
-        if isinstance(tool.get("description"), str):
-            function["description"] = tool["description"]
-        if kind == "function":
-            parameters = tool.get("parameters")
-            if parameters is not None and not isinstance(parameters, dict):
-                raise BadRequest(f"{where}.parameters: expected a JSON schema object", f"{where}.parameters")
-            function["parameters"] = parameters or {"type": "object", "properties": {}}
-            if isinstance(tool.get("strict"), bool):
-                function["strict"] = tool["strict"]
-        else:
-            custom.append(name)
-            function["parameters"] = _CUSTOM_SCHEMA
-        out.append({"type": "function", "function": function})
-    return out
-
-
-def _tool_choice(choice: Any) -> str | dict[str, Any]:
+def _tool_choice(choice: Any, table: ToolTable) -> str | dict[str, Any]:
     if choice in ("auto", "none", "required"):
         return choice
     if isinstance(choice, dict):
         kind = choice.get("type")
         if kind in ("function", "custom") and isinstance(choice.get("name"), str):
-            return {"type": "function", "function": {"name": choice["name"]}}
+            namespace = choice.get("namespace")
+            name = table.canonical(choice["name"], namespace if isinstance(namespace, str) else None)
+            return {"type": "function", "function": {"name": name}}
         if kind == "allowed_tools" and choice.get("mode") in ("auto", "required"):
             return choice["mode"]
     raise BadRequest("tool_choice: expected auto, none, required or a function/custom tool by name", "tool_choice")
@@ -288,11 +347,13 @@ def parse_responses_body(body: Any) -> ChatRequest:
             raise BadRequest("instructions: expected a string", "instructions")
         if instructions:
             messages.append({"role": "system", "content": instructions})
+    tools = body.get("tools")
+    table = _tool_table(tools)
     given = body.get("input")
     if isinstance(given, str):
         messages.append({"role": "user", "content": given})
     elif isinstance(given, list):
-        _input_items(given, messages)
+        _input_items(given, messages, table)
     else:
         raise BadRequest("input: required, a string or a list of items", "input")
     if not any(m["role"] != "system" for m in messages):
@@ -308,12 +369,10 @@ def parse_responses_body(body: Any) -> ChatRequest:
         value = _number(body, key)
         if value is not None:
             params[key] = value
-    custom: list[str] = []
-    tools = body.get("tools")
-    if tools:
-        params["tools"] = _tools(tools, custom)
+    if table.tools:
+        params["tools"] = table.tools
         if body.get("tool_choice") is not None:
-            params["tool_choice"] = _tool_choice(body["tool_choice"])
+            params["tool_choice"] = _tool_choice(body["tool_choice"], table)
         if isinstance(body.get("parallel_tool_calls"), bool):
             params["parallel_tool_calls"] = body["parallel_tool_calls"]
     response_format = _response_format(body.get("text"))
@@ -348,7 +407,7 @@ def parse_responses_body(body: Any) -> ChatRequest:
         params=params,
         stream=stream,
         include_usage=True,
-        extra={"echo": echo, "custom_tools": custom},
+        extra={"echo": echo, TOOLS: table},
     )
 
 
@@ -429,14 +488,23 @@ def _message_item(item_id: str, text: str, status: str) -> dict[str, Any]:
 
 
 def _call_item(req: ChatRequest, item_id: str, call_id: str, name: str, arguments: str, status: str) -> dict[str, Any]:
-    """A function_call item, or a custom_tool_call for a tool the request declared as custom."""
-    if name in (req.extra.get("custom_tools") or ()):
+    """A function_call item, or a custom_tool_call for a tool the request declared as custom;
+    a call to a tool declared in a namespace names it back with its namespace."""
+    table = req.extra.get(TOOLS)
+    namespace: str | None = None
+    if isinstance(table, ToolTable):
+        custom = name in table.custom
+        if name in table.namespaced:
+            namespace, name = table.namespaced[name]
+    else:
+        custom = False
+    if custom:
         try:
             value = json.loads(arguments) if arguments else {}
         except ValueError:
             value = arguments
         text = value.get(CUSTOM_INPUT, "") if isinstance(value, dict) else str(value)
-        return {
+        item: dict[str, Any] = {
             "type": "custom_tool_call",
             "id": item_id,
             "call_id": call_id,
@@ -444,14 +512,18 @@ def _call_item(req: ChatRequest, item_id: str, call_id: str, name: str, argument
             "input": text if isinstance(text, str) else _dumps(text),
             "status": status,
         }
-    return {
-        "type": "function_call",
-        "id": item_id,
-        "call_id": call_id,
-        "name": name,
-        "arguments": arguments,
-        "status": status,
-    }
+    else:
+        item = {
+            "type": "function_call",
+            "id": item_id,
+            "call_id": call_id,
+            "name": name,
+            "arguments": arguments,
+            "status": status,
+        }
+    if namespace is not None:
+        item["namespace"] = namespace
+    return item
 
 
 def render_response(req: ChatRequest, completion: Any) -> dict[str, Any]:
@@ -537,7 +609,8 @@ async def render_events(req: ChatRequest, chunks: AsyncIterator[dict[str, Any]])
     text_parts: list[str] = []
     calls: dict[int, dict[str, Any]] = {}  # canonical tool_calls index -> its item
     arguments: dict[str, list[str]] = {}  # item id -> argument fragments
-    custom = set(req.extra.get("custom_tools") or ())
+    table = req.extra.get(TOOLS)
+    custom = table.custom if isinstance(table, ToolTable) else set()
     finish: Any = None
     usage: Any = None
 

@@ -18,6 +18,7 @@ from openai.types.responses import Response, ResponseFunctionToolCall, ResponseO
 
 from fleet.gateway.http.dialect import BadRequest, ChatRequest, Dialect
 from fleet.gateway.http.responses import DIALECT
+from fleet.gateway.http.responses import TOOLS as TOOL_TABLE
 
 from .dialect_server import Canned, DialectServer, chunks, completion
 
@@ -157,7 +158,21 @@ def test_parse_custom_tool_round_trip() -> None:
         ({"model": "m", "input": "x", "conversation": "conv_1"}, "conversation", "whole conversation"),
         ({"model": "m", "input": "x", "prompt": {"id": "pmpt_1"}}, "prompt", "stored"),
         ({"model": "m", "input": "x", "background": True}, "background", ""),
-        ({"model": "m", "input": "x", "tools": [{"type": "web_search"}]}, "tools[0].type", "hosted tool"),
+        ({"model": "m", "input": "x", "tools": [{"name": "f"}]}, "tools[0].type", "required"),
+        (
+            {
+                "model": "m",
+                "input": "x",
+                "tools": [{"type": "function", "name": "f"}, {"type": "function", "name": "f"}],
+            },
+            "tools[1].name",
+            "twice",
+        ),
+        (
+            {"model": "m", "input": "x", "tools": [{"type": "namespace", "name": "ns", "tools": [{"type": "mcp"}]}]},
+            "tools[0].tools[0]",
+            "",
+        ),
         ({"model": "m", "input": [{"type": "item_reference", "id": "x"}]}, "input[0]", "stored"),
         ({"model": "m", "input": [{"role": "robot", "content": "x"}]}, "input[0].role", "role"),
         (
@@ -180,6 +195,70 @@ def test_parse_rejects_with_the_field(body: Any, param: str | None, words: str) 
         DIALECT.parse(body)
     assert info.value.param == param
     assert words in str(info.value)
+
+
+def test_codex_namespaces_and_hosted_tools() -> None:
+    """Codex's request: a namespace of sub-agent tools, web_search always offered, developer messages."""
+    fn = {"type": "object", "properties": {"target": {"type": "string"}}}
+    body = {
+        "model": "gpt-4o",
+        "input": [
+            {
+                "type": "message",
+                "id": "msg_1",
+                "role": "developer",
+                "content": [{"type": "input_text", "text": "rules"}],
+            },
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "spawn one"}]},
+            {
+                "type": "function_call",
+                "call_id": "c0",
+                "name": "close_agent",
+                "namespace": "multi_agent_v1",
+                "arguments": '{"target":"a1"}',
+            },
+            {"type": "function_call_output", "call_id": "c0", "output": "closed"},
+        ],
+        "tools": [
+            {"type": "function", "name": "exec_command", "parameters": {"type": "object"}, "strict": False},
+            {"type": "function", "name": "close_agent", "parameters": fn},
+            {
+                "type": "namespace",
+                "name": "multi_agent_v1",
+                "description": "sub-agents",
+                "tools": [
+                    {"type": "function", "name": "spawn_agent", "parameters": fn},
+                    {"type": "function", "name": "close_agent", "parameters": fn},
+                ],
+            },
+            {"type": "web_search", "external_web_access": False},
+        ],
+        "tool_choice": "auto",
+        "include": ["reasoning.encrypted_content"],
+        "prompt_cache_key": "k",
+        "client_metadata": {"x": "y"},
+        "reasoning": {"summary": "auto"},
+        "store": False,
+        "stream": True,
+    }
+    req = DIALECT.parse(body)
+    names = [t["function"]["name"] for t in req.params["tools"]]
+    assert names == ["exec_command", "close_agent", "spawn_agent", "multi_agent_v1__close_agent"]
+    table = req.extra[TOOL_TABLE]
+    assert table.dropped == ["web_search"]
+    assert req.messages[0] == {"role": "system", "content": "rules"}
+    assert req.messages[2]["tool_calls"][0]["function"]["name"] == "multi_agent_v1__close_agent"
+    out = DIALECT.render(
+        req,
+        completion(
+            None, [("c1", "spawn_agent", '{"target":"x"}'), ("c2", "multi_agent_v1__close_agent", "{}")], "tool_calls"
+        ),
+    )
+    calls = [Response.model_validate(out).output[i] for i in (0, 1)]
+    assert [(c.name, c.namespace) for c in calls] == [
+        ("spawn_agent", "multi_agent_v1"),
+        ("close_agent", "multi_agent_v1"),
+    ]  # type: ignore[union-attr]
 
 
 def test_parse_accepts_store() -> None:
