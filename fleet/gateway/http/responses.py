@@ -602,8 +602,12 @@ async def render_events(req: ChatRequest, chunks: AsyncIterator[dict[str, Any]])
     out = _StreamWriter(rid, created)
     req.extra[STREAM_STATE] = out
     output = out.output
-    yield out.event("response.created", response=_response(req, rid, created, "in_progress", [], None))
-    yield out.event("response.in_progress", response=_response(req, rid, created, "in_progress", [], None))
+    # The opening snapshots leave out the echoed tools: Codex sends ~30 kB of them on every call,
+    # and the closing response.completed carries them anyway.
+    opening = _response(req, rid, created, "in_progress", [], None)
+    opening["tools"] = []
+    yield out.event("response.created", response=opening)
+    yield out.event("response.in_progress", response=opening)
 
     open_item: dict[str, Any] | None = None  # the item being streamed, as it will be when done
     text_parts: list[str] = []

@@ -336,6 +336,14 @@ async def test_stream_event_sequence() -> None:
     final = Response.model_validate(events[-1]["response"])
     assert final.output_text == "Hello" and final.usage is not None and final.usage.output_tokens == 7
     assert events[0]["response"]["id"] == final.id
+    assert events[0]["response"]["tools"] == [] and final.tools == []  # no tools in REQ
+
+
+async def test_stream_echoes_tools_once_at_the_end() -> None:
+    req = DIALECT.parse({"model": "m", "input": "x", "tools": [{"type": "function", "name": "f"}], "stream": True})
+    events = await _events(req, chunks(["ok"]))
+    assert events[0]["response"]["tools"] == [] and events[1]["response"]["tools"] == []
+    assert events[-1]["response"]["tools"] == [{"type": "function", "name": "f"}]
 
 
 async def test_stream_empty_and_cut() -> None:
