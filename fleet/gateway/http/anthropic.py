@@ -20,7 +20,9 @@ Choices a reader would otherwise have to guess:
   ignored, so a client that sends them works; server tools (``web_search_*``
   ...) are dropped: only the Anthropic API runs them.
 - ``tool_result`` blocks become ``tool`` messages placed before the rest of
-  their user turn, as Chat Completions requires.
+  their user turn, as Chat Completions requires; their images (Claude Code's
+  Read returns screenshots so) move to that user message, as OpenAI accepts
+  images from users only.
 - The stop sequence that ended a reply is not known in the canonical form, so
   ``stop_reason`` is ``end_turn`` unless the provider said ``stop_sequence``.
 """
@@ -152,28 +154,34 @@ def _document_part(source: Any, where: str) -> dict[str, Any]:
     raise BadRequest(f"{where}.source: unsupported document source", f"{where}.source")
 
 
-def _tool_result_content(content: Any, where: str) -> str | list[dict[str, Any]]:
+def _tool_result_content(content: Any, where: str) -> tuple[str, list[dict[str, Any]]]:
+    """A ``tool_result``'s content as (text, attachments): images and documents cannot ride in a
+    Chat Completions ``tool`` message (OpenAI refuses them there), so they travel in the user
+    message that follows the tool messages."""
     if content is None:
-        return ""
+        return "", []
     if isinstance(content, str):
-        return content
+        return content, []
     if not isinstance(content, list):
         raise BadRequest(f"{where}.content: expected a string or a list of blocks", f"{where}.content")
-    parts: list[dict[str, Any]] = []
+    texts: list[str] = []
+    attachments: list[dict[str, Any]] = []
     for j, block in enumerate(content):
         sub = f"{where}.content.{j}"
         if not isinstance(block, dict):
             raise BadRequest(f"{sub}: expected a content block object", sub)
         kind = block.get("type")
         if kind == "text":
-            parts.append({"type": "text", "text": str(block.get("text", ""))})
+            texts.append(str(block.get("text", "")))
         elif kind == "image":
-            parts.append(_image_part(block.get("source"), sub))
+            attachments.append(_image_part(block.get("source"), sub))
         elif kind == "document":
-            parts.append(_document_part(block.get("source"), sub))
-    if all(p["type"] == "text" for p in parts):
-        return "\n".join(p["text"] for p in parts)
-    return parts
+            part = _document_part(block.get("source"), sub)
+            if part["type"] == "text":
+                texts.append(part["text"])
+            else:
+                attachments.append(part)
+    return "\n".join(texts), attachments
 
 
 def _user_turn(content: Any, where: str) -> list[dict[str, Any]]:
@@ -183,6 +191,7 @@ def _user_turn(content: Any, where: str) -> list[dict[str, Any]]:
     if not isinstance(content, list):
         raise BadRequest(f"{where}.content: expected a string or a list of content blocks", f"{where}.content")
     tools: list[dict[str, Any]] = []
+    attached: list[dict[str, Any]] = []  # tool results' images, sent after the tool messages
     parts: list[dict[str, Any]] = []
     for i, block in enumerate(content):
         sub = f"{where}.content.{i}"
@@ -206,8 +215,13 @@ def _user_turn(content: Any, where: str) -> list[dict[str, Any]]:
             call_id = block.get("tool_use_id")
             if not isinstance(call_id, str) or not call_id:
                 raise BadRequest(f"{sub}.tool_use_id: required", f"{sub}.tool_use_id")
-            result = _tool_result_content(block.get("content"), sub)
-            if block.get("is_error") and isinstance(result, str):
+            result, attachments = _tool_result_content(block.get("content"), sub)
+            if attachments:
+                result = f"{result}\n" if result else ""
+                result += f"({len(attachments)} attachment(s) follow in the next user message)"
+                attached.append({"type": "text", "text": f"Attachments of tool result {call_id}:"})
+                attached.extend(attachments)
+            if block.get("is_error"):
                 result = f"Error: {result}"
             tools.append({"role": "tool", "tool_call_id": call_id, "content": result})
         elif kind in _IGNORED_BLOCKS:
@@ -215,6 +229,7 @@ def _user_turn(content: Any, where: str) -> list[dict[str, Any]]:
         else:
             raise BadRequest(f"{sub}.type: unsupported content block {kind!r}", f"{sub}.type")
     out = tools
+    parts = attached + parts
     if parts:
         if len(parts) == 1 and parts[0]["type"] == "text":
             out.append({"role": "user", "content": parts[0]["text"]})

@@ -127,10 +127,16 @@ def _content_parts(content: Any, where: str) -> str | list[dict[str, Any]]:
     return parts
 
 
-def _output_text(output: Any, where: str) -> str | list[dict[str, Any]]:
+def _output_parts(output: Any, where: str) -> tuple[str, list[dict[str, Any]]]:
+    """A call output as (text, attachments): images and files cannot ride in a Chat Completions
+    ``tool`` message (OpenAI refuses them there), so they follow in a user message."""
     if isinstance(output, str):
-        return output
-    return _content_parts(output, where)
+        return output, []
+    content = _content_parts(output, where)
+    if isinstance(content, str):
+        return content, []
+    text = "".join(p["text"] for p in content if p["type"] == "text")
+    return text, [p for p in content if p["type"] != "text"]
 
 
 def _assistant_for_call(messages: list[dict[str, Any]]) -> dict[str, Any]:
@@ -228,11 +234,20 @@ def _tool_table(tools: Any) -> ToolTable:
 
 
 def _input_items(items: list[Any], messages: list[dict[str, Any]], table: ToolTable) -> None:
+    attached: list[dict[str, Any]] = []  # call outputs' images, sent once the tool messages end
+
+    def flush() -> None:
+        if attached:
+            messages.append({"role": "user", "content": list(attached)})
+            attached.clear()
+
     for i, item in enumerate(items):
         where = f"input[{i}]"
         if not isinstance(item, dict):
             raise BadRequest(f"{where}: expected an object", where)
         kind = item.get("type", "message")
+        if kind not in ("function_call_output", "custom_tool_call_output", *_SKIPPED_ITEMS):
+            flush()
         if kind == "message":
             role = item.get("role")
             if role not in ("user", "assistant", "system", "developer"):
@@ -264,7 +279,12 @@ def _input_items(items: list[Any], messages: list[dict[str, Any]], table: ToolTa
             call_id = item.get("call_id")
             if not isinstance(call_id, str):
                 raise BadRequest(f"{where}.call_id: required", f"{where}.call_id")
-            output = _output_text(item.get("output", ""), f"{where}.output")
+            output, attachments = _output_parts(item.get("output", ""), f"{where}.output")
+            if attachments:
+                output = f"{output}\n" if output else ""
+                output += f"({len(attachments)} attachment(s) follow in the next user message)"
+                attached.append({"type": "text", "text": f"Attachments of call output {call_id}:"})
+                attached.extend(attachments)
             messages.append({"role": "tool", "tool_call_id": call_id, "content": output})
         elif kind in _SKIPPED_ITEMS:
             continue
@@ -272,6 +292,7 @@ def _input_items(items: list[Any], messages: list[dict[str, Any]], table: ToolTa
             raise BadRequest(f"{where}: item_reference needs stored items; {_STATELESS}", where)
         else:
             raise BadRequest(f"{where}.type: unsupported input item {kind!r}", f"{where}.type")
+    flush()
 
 
 def _tool_choice(choice: Any, table: ToolTable) -> str | dict[str, Any]:

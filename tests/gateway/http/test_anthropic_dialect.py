@@ -175,6 +175,38 @@ def test_parse_images_and_errors_in_tool_results() -> None:
     assert req.messages[2] == {"role": "tool", "tool_call_id": "t1", "content": "Error: boom"}
 
 
+def test_tool_result_images_follow_the_tool_messages() -> None:
+    """Claude Code's Read returns images in tool results; OpenAI accepts images only from users."""
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAA"}}
+    req = DIALECT.parse(
+        _body(
+            messages=[
+                {"role": "user", "content": "read both"},
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "tool_use", "id": "t1", "name": "Read", "input": {}},
+                        {"type": "tool_use", "id": "t2", "name": "Read", "input": {}},
+                    ],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "tool_result", "tool_use_id": "t1", "content": [image]},
+                        {"type": "tool_result", "tool_use_id": "t2", "content": "text file"},
+                        {"type": "text", "text": "what do you see?"},
+                    ],
+                },
+            ]
+        )
+    )
+    assert [m["role"] for m in req.messages] == ["user", "assistant", "tool", "tool", "user"]
+    assert req.messages[2]["content"] == "(1 attachment(s) follow in the next user message)"
+    last = req.messages[4]["content"]
+    assert last[0] == {"type": "text", "text": "Attachments of tool result t1:"}
+    assert last[1]["type"] == "image_url" and last[2] == {"type": "text", "text": "what do you see?"}
+
+
 def test_parse_search_result_and_document_blocks() -> None:
     req = DIALECT.parse(
         _body(

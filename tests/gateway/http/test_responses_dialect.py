@@ -113,6 +113,31 @@ def test_parse_agents_sdk_history() -> None:
     assert req.params["temperature"] == 0.2
 
 
+def test_call_output_images_follow_the_tool_messages() -> None:
+    """OpenAI accepts images only from users: a call output's image rides in a user message after the outputs."""
+    image = {"type": "input_image", "image_url": "data:image/png;base64,AAA"}
+    req = DIALECT.parse(
+        {
+            "model": "m",
+            "input": [
+                {"role": "user", "content": "look"},
+                {"type": "function_call", "call_id": "a", "name": "shot", "arguments": "{}"},
+                {"type": "function_call", "call_id": "b", "name": "shot", "arguments": "{}"},
+                {
+                    "type": "function_call_output",
+                    "call_id": "a",
+                    "output": [{"type": "input_text", "text": "ok"}, image],
+                },
+                {"type": "function_call_output", "call_id": "b", "output": "plain"},
+            ],
+        }
+    )
+    roles = [m["role"] for m in req.messages]
+    assert roles == ["user", "assistant", "tool", "tool", "user"]
+    assert req.messages[2]["content"].startswith("ok\n(1 attachment")
+    assert req.messages[4]["content"][1] == {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAA"}}
+
+
 def test_parse_text_format_json_schema() -> None:
     fmt = {"type": "json_schema", "name": "answer", "schema": {"type": "object"}, "strict": True}
     req = DIALECT.parse({"model": "m", "input": "x", "text": {"format": fmt}})
