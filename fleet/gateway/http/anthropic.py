@@ -93,6 +93,12 @@ def _frame(event: str, data: Mapping[str, Any]) -> bytes:
     return f"event: {event}\ndata: {_dumps(data)}\n\n".encode()
 
 
+def _type_of(obj: Mapping[str, Any], default: str | None = None) -> str | None:
+    """``obj["type"]`` when it is a string, else None (a list there must not reach a set lookup)."""
+    kind = obj.get("type", default)
+    return kind if isinstance(kind, str) else None
+
+
 def _new_id(prefix: str) -> str:
     return prefix + os.urandom(12).hex()
 
@@ -130,7 +136,7 @@ def _text_of_blocks(blocks: Any, where: str) -> str:
 def _image_part(source: Any, where: str) -> dict[str, Any]:
     if not isinstance(source, dict):
         raise BadRequest(f"{where}.source: expected an object", f"{where}.source")
-    kind = source.get("type")
+    kind = _type_of(source)
     if kind == "base64":
         media, data = source.get("media_type"), source.get("data")
         if not isinstance(media, str) or not isinstance(data, str):
@@ -143,7 +149,7 @@ def _image_part(source: Any, where: str) -> dict[str, Any]:
 
 def _document_part(source: Any, where: str) -> dict[str, Any]:
     if isinstance(source, dict):
-        kind = source.get("type")
+        kind = _type_of(source)
         if kind == "text" and isinstance(source.get("data"), str):
             return {"type": "text", "text": source["data"]}
         if kind == "base64" and isinstance(source.get("data"), str):
@@ -170,7 +176,7 @@ def _tool_result_content(content: Any, where: str) -> tuple[str, list[dict[str, 
         sub = f"{where}.content.{j}"
         if not isinstance(block, dict):
             raise BadRequest(f"{sub}: expected a content block object", sub)
-        kind = block.get("type")
+        kind = _type_of(block)
         if kind == "text":
             texts.append(str(block.get("text", "")))
         elif kind == "image":
@@ -197,7 +203,7 @@ def _user_turn(content: Any, where: str) -> list[dict[str, Any]]:
         sub = f"{where}.content.{i}"
         if not isinstance(block, dict):
             raise BadRequest(f"{sub}: expected a content block object", sub)
-        kind = block.get("type")
+        kind = _type_of(block)
         if kind == "text":
             text = block.get("text")
             if not isinstance(text, str):
@@ -249,7 +255,7 @@ def _assistant_turn(content: Any, where: str) -> dict[str, Any]:
         sub = f"{where}.content.{i}"
         if not isinstance(block, dict):
             raise BadRequest(f"{sub}: expected a content block object", sub)
-        kind = block.get("type")
+        kind = _type_of(block)
         if kind == "text":
             texts.append(str(block.get("text", "")))
         elif kind == "tool_use":
@@ -280,7 +286,7 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
             raise BadRequest(f"{where}: expected an object", where)
         name = tool.get("name")
         schema = tool.get("input_schema")
-        kind = tool.get("type")
+        kind = _type_of(tool)
         if schema is None and isinstance(kind, str) and kind != "custom":
             continue  # an Anthropic server tool (web_search_20250305 ...): only their API runs it
         if not isinstance(name, str) or not name:

@@ -69,6 +69,12 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
+def _type_of(obj: Mapping[str, Any], default: str | None = None) -> str | None:
+    """``obj["type"]`` when it is a string, else None (a list there must not reach a set lookup)."""
+    kind = obj.get("type", default)
+    return kind if isinstance(kind, str) else None
+
+
 def _new_id(prefix: str) -> str:
     return prefix + os.urandom(12).hex()
 
@@ -96,7 +102,7 @@ def _content_parts(content: Any, where: str) -> str | list[dict[str, Any]]:
         sub = f"{where}[{i}]"
         if not isinstance(part, dict):
             raise BadRequest(f"{sub}: expected an object", sub)
-        kind = part.get("type")
+        kind = _type_of(part)
         if kind in ("input_text", "output_text", "text", "summary_text"):
             text = part.get("text")
             if not isinstance(text, str):
@@ -174,7 +180,7 @@ class ToolTable:
         return name
 
     def add(self, tool: dict[str, Any], where: str, namespace: str | None = None) -> None:
-        kind, name = tool.get("type"), tool.get("name")
+        kind, name = _type_of(tool), tool.get("name")
         if not isinstance(name, str) or not name:
             raise BadRequest(f"{where}.name: required", f"{where}.name")
         canonical = name
@@ -215,7 +221,7 @@ def _tool_table(tools: Any) -> ToolTable:
         where = f"tools[{i}]"
         if not isinstance(tool, dict):
             raise BadRequest(f"{where}: expected an object", where)
-        kind = tool.get("type")
+        kind = _type_of(tool)
         if kind in ("function", "custom"):
             table.add(tool, where)
         elif kind == "namespace":
@@ -223,7 +229,7 @@ def _tool_table(tools: Any) -> ToolTable:
             if not isinstance(namespace, str) or not namespace or not isinstance(inner, list):
                 raise BadRequest(f"{where}: a namespace needs a name and a list of tools", where)
             for j, sub in enumerate(inner):
-                if not isinstance(sub, dict) or sub.get("type") not in ("function", "custom"):
+                if not isinstance(sub, dict) or _type_of(sub) not in ("function", "custom"):
                     raise BadRequest(f"{where}.tools[{j}]: expected a function or custom tool", f"{where}.tools[{j}]")
                 table.add(sub, f"{where}.tools[{j}]", namespace)
         elif isinstance(kind, str):
@@ -245,7 +251,7 @@ def _input_items(items: list[Any], messages: list[dict[str, Any]], table: ToolTa
         where = f"input[{i}]"
         if not isinstance(item, dict):
             raise BadRequest(f"{where}: expected an object", where)
-        kind = item.get("type", "message")
+        kind = _type_of(item, "message")
         if kind not in ("function_call_output", "custom_tool_call_output", *_SKIPPED_ITEMS):
             flush()
         if kind == "message":
@@ -299,7 +305,7 @@ def _tool_choice(choice: Any, table: ToolTable) -> str | dict[str, Any]:
     if choice in ("auto", "none", "required"):
         return choice
     if isinstance(choice, dict):
-        kind = choice.get("type")
+        kind = _type_of(choice)
         if kind in ("function", "custom") and isinstance(choice.get("name"), str):
             namespace = choice.get("namespace")
             name = table.canonical(choice["name"], namespace if isinstance(namespace, str) else None)
@@ -319,7 +325,7 @@ def _response_format(text: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(fmt, dict):
         raise BadRequest("text.format: expected an object", "text.format")
-    kind = fmt.get("type")
+    kind = _type_of(fmt)
     if kind == "text":
         return None
     if kind == "json_object":
