@@ -612,6 +612,153 @@ class _StreamWriter:
 STREAM_STATE = "responses.stream"
 
 
+@dataclass(slots=True)
+class _Item:
+    """One output item while it streams: a message's text parts or a call's argument fragments."""
+
+    index: int
+    kind: str  # "message" | "function_call" | "custom_tool_call"
+    id: str
+    call_id: str = ""
+    name: str = ""
+    parts: list[str] = field(default_factory=list)
+
+
+class _Renderer:
+    """The state of one streamed response: its items by output index, and which are still open."""
+
+    def __init__(self, req: ChatRequest, out: _StreamWriter) -> None:
+        self.req = req
+        self.out = out
+        self.items: list[_Item] = []
+        self.done: dict[int, dict[str, Any]] = {}
+        self.message: _Item | None = None  # the text item taking deltas, if any
+        self.calls: dict[int, _Item] = {}  # canonical tool_calls index -> its item
+        table = req.extra.get(TOOLS)
+        self.custom = table.custom if isinstance(table, ToolTable) else set()
+
+    def text(self, delta: str) -> list[bytes]:
+        out = self.out
+        frames: list[bytes] = []
+        item = self.message
+        if item is None:
+            item = self.message = _Item(len(self.items), "message", _new_id("msg_"))
+            self.items.append(item)
+            added = _message_item(item.id, "", "in_progress")
+            added["content"] = []
+            frames.append(out.event("response.output_item.added", output_index=item.index, item=added))
+            frames.append(
+                out.event(
+                    "response.content_part.added",
+                    item_id=item.id,
+                    output_index=item.index,
+                    content_index=0,
+                    part={"type": "output_text", "text": "", "annotations": [], "logprobs": []},
+                )
+            )
+        item.parts.append(delta)
+        frames.append(
+            out.event(
+                "response.output_text.delta",
+                item_id=item.id,
+                output_index=item.index,
+                content_index=0,
+                delta=delta,
+                logprobs=[],
+            )
+        )
+        return frames
+
+    def call(self, call: Mapping[str, Any]) -> list[bytes]:
+        frames: list[bytes] = []
+        position = call.get("index", 0)
+        function = call.get("function") or {}
+        item = self.calls.get(position)
+        if item is None:
+            if self.message is not None:  # text before a call ends there; more text starts a new item
+                frames += self.close(self.message)
+            name = function.get("name") or ""
+            kind = "custom_tool_call" if name in self.custom else "function_call"
+            item = _Item(
+                len(self.items),
+                kind,
+                _new_id("ctc_" if kind == "custom_tool_call" else "fc_"),
+                call.get("id") or _new_id("call_"),
+                name,
+            )
+            self.items.append(item)
+            self.calls[position] = item
+            added = _call_item(self.req, item.id, item.call_id, name, "", "in_progress")
+            frames.append(self.out.event("response.output_item.added", output_index=item.index, item=added))
+        fragment = function.get("arguments")
+        if fragment:
+            item.parts.append(fragment)
+            if item.kind == "function_call":  # by item id: interleaved calls stay apart
+                frames.append(
+                    self.out.event(
+                        "response.function_call_arguments.delta",
+                        item_id=item.id,
+                        output_index=item.index,
+                        delta=fragment,
+                    )
+                )
+        return frames
+
+    def close(self, item: _Item, status: str = "completed") -> list[bytes]:
+        out = self.out
+        frames: list[bytes] = []
+        index = item.index
+        joined = "".join(item.parts)
+        if item.kind == "message":
+            self.message = None
+            part = {"type": "output_text", "text": joined, "annotations": [], "logprobs": []}
+            frames.append(
+                out.event(
+                    "response.output_text.done",
+                    item_id=item.id,
+                    output_index=index,
+                    content_index=0,
+                    text=joined,
+                    logprobs=[],
+                )
+            )
+            frames.append(
+                out.event("response.content_part.done", item_id=item.id, output_index=index, content_index=0, part=part)
+            )
+            done = _message_item(item.id, joined, status)
+        else:
+            done = _call_item(self.req, item.id, item.call_id, item.name, joined, "completed")
+            if done["type"] == "custom_tool_call":
+                text = done["input"]
+                frames.append(
+                    out.event("response.custom_tool_call_input.delta", item_id=item.id, output_index=index, delta=text)
+                )
+                frames.append(
+                    out.event("response.custom_tool_call_input.done", item_id=item.id, output_index=index, input=text)
+                )
+            else:
+                frames.append(
+                    out.event(
+                        "response.function_call_arguments.done",
+                        item_id=item.id,
+                        output_index=index,
+                        name=done["name"],
+                        arguments=joined,
+                    )
+                )
+        frames.append(out.event("response.output_item.done", output_index=index, item=done))
+        self.done[index] = done
+        out.output[:] = [self.done[i] for i in sorted(self.done)]
+        return frames
+
+    def finish(self, status: str) -> list[bytes]:
+        frames: list[bytes] = []
+        for item in self.items:
+            if item.index not in self.done:
+                frames += self.close(item, "completed" if status == "completed" else "incomplete")
+        return frames
+
+
 async def render_events(req: ChatRequest, chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
     """Canonical chunks as Responses SSE events, numbered from 0.
 
@@ -620,15 +767,15 @@ async def render_events(req: ChatRequest, chunks: AsyncIterator[dict[str, Any]])
     ``output_text.delta``..., ``output_text.done``, ``content_part.done``, and
     for a function call ``function_call_arguments.delta``...,
     ``function_call_arguments.done`` (custom tools: ``custom_tool_call_input``
-    events, sent whole at the end of the call); ``output_item.done``; and last
+    events, sent whole when the call is done); ``output_item.done``; and last
     ``response.completed``, or ``response.incomplete`` when the reply was cut
-    at ``max_output_tokens``. Items are sequential: a text item ends when a
-    tool call starts, a call when the next one starts.
+    at ``max_output_tokens``. A text item ends when a call starts; calls end
+    with the reply, so fragments of parallel calls may interleave (each delta
+    names its item) and none is lost.
     """
     rid, created = _new_id("resp_"), int(time.time())
     out = _StreamWriter(rid, created)
     req.extra[STREAM_STATE] = out
-    output = out.output
     # The opening snapshots leave out the echoed tools: Codex sends ~30 kB of them on every call,
     # and the closing response.completed carries them anyway.
     opening = _response(req, rid, created, "in_progress", [], None)
@@ -636,76 +783,9 @@ async def render_events(req: ChatRequest, chunks: AsyncIterator[dict[str, Any]])
     yield out.event("response.created", response=opening)
     yield out.event("response.in_progress", response=opening)
 
-    open_item: dict[str, Any] | None = None  # the item being streamed, as it will be when done
-    text_parts: list[str] = []
-    calls: dict[int, dict[str, Any]] = {}  # canonical tool_calls index -> its item
-    arguments: dict[str, list[str]] = {}  # item id -> argument fragments
-    table = req.extra.get(TOOLS)
-    custom = table.custom if isinstance(table, ToolTable) else set()
+    state = _Renderer(req, out)
     finish: Any = None
     usage: Any = None
-
-    def close(status: str = "completed") -> list[bytes]:
-        nonlocal open_item
-        item, open_item = open_item, None
-        if item is None:
-            return []
-        index = len(output)
-        frames: list[bytes] = []
-        if item["type"] == "message":
-            text = "".join(text_parts)
-            text_parts.clear()
-            part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-            frames.append(
-                out.event(
-                    "response.output_text.done",
-                    item_id=item["id"],
-                    output_index=index,
-                    content_index=0,
-                    text=text,
-                    logprobs=[],
-                )
-            )
-            frames.append(
-                out.event(
-                    "response.content_part.done", item_id=item["id"], output_index=index, content_index=0, part=part
-                )
-            )
-            done = _message_item(item["id"], text, status)
-        else:
-            joined = "".join(arguments.pop(item["id"], []))
-            done = _call_item(req, item["id"], item["call_id"], item["name"], joined, "completed")
-            if done["type"] == "custom_tool_call":
-                frames.append(
-                    out.event(
-                        "response.custom_tool_call_input.delta",
-                        item_id=item["id"],
-                        output_index=index,
-                        delta=done["input"],
-                    )
-                )
-                frames.append(
-                    out.event(
-                        "response.custom_tool_call_input.done",
-                        item_id=item["id"],
-                        output_index=index,
-                        input=done["input"],
-                    )
-                )
-            else:
-                frames.append(
-                    out.event(
-                        "response.function_call_arguments.done",
-                        item_id=item["id"],
-                        output_index=index,
-                        name=item["name"],
-                        arguments=joined,
-                    )
-                )
-        frames.append(out.event("response.output_item.done", output_index=index, item=done))
-        output.append(done)
-        return frames
-
     async for raw in chunks:
         chunk = _as_dict(raw)
         if chunk.get("usage"):
@@ -716,62 +796,15 @@ async def render_events(req: ChatRequest, chunks: AsyncIterator[dict[str, Any]])
             delta = choice.get("delta") or {}
             text = delta.get("content")
             if text:
-                if open_item is None or open_item["type"] != "message":
-                    for frame in close():
-                        yield frame
-                    open_item = {"type": "message", "id": _new_id("msg_")}
-                    index = len(output)
-                    added = _message_item(open_item["id"], "", "in_progress")
-                    added["content"] = []
-                    yield out.event("response.output_item.added", output_index=index, item=added)
-                    yield out.event(
-                        "response.content_part.added",
-                        item_id=open_item["id"],
-                        output_index=index,
-                        content_index=0,
-                        part={"type": "output_text", "text": "", "annotations": [], "logprobs": []},
-                    )
-                text_parts.append(text)
-                yield out.event(
-                    "response.output_text.delta",
-                    item_id=open_item["id"],
-                    output_index=len(output),
-                    content_index=0,
-                    delta=text,
-                    logprobs=[],
-                )
+                for frame in state.text(text):
+                    yield frame
             for call in delta.get("tool_calls") or ():
-                position = call.get("index", 0)
-                function = call.get("function") or {}
-                item = calls.get(position)
-                if item is None:
-                    for frame in close():
-                        yield frame
-                    name = function.get("name") or ""
-                    item = {
-                        "type": "custom_tool_call" if name in custom else "function_call",
-                        "id": _new_id("ctc_" if name in custom else "fc_"),
-                        "call_id": call.get("id") or _new_id("call_"),
-                        "name": name,
-                    }
-                    calls[position] = open_item = item
-                    arguments[item["id"]] = []
-                    added = _call_item(req, item["id"], item["call_id"], name, "", "in_progress")
-                    yield out.event("response.output_item.added", output_index=len(output), item=added)
-                fragment = function.get("arguments")
-                if fragment and item["id"] in arguments:
-                    arguments[item["id"]].append(fragment)
-                    if item["type"] == "function_call" and item is open_item:
-                        yield out.event(
-                            "response.function_call_arguments.delta",
-                            item_id=item["id"],
-                            output_index=len(output),
-                            delta=fragment,
-                        )
+                for frame in state.call(call):
+                    yield frame
     status, incomplete = _status(finish)
-    for frame in close("completed" if status == "completed" else "incomplete"):
+    for frame in state.finish(status):
         yield frame
-    final = _response(req, rid, created, status, output, _usage(usage), incomplete)
+    final = _response(req, rid, created, status, out.output, _usage(usage), incomplete)
     yield out.event("response.completed" if status == "completed" else "response.incomplete", response=final)
 
 

@@ -192,3 +192,38 @@ def chunks(
         }
     )
     return out
+
+
+def interleaved_calls() -> list[dict[str, Any]]:
+    """Two parallel tool calls whose argument fragments arrive interleaved (index 0, 1, 0, 1)."""
+
+    def chunk(calls: list[dict[str, Any]], finish: str | None = None) -> dict[str, Any]:
+        return {
+            "id": "chatcmpl-2",
+            "object": "chat.completion.chunk",
+            "model": "fleet/demo",
+            "choices": [{"index": 0, "delta": {"tool_calls": calls} if calls else {}, "finish_reason": finish}],
+        }
+
+    def start(i: int, cid: str, name: str) -> dict[str, Any]:
+        return {"index": i, "id": cid, "type": "function", "function": {"name": name, "arguments": ""}}
+
+    def frag(i: int, text: str) -> dict[str, Any]:
+        return {"index": i, "function": {"arguments": text}}
+
+    return [
+        chunk([start(0, "call_a", "get_weather")]),
+        chunk([start(1, "call_b", "get_weather")]),
+        chunk([frag(0, '{"city":')]),
+        chunk([frag(1, '{"city":')]),
+        chunk([frag(0, '"Oslo"}')]),
+        chunk([frag(1, '"Rome"}')]),
+        chunk([], "tool_calls"),
+        {
+            "id": "chatcmpl-2",
+            "object": "chat.completion.chunk",
+            "model": "fleet/demo",
+            "choices": [],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7},
+        },
+    ]

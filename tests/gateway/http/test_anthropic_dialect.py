@@ -17,7 +17,7 @@ import pytest
 from fleet.gateway.http.anthropic import DIALECT, count_tokens, estimate_tokens
 from fleet.gateway.http.dialect import BadRequest, ChatRequest, Dialect
 
-from .dialect_server import Canned, DialectServer, chunks, completion
+from .dialect_server import Canned, DialectServer, chunks, completion, interleaved_calls
 
 PATHS = ("/v1/messages", "/v1/messages/count_tokens")
 
@@ -472,6 +472,17 @@ def test_sdk_stream_text_and_tool(server: DialectServer) -> None:
     assert final.content[1].type == "tool_use" and final.content[1].input == {"city": "Oslo"}
     assert final.stop_reason == "tool_use"
     assert (final.usage.input_tokens, final.usage.output_tokens) == (20, 9)
+
+
+def test_sdk_stream_interleaved_parallel_calls_lose_nothing(server: DialectServer) -> None:
+    """Blocks are sequential; a late fragment of an earlier call is sent to that call's index."""
+    server.canned = [Canned(chunks=interleaved_calls())]
+    with _client(server).messages.stream(
+        model="claude-sonnet-4-5", max_tokens=100, tools=TOOLS, messages=[{"role": "user", "content": "x"}]
+    ) as stream:
+        final = stream.get_final_message()
+    assert [b.input for b in final.content] == [{"city": "Oslo"}, {"city": "Rome"}]  # type: ignore[union-attr]
+    assert [b.id for b in final.content] == ["call_a", "call_b"]  # type: ignore[union-attr]
 
 
 async def test_async_sdk_plain_and_stream(server: DialectServer) -> None:

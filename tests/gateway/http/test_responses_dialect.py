@@ -20,7 +20,7 @@ from fleet.gateway.http.dialect import BadRequest, ChatRequest, Dialect
 from fleet.gateway.http.responses import DIALECT
 from fleet.gateway.http.responses import TOOLS as TOOL_TABLE
 
-from .dialect_server import Canned, DialectServer, chunks, completion
+from .dialect_server import Canned, DialectServer, chunks, completion, interleaved_calls
 
 
 def test_satisfies_the_protocol() -> None:
@@ -459,6 +459,17 @@ def test_client_stream_raw_events(server: DialectServer) -> None:
     final = events[-1].response  # type: ignore[union-attr]
     assert final.output_text == "It is sunny."
     assert isinstance(final.output[1], ResponseFunctionToolCall) and final.output[1].arguments == '{"city":"Oslo"}'
+
+
+def test_interleaved_parallel_calls_lose_nothing(server: DialectServer) -> None:
+    server.canned = [Canned(chunks=interleaved_calls())]
+    with _client(server).responses.stream(model="gpt-4o", input="x", tools=TOOLS) as stream:
+        for _ in stream:
+            pass
+        final = stream.get_final_response()
+    args = [json.loads(item.arguments) for item in final.output]  # type: ignore[union-attr]
+    assert args == [{"city": "Oslo"}, {"city": "Rome"}]
+    assert [item.call_id for item in final.output] == ["call_a", "call_b"]  # type: ignore[union-attr]
 
 
 def test_client_stream_helper_accumulates(server: DialectServer) -> None:
