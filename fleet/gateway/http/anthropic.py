@@ -326,6 +326,24 @@ def _number(body: Mapping[str, Any], key: str) -> float | None:
     return value
 
 
+def _output_format(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Structured output (``output_config.format``, or the older beta ``output_format``) as a
+    Chat Completions ``response_format``."""
+    config = body.get("output_config")
+    where = "output_config.format"
+    fmt = config.get("format") if isinstance(config, dict) else None
+    if fmt is None:
+        fmt, where = body.get("output_format"), "output_format"
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict) or _type_of(fmt) != "json_schema":
+        raise BadRequest(f"{where}: expected {{'type': 'json_schema', 'schema': ...}}", where)
+    schema = fmt.get("schema")
+    if not isinstance(schema, dict):
+        raise BadRequest(f"{where}.schema: expected a JSON schema object", f"{where}.schema")
+    return {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
+
+
 def parse_messages_body(body: Any, *, require_max_tokens: bool = True) -> ChatRequest:
     """Translate a Messages (or ``count_tokens``, which has no ``max_tokens``) body to canonical form."""
     if not isinstance(body, dict):
@@ -358,7 +376,9 @@ def parse_messages_body(body: Any, *, require_max_tokens: bool = True) -> ChatRe
         if role == "user":
             messages.extend(_user_turn(content, where))
         elif role == "assistant":
-            messages.append(_assistant_turn(content, where))
+            turn = _assistant_turn(content, where)
+            if turn["content"] or turn.get("tool_calls"):  # a turn that was only thinking says nothing
+                messages.append(turn)
         elif role == "system":
             messages.append({"role": "system", "content": _text_of_blocks(content, f"{where}.content")})
         else:
@@ -393,12 +413,9 @@ def parse_messages_body(body: Any, *, require_max_tokens: bool = True) -> ChatRe
             raise BadRequest("metadata: expected an object", "metadata")
         # Kept, not sent as ``user``: Claude Code's user_id is longer than some providers accept there.
         extra["metadata"] = metadata
-    output_format = body.get("output_format")
-    if isinstance(output_format, dict) and output_format.get("type") == "json_schema":
-        schema = output_format.get("schema")
-        if not isinstance(schema, dict):
-            raise BadRequest("output_format.schema: expected a JSON schema object", "output_format.schema")
-        params["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
+    response_format = _output_format(body)
+    if response_format is not None:
+        params["response_format"] = response_format
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise BadRequest("stream: expected a boolean", "stream")

@@ -141,6 +141,19 @@ def test_parse_tool_choice(choice: dict[str, Any], expected: Any) -> None:
     assert req.params["tool_choice"] == expected
 
 
+def test_parse_drops_turns_that_were_only_thinking() -> None:
+    req = DIALECT.parse(
+        _body(
+            messages=[
+                {"role": "user", "content": "a"},
+                {"role": "assistant", "content": [{"type": "thinking", "thinking": "...", "signature": "s"}]},
+                {"role": "user", "content": "b"},
+            ]
+        )
+    )
+    assert [m["role"] for m in req.messages] == ["user", "user"]
+
+
 def test_parse_disable_parallel_and_stops() -> None:
     tools = [{"name": "Bash", "input_schema": {"type": "object"}}]
     req = DIALECT.parse(
@@ -418,6 +431,23 @@ def test_sdk_plain(server: DialectServer) -> None:
     # This SDK (2.x) sends the key as a bearer token; Claude Code and 0.x SDKs send x-api-key.
     sent = server.headers[-1]
     assert sent.get("x-api-key") == "fleet-token" or sent.get("authorization") == "Bearer fleet-token"
+
+
+def test_sdk_parse_structured_output(server: DialectServer) -> None:
+    """``messages.parse(output_format=Model)`` sends ``output_config.format``; the JSON reply parses."""
+    import pydantic
+
+    class Verdict(pydantic.BaseModel):
+        severity: str
+        score: int
+
+    server.canned = [Canned(completion=completion('{"severity": "high", "score": 7}'))]
+    msg = _client(server).messages.parse(
+        model="claude-sonnet-4-5", max_tokens=100, messages=[{"role": "user", "content": "rate"}], output_format=Verdict
+    )
+    assert msg.parsed_output == Verdict(severity="high", score=7)
+    sent = server.requests[-1].params["response_format"]
+    assert sent["type"] == "json_schema" and sent["json_schema"]["schema"]["properties"]["score"]["type"] == "integer"
 
 
 def test_sdk_tool_use_then_result(server: DialectServer) -> None:
