@@ -420,6 +420,21 @@ def test_client_plain(server: DialectServer) -> None:
     assert server.headers[-1]["authorization"] == "Bearer fleet-token"
 
 
+def test_client_parse_structured_output(server: DialectServer) -> None:
+    """``responses.parse(text_format=Model)`` sends text.format json_schema; the JSON reply parses."""
+    import pydantic
+
+    class Verdict(pydantic.BaseModel):
+        severity: str
+        score: int
+
+    server.canned = [Canned(completion=completion('{"severity": "low", "score": 2}'))]
+    resp = _client(server).responses.parse(model="gpt-4o", input="rate", text_format=Verdict)
+    assert resp.output_parsed == Verdict(severity="low", score=2)
+    sent = server.requests[-1].params["response_format"]
+    assert sent["type"] == "json_schema" and sent["json_schema"]["name"] == "Verdict" and sent["json_schema"]["strict"]
+
+
 def test_client_tools_then_output(server: DialectServer) -> None:
     server.canned = [
         Canned(completion=completion(None, [("call_9", "get_weather", '{"city":"Paris"}')], "tool_calls")),
