@@ -425,8 +425,8 @@ def parse_responses_body(body: Any) -> ChatRequest:
         "tool_choice": body.get("tool_choice", "auto"),
         "tools": tools or [],
         "text": body.get("text") or {"format": {"type": "text"}},
-        "reasoning": body.get("reasoning"),
-        "user": body.get("user"),
+        "reasoning": body.get("reasoning") if isinstance(body.get("reasoning"), dict) else None,
+        "user": body.get("user") if isinstance(body.get("user"), str) else None,
     }
     return ChatRequest(
         model=model,
