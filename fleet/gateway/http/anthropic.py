@@ -15,10 +15,13 @@ Choices a reader would otherwise have to guess:
   ``cache_control``) becomes one system message; ``cache_control`` is dropped,
   as the target may not be Anthropic. A ``role: "system"`` turn inside
   ``messages`` is kept as a system message.
-- ``thinking`` and ``redacted_thinking`` blocks, ``thinking``, ``top_k``,
+- ``thinking`` and ``redacted_thinking`` blocks, ``top_k``,
   ``context_management`` and other fields no canonical parameter carries are
   ignored, so a client that sends them works; server tools (``web_search_*``
-  ...) are dropped: only the Anthropic API runs them.
+  ...) are dropped: only the Anthropic API runs them. ``thinking`` is not sent
+  on (the target may not be Claude), but when the client asked for it and the
+  model reasons anyway (``reasoning_content``: DeepSeek, Gemini ... through
+  litellm), that reasoning comes back as unsigned ``thinking`` blocks.
 - ``tool_result`` blocks become ``tool`` messages placed before the rest of
   their user turn, as Chat Completions requires; their images (Claude Code's
   Read returns screenshots so) move to that user message, as OpenAI accepts
@@ -416,6 +419,9 @@ def parse_messages_body(body: Any, *, require_max_tokens: bool = True) -> ChatRe
     response_format = _output_format(body)
     if response_format is not None:
         params["response_format"] = response_format
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict) and _type_of(thinking) in ("enabled", "adaptive"):
+        extra["thinking"] = True  # a reasoning model's reasoning_content comes back as thinking blocks
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise BadRequest("stream: expected a boolean", "stream")
@@ -466,6 +472,9 @@ def render_message(req: ChatRequest, completion: Any) -> dict[str, Any]:
     choice = choices[0] if isinstance(choices[0], Mapping) else {}
     message = choice.get("message") or {}
     content: list[dict[str, Any]] = []
+    reasoning = message.get("reasoning_content")
+    if req.extra.get("thinking") and isinstance(reasoning, str) and reasoning:
+        content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
     text = message.get("content")
     if isinstance(text, list):  # content parts
         text = "".join(str(p.get("text", "")) for p in text if isinstance(p, Mapping))
@@ -524,7 +533,8 @@ async def render_events(req: ChatRequest, chunks: AsyncIterator[dict[str, Any]])
     )
     yield _frame("ping", {"type": "ping"})
     index = -1  # Anthropic index of the open block, -1 when none
-    open_kind: str | None = None  # "text" | "tool_use"
+    open_kind: str | None = None  # "thinking" | "text" | "tool_use"
+    thinking = bool(req.extra.get("thinking"))
     tool_blocks: dict[int, int] = {}  # canonical tool_calls index -> Anthropic block index
     finish: Any = None
     usage: Any = None
@@ -532,8 +542,12 @@ async def render_events(req: ChatRequest, chunks: AsyncIterator[dict[str, Any]])
 
     def close() -> bytes:
         nonlocal open_kind
+        ending = b""
+        if open_kind == "thinking":  # Anthropic signs thinking; ours comes from another model, unsigned
+            delta = {"type": "signature_delta", "signature": ""}
+            ending = _frame("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
         open_kind = None
-        return _frame("content_block_stop", {"type": "content_block_stop", "index": index})
+        return ending + _frame("content_block_stop", {"type": "content_block_stop", "index": index})
 
     async for raw in chunks:
         chunk = _as_dict(raw)
@@ -543,6 +557,25 @@ async def render_events(req: ChatRequest, chunks: AsyncIterator[dict[str, Any]])
             if choice.get("finish_reason"):
                 finish = choice["finish_reason"]
             delta = choice.get("delta") or {}
+            reasoning = delta.get("reasoning_content") if thinking else None
+            if reasoning and isinstance(reasoning, str):
+                if open_kind != "thinking":
+                    if open_kind is not None:
+                        yield close()
+                    index += 1
+                    open_kind = "thinking"
+                    block = {"type": "thinking", "thinking": "", "signature": ""}
+                    yield _frame(
+                        "content_block_start", {"type": "content_block_start", "index": index, "content_block": block}
+                    )
+                yield _frame(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "thinking_delta", "thinking": reasoning},
+                    },
+                )
             text = delta.get("content")
             if text:
                 if open_kind != "text":

@@ -315,6 +315,17 @@ def test_render_tool_use_keeps_bad_arguments() -> None:
     assert msg["stop_reason"] == "tool_use"
 
 
+def test_render_reasoning_as_thinking_only_when_asked() -> None:
+    done = completion("42.")
+    done["choices"][0]["message"]["reasoning_content"] = "6 times 7"
+    asked = DIALECT.parse(_body(thinking={"type": "enabled", "budget_tokens": 1024}))
+    assert DIALECT.render(asked, done)["content"] == [
+        {"type": "thinking", "thinking": "6 times 7", "signature": ""},
+        {"type": "text", "text": "42."},
+    ]
+    assert DIALECT.render(DIALECT.parse(_body()), done)["content"] == [{"type": "text", "text": "42."}]
+
+
 def test_render_cached_tokens_are_not_input_tokens() -> None:
     done = completion("x", prompt_tokens=100)
     done["usage"]["prompt_tokens_details"] = {"cached_tokens": 60}
@@ -502,6 +513,26 @@ def test_sdk_stream_text_and_tool(server: DialectServer) -> None:
     assert final.content[1].type == "tool_use" and final.content[1].input == {"city": "Oslo"}
     assert final.stop_reason == "tool_use"
     assert (final.usage.input_tokens, final.usage.output_tokens) == (20, 9)
+
+
+def test_sdk_stream_reasoning_as_a_thinking_block(server: DialectServer) -> None:
+    reasoning = chunks(["The answer ", "is 42."])
+    reasoning[1:1] = [
+        {**reasoning[0], "choices": [{"index": 0, "delta": {"reasoning_content": part}, "finish_reason": None}]}
+        for part in ("6 times ", "7")
+    ]
+    server.canned = [Canned(chunks=reasoning)]
+    with _client(server).messages.stream(
+        model="claude-sonnet-4-5",
+        max_tokens=2000,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        messages=[{"role": "user", "content": "6*7?"}],
+    ) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_message()
+    assert "thinking" in kinds and "signature" in kinds
+    assert final.content[0].type == "thinking" and final.content[0].thinking == "6 times 7"
+    assert final.content[1].type == "text" and final.content[1].text == "The answer is 42."
 
 
 def test_sdk_stream_interleaved_parallel_calls_lose_nothing(server: DialectServer) -> None:
