@@ -17,7 +17,9 @@ the request's :class:`ToolTable`. ``reasoning`` items in the input are skipped,
 ``developer`` messages become system messages, Codex's freeform ``custom``
 tools travel as function tools with one string argument ``input`` and come back
 as ``custom_tool_call`` items, and tools grouped in a ``namespace`` tool are
-offered flat and their calls named back with their namespace.
+offered flat and their calls named back with their namespace. When the request
+asks for reasoning summaries (Codex does) and the model reasons (litellm's
+``reasoning_content``), the reasoning comes back as a ``reasoning`` item.
 """
 
 from __future__ import annotations
@@ -428,13 +430,15 @@ def parse_responses_body(body: Any) -> ChatRequest:
         "reasoning": body.get("reasoning") if isinstance(body.get("reasoning"), dict) else None,
         "user": body.get("user") if isinstance(body.get("user"), str) else None,
     }
+    reasoning = body.get("reasoning")
+    summaries = isinstance(reasoning, dict) and reasoning.get("summary") in ("auto", "concise", "detailed")
     return ChatRequest(
         model=model,
         messages=messages,
         params=params,
         stream=stream,
         include_usage=True,
-        extra={"echo": echo, TOOLS: table},
+        extra={"echo": echo, TOOLS: table, "reasoning_summary": summaries},
     )
 
 
@@ -514,6 +518,12 @@ def _message_item(item_id: str, text: str, status: str) -> dict[str, Any]:
     }
 
 
+def _reasoning_item(item_id: str, text: str, status: str) -> dict[str, Any]:
+    """A model's reasoning (litellm's ``reasoning_content``) as a reasoning item with a summary."""
+    summary = [{"type": "summary_text", "text": text}] if text else []
+    return {"type": "reasoning", "id": item_id, "summary": summary, "status": status}
+
+
 def _call_item(req: ChatRequest, item_id: str, call_id: str, name: str, arguments: str, status: str) -> dict[str, Any]:
     """A function_call item, or a custom_tool_call for a tool the request declared as custom;
     a call to a tool declared in a namespace names it back with its namespace."""
@@ -562,6 +572,9 @@ def render_response(req: ChatRequest, completion: Any) -> dict[str, Any]:
     status, incomplete = _status(choice.get("finish_reason"))
     item_status = "completed" if status == "completed" else "incomplete"
     output: list[dict[str, Any]] = []
+    reasoning = message.get("reasoning_content")
+    if req.extra.get("reasoning_summary") and isinstance(reasoning, str) and reasoning:
+        output.append(_reasoning_item(_new_id("rs_"), reasoning, "completed"))
     text = message.get("content")
     if isinstance(text, list):
         text = "".join(str(p.get("text", "")) for p in text if isinstance(p, Mapping))
@@ -617,7 +630,7 @@ class _Item:
     """One output item while it streams: a message's text parts or a call's argument fragments."""
 
     index: int
-    kind: str  # "message" | "function_call" | "custom_tool_call"
+    kind: str  # "reasoning" | "message" | "function_call" | "custom_tool_call"
     id: str
     call_id: str = ""
     name: str = ""
@@ -633,13 +646,48 @@ class _Renderer:
         self.items: list[_Item] = []
         self.done: dict[int, dict[str, Any]] = {}
         self.message: _Item | None = None  # the text item taking deltas, if any
+        self.reasoning: _Item | None = None  # the reasoning item taking deltas, if any
         self.calls: dict[int, _Item] = {}  # canonical tool_calls index -> its item
         table = req.extra.get(TOOLS)
         self.custom = table.custom if isinstance(table, ToolTable) else set()
 
+    def reason(self, delta: str) -> list[bytes]:
+        out = self.out
+        frames: list[bytes] = []
+        item = self.reasoning
+        if item is None:
+            if self.message is not None:
+                frames += self.close(self.message)
+            item = self.reasoning = _Item(len(self.items), "reasoning", _new_id("rs_"))
+            self.items.append(item)
+            added = _reasoning_item(item.id, "", "in_progress")
+            frames.append(out.event("response.output_item.added", output_index=item.index, item=added))
+            frames.append(
+                out.event(
+                    "response.reasoning_summary_part.added",
+                    item_id=item.id,
+                    output_index=item.index,
+                    summary_index=0,
+                    part={"type": "summary_text", "text": ""},
+                )
+            )
+        item.parts.append(delta)
+        frames.append(
+            out.event(
+                "response.reasoning_summary_text.delta",
+                item_id=item.id,
+                output_index=item.index,
+                summary_index=0,
+                delta=delta,
+            )
+        )
+        return frames
+
     def text(self, delta: str) -> list[bytes]:
         out = self.out
         frames: list[bytes] = []
+        if self.reasoning is not None:
+            frames += self.close(self.reasoning)
         item = self.message
         if item is None:
             item = self.message = _Item(len(self.items), "message", _new_id("msg_"))
@@ -675,8 +723,9 @@ class _Renderer:
         function = call.get("function") or {}
         item = self.calls.get(position)
         if item is None:
-            if self.message is not None:  # text before a call ends there; more text starts a new item
-                frames += self.close(self.message)
+            for before in (self.reasoning, self.message):  # they end where a call starts
+                if before is not None:
+                    frames += self.close(before)
             name = function.get("name") or ""
             kind = "custom_tool_call" if name in self.custom else "function_call"
             item = _Item(
@@ -709,7 +758,28 @@ class _Renderer:
         frames: list[bytes] = []
         index = item.index
         joined = "".join(item.parts)
-        if item.kind == "message":
+        if item.kind == "reasoning":
+            self.reasoning = None
+            frames.append(
+                out.event(
+                    "response.reasoning_summary_text.done",
+                    item_id=item.id,
+                    output_index=index,
+                    summary_index=0,
+                    text=joined,
+                )
+            )
+            frames.append(
+                out.event(
+                    "response.reasoning_summary_part.done",
+                    item_id=item.id,
+                    output_index=index,
+                    summary_index=0,
+                    part={"type": "summary_text", "text": joined},
+                )
+            )
+            done = _reasoning_item(item.id, joined, "completed")
+        elif item.kind == "message":
             self.message = None
             part = {"type": "output_text", "text": joined, "annotations": [], "logprobs": []}
             frames.append(
@@ -784,6 +854,7 @@ async def render_events(req: ChatRequest, chunks: AsyncIterator[dict[str, Any]])
     yield out.event("response.in_progress", response=opening)
 
     state = _Renderer(req, out)
+    summaries = bool(req.extra.get("reasoning_summary"))
     finish: Any = None
     usage: Any = None
     async for raw in chunks:
@@ -794,6 +865,10 @@ async def render_events(req: ChatRequest, chunks: AsyncIterator[dict[str, Any]])
             if choice.get("finish_reason"):
                 finish = choice["finish_reason"]
             delta = choice.get("delta") or {}
+            reasoning = delta.get("reasoning_content") if summaries else None
+            if reasoning and isinstance(reasoning, str):
+                for frame in state.reason(reasoning):
+                    yield frame
             text = delta.get("content")
             if text:
                 for frame in state.text(text):

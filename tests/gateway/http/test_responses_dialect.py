@@ -306,6 +306,17 @@ def test_render_text_validates_as_the_typed_model() -> None:
     assert (resp.usage.input_tokens, resp.usage.output_tokens, resp.usage.total_tokens) == (9, 3, 12)
 
 
+def test_render_reasoning_summary_only_when_asked() -> None:
+    done = completion("42.")
+    done["choices"][0]["message"]["reasoning_content"] = "6 times 7"
+    asked = DIALECT.parse({"model": "m", "input": "6*7?", "reasoning": {"effort": "low", "summary": "auto"}})
+    resp = Response.model_validate(DIALECT.render(asked, done))
+    assert resp.output[0].type == "reasoning" and resp.output[0].summary[0].text == "6 times 7"  # type: ignore[union-attr]
+    assert resp.output_text == "42."
+    plain = DIALECT.render(DIALECT.parse({"model": "m", "input": "6*7?"}), done)
+    assert [item["type"] for item in plain["output"]] == ["message"]
+
+
 def test_render_length_is_incomplete() -> None:
     resp = Response.model_validate(DIALECT.render(REQ, completion("cut", finish="length")))
     assert resp.status == "incomplete"
@@ -474,6 +485,25 @@ def test_client_stream_raw_events(server: DialectServer) -> None:
     final = events[-1].response  # type: ignore[union-attr]
     assert final.output_text == "It is sunny."
     assert isinstance(final.output[1], ResponseFunctionToolCall) and final.output[1].arguments == '{"city":"Oslo"}'
+
+
+def test_client_stream_reasoning_summary(server: DialectServer) -> None:
+    """Codex asks for reasoning summaries; a reasoning model's reasoning_content streams as one."""
+    canned = chunks(["42."])
+    canned[1:1] = [
+        {**canned[0], "choices": [{"index": 0, "delta": {"reasoning_content": part}, "finish_reason": None}]}
+        for part in ("6 times ", "7")
+    ]
+    server.canned = [Canned(chunks=canned)]
+    with _client(server).responses.stream(
+        model="gpt-4o", input="6*7?", reasoning={"effort": "low", "summary": "auto"}
+    ) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    assert "response.reasoning_summary_text.delta" in kinds and "response.reasoning_summary_part.done" in kinds
+    assert kinds.index("response.reasoning_summary_part.done") < kinds.index("response.output_text.delta")
+    assert final.output[0].type == "reasoning" and final.output[0].summary[0].text == "6 times 7"  # type: ignore[union-attr]
+    assert final.output_text == "42."
 
 
 def test_interleaved_parallel_calls_lose_nothing(server: DialectServer) -> None:
