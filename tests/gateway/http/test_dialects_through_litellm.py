@@ -68,7 +68,12 @@ class ScriptedUpstream:
             "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'},
         }
         if not body.get("stream"):
-            message = {"role": "assistant", "content": "Checking Oslo.", "tool_calls": [call]}
+            message = {
+                "role": "assistant",
+                "content": "Checking Oslo.",
+                "reasoning_content": "Oslo is asked; call the tool.",
+                "tool_calls": [call],
+            }
             return web.json_response(
                 {
                     **base,
@@ -81,6 +86,8 @@ class ScriptedUpstream:
         await resp.prepare(request)
         deltas: list[dict[str, Any]] = [
             {"role": "assistant", "content": ""},
+            {"reasoning_content": "Oslo is asked; "},
+            {"reasoning_content": "call the tool."},
             {"content": "Checking "},
             {"content": "Oslo."},
             {"tool_calls": [{"index": 0, **call, "function": {"name": "get_weather", "arguments": ""}}]},
@@ -184,6 +191,8 @@ async def test_anthropic_body_through_litellm(
     body = messages_dialect.DIALECT.render(req, done)
     msg = anthropic.types.Message.model_validate(body)
     assert msg.stop_reason == "tool_use"
+    thought = msg.content.pop(0)  # the client asked for thinking; the upstream reasoned
+    assert thought.type == "thinking" and thought.thinking == "Oslo is asked; call the tool."
     assert msg.content[0].type == "text" and msg.content[0].text == "Checking Oslo."
     use = msg.content[1]
     assert use.type == "tool_use" and use.input == {"city": "Oslo"} and use.id == "call_up1"
@@ -196,8 +205,9 @@ async def test_anthropic_body_through_litellm(
     client = anthropic.Anthropic(base_url=anthropic_server.base_url, api_key="t", max_retries=0)
     with client.messages.stream(**{k: v for k, v in CLAUDE_BODY.items() if k != "stream"}) as stream:
         final = stream.get_final_message()
-    assert final.content[0].text == "Checking Oslo."  # type: ignore[union-attr]
-    assert final.content[1].input == {"city": "Oslo"}  # type: ignore[union-attr]
+    assert final.content[0].thinking == "Oslo is asked; call the tool."  # type: ignore[union-attr]
+    assert final.content[1].text == "Checking Oslo."  # type: ignore[union-attr]
+    assert final.content[2].input == {"city": "Oslo"}  # type: ignore[union-attr]
     assert final.stop_reason == "tool_use"
     assert (final.usage.input_tokens, final.usage.output_tokens) == (31, 12)
 
@@ -222,6 +232,7 @@ async def test_responses_body_through_litellm(
             }
         ],
         "max_output_tokens": 300,
+        "reasoning": {"summary": "auto"},
         "store": False,
     }
     req = responses_dialect.DIALECT.parse(body)
@@ -232,6 +243,7 @@ async def test_responses_body_through_litellm(
 
     resp = openai.types.responses.Response.model_validate(responses_dialect.DIALECT.render(req, done))
     assert resp.output_text == "Checking Oslo."
+    assert resp.output.pop(0).summary[0].text == "Oslo is asked; call the tool."  # type: ignore[union-attr]
     call = resp.output[1]
     assert call.type == "function_call" and json.loads(call.arguments) == {"city": "Oslo"}
     assert resp.usage is not None and resp.usage.total_tokens == 43
@@ -243,6 +255,7 @@ async def test_responses_body_through_litellm(
     with client.responses.stream(**body) as stream:
         final = stream.get_final_response()
     assert final.output_text == "Checking Oslo."
+    assert final.output.pop(0).summary[0].text == "Oslo is asked; call the tool."  # type: ignore[union-attr]
     assert final.output[1].type == "function_call" and json.loads(final.output[1].arguments) == {"city": "Oslo"}  # type: ignore[union-attr]
     assert final.usage is not None and (final.usage.input_tokens, final.usage.output_tokens) == (31, 12)
 
