@@ -420,7 +420,11 @@ def parse_messages_body(body: Any, *, require_max_tokens: bool = True) -> ChatRe
     if response_format is not None:
         params["response_format"] = response_format
     thinking = body.get("thinking")
-    if isinstance(thinking, dict) and _type_of(thinking) in ("enabled", "adaptive"):
+    if (
+        isinstance(thinking, dict)
+        and _type_of(thinking) in ("enabled", "adaptive")
+        and thinking.get("display") != "omitted"  # omitted: Anthropic sends only a signature, we have none
+    ):
         extra["thinking"] = True  # a reasoning model's reasoning_content comes back as thinking blocks
     stream = body.get("stream", False)
     if not isinstance(stream, bool):

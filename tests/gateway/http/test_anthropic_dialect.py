@@ -324,6 +324,8 @@ def test_render_reasoning_as_thinking_only_when_asked() -> None:
         {"type": "text", "text": "42."},
     ]
     assert DIALECT.render(DIALECT.parse(_body()), done)["content"] == [{"type": "text", "text": "42."}]
+    omitted = DIALECT.parse(_body(thinking={"type": "enabled", "budget_tokens": 1024, "display": "omitted"}))
+    assert DIALECT.render(omitted, done)["content"] == [{"type": "text", "text": "42."}]  # what Claude Code asks
 
 
 def test_render_cached_tokens_are_not_input_tokens() -> None:
