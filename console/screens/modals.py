@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.validation import Function
-from textual.widgets import Button, Input, Label, OptionList
+from textual.widgets import Button, Footer, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 
@@ -58,6 +58,7 @@ class ConfirmQuit(ModalScreen[str | None]):
                 yield Button("Detach (d)", variant="primary", id="detach")
                 yield Button("Stop fleet (s)", variant="error", id="stop")
                 yield Button("Cancel (esc)", variant="default", id="cancel")
+        yield Footer()  # this dialog's keys, not those of the screen beneath
 
     def on_mount(self) -> None:
         self.query_one("#stop" if self.started_here else "#detach", Button).focus()
