@@ -72,6 +72,9 @@ class FleetRuntime:
 
         await attach_tasks(sup, self.ops)
         attach_alerts(sup, self.ops)
+        from fleet.asking import attach as attach_asking
+
+        attach_asking(sup, self.ops)
         await attach_report(sup, self.ops)
         self.server = ControlServer(sup, self.ops, sdir)
         try:

@@ -292,6 +292,7 @@ def deny(ctx: Ctx, approval_id: int, reason: str) -> None:
 
 
 def _register_subcommands() -> None:
+    from fleet.cli.asking import answer, questions, send
     from fleet.cli.daemon import down, up
     from fleet.cli.logs import logs
     from fleet.cli.observe import alerts, events, metrics, usage
@@ -299,6 +300,9 @@ def _register_subcommands() -> None:
     main.add_command(up)
     main.add_command(down)
     main.add_command(logs)
+    main.add_command(send)
+    main.add_command(questions)
+    main.add_command(answer)
     main.add_command(alerts)
     main.add_command(events)
     main.add_command(usage)

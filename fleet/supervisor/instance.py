@@ -1,7 +1,7 @@
 """One agent instance: its process, its state machine, restarts and pause.
 
-States follow the contract in the README (starting running pausing paused
-stopping stopped exited crashed backoff crash-loop). Each process leads its
+States follow the contract in the README (starting running waiting pausing
+paused stopping stopped exited crashed backoff crash-loop). Each process leads its
 own process group, so "the agent" is its whole group: pause stops the group,
 stop signals the group, and when the main process exits whatever it left
 behind in the group is killed (as systemd's control-group kill mode).
@@ -10,6 +10,11 @@ Exits are noticed through a pidfd on the event loop: no thread per child.
 Where the group lives depends on the terminal (see ``agent_sessions``): an
 agent must never reach the operator's terminal, and must not starve the
 supervisor of CPU either.
+
+A command agent's stdin is a pipe the supervisor holds (not /dev/null): an
+operator can answer a prompt (``fleet send``), and a process blocked reading
+it is shown ``waiting`` (``stdinwatch``). Reading it returns EOF only once the
+operator sends one (``fleet send NAME --eof``).
 """
 
 from __future__ import annotations
@@ -104,6 +109,15 @@ class AgentInstance:
         self._paused_event = asyncio.Event()
         self.last_progress = time.monotonic()
         self._pidfd: int | None = None
+        #: The fd the supervisor writes the agent's input to (its stdin pipe), and
+        #: what /proc shows for the agent's end of it (``pipe:[INODE]``).
+        self._input_fd: int | None = None
+        self.input_link: str | None = None
+        self.input_closed = False
+        #: Monotonic time the agent entered ``waiting``; questions it asked (ctx.ask) still open.
+        self.waiting_since: float | None = None
+        self.waiting_at: float | None = None  # the same, wall clock (status)
+        self._asks: list[str] = []
         self._setup: set[asyncio.Task[Any]] = set()  # transports being attached
 
     # --- introspection ---------------------------------------------------------
@@ -122,6 +136,10 @@ class AgentInstance:
         prev = self.state
         self.state = state
         self.reason = reason
+        if state is not S.WAITING:
+            self.waiting_since = self.waiting_at = None
+        elif prev is not S.WAITING:
+            self.waiting_since, self.waiting_at = time.monotonic(), time.time()
         if state is S.PAUSED:
             self._paused_event.set()
         else:
@@ -192,15 +210,18 @@ class AgentInstance:
                 fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
         parent_sock = child_sock = None
         pass_fds: tuple[int, ...] = ()
+        in_r = in_w = -1
         if self.kind == "sdk":
             parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             pass_fds = (child_sock.fileno(),)
+        else:
+            in_r, in_w = os.pipe2(os.O_CLOEXEC)
         env = self._env(child_sock.fileno() if child_sock else None)
         argv = self._argv(env)
         try:
             popen = subprocess.Popen(
                 argv,
-                stdin=subprocess.DEVNULL,
+                stdin=in_r if in_r >= 0 else subprocess.DEVNULL,
                 stdout=out_w,
                 stderr=err_w,
                 cwd=self._cwd(),
@@ -210,14 +231,17 @@ class AgentInstance:
                 close_fds=True,
             )
         except BaseException:
-            for fd in (out_r, err_r):
-                os.close(fd)
+            for fd in (out_r, err_r, in_w):
+                if fd >= 0:
+                    os.close(fd)
             if parent_sock:
                 parent_sock.close()
             raise
         finally:
             os.close(out_w)
             os.close(err_w)
+            if in_r >= 0:
+                os.close(in_r)
             if child_sock:
                 child_sock.close()
         self._popen = popen
@@ -229,6 +253,14 @@ class AgentInstance:
         self._exited.clear()
         self.last_progress = time.monotonic()
         self.sup.watchdog_add(popen.pid)
+        self._close_input()
+        self.input_closed = False
+        self._asks.clear()
+        if in_w >= 0:
+            os.set_blocking(in_w, False)
+            self._input_fd = in_w
+            self.input_link = f"pipe:[{os.fstat(in_w).st_ino}]"
+            self.sup.stdin_watch.wake()
         sink = self.sup.loghub.sink_for(self.name, run_id)
         self._pipes = []
         for fd, stream in ((out_r, "stdout"), (err_r, "stderr")):
@@ -291,11 +323,11 @@ class AgentInstance:
             if self.state is S.STARTING:
                 self._set(S.RUNNING if not self.want_paused else S.PAUSING, self.reason)
         elif t == "paused":
-            if self.state in (S.PAUSING, S.RUNNING, S.STARTING) and self.want_paused:
+            if self.state in (S.PAUSING, S.RUNNING, S.WAITING, S.STARTING) and self.want_paused:
                 self._set(S.PAUSED, self.reason)
         elif t == "resumed":
             if self.state in (S.PAUSED, S.PAUSING) and not self.want_paused:
-                self._set(S.RUNNING)
+                self._set_running()
         elif t == "log":
             self.sup.agent_log(self, msg)
         elif t == "metric":
@@ -312,13 +344,13 @@ class AgentInstance:
         """Ask the agent to pause; True if anything changed. Idempotent."""
         if self.want_paused and self.state in (S.PAUSED, S.PAUSING):
             return False
-        if self.state not in (S.RUNNING, S.STARTING, S.PAUSING):
+        if self.state not in (S.RUNNING, S.WAITING, S.STARTING, S.PAUSING):
             return False
         self.want_paused = True
         if self.kind == "sdk":
             if self._link is not None:
                 self._link.send({"t": "pause"})
-            if self.state is S.RUNNING:
+            if self.state in (S.RUNNING, S.WAITING):
                 self._set(S.PAUSING, reason)
             else:
                 self.reason = reason
@@ -336,11 +368,85 @@ class AgentInstance:
         if self.kind == "sdk":
             if self._link is not None:
                 self._link.send({"t": "resume"})
-            self._set(S.RUNNING)
+            self._set_running()
         else:
             self._signal_group(signal.SIGCONT)
             self._set(S.RUNNING)
+            self.sup.stdin_watch.wake()  # still blocked on its input? waiting again at the next look
         return True
+
+    # --- waiting for the operator -------------------------------------------------
+    def _set_running(self) -> None:
+        """Running again (resumed): waiting at once if a question of the agent is still open."""
+        if self._asks:
+            self._set(S.WAITING, self._asks[-1][:200])
+        else:
+            self._set(S.RUNNING)
+
+    def set_input_waiting(self, waiting: bool) -> None:
+        """What the input watch saw: blocked reading its input, or not (any more)."""
+        if waiting and self.state is S.RUNNING:
+            for pipe in self._pipes:  # a prompt without a newline is the question: show it
+                pipe.flush_partial()
+            question = self.sup.loghub.last_line(self.name).strip()
+            self._set(S.WAITING, question[:200] or None)
+        elif not waiting and self.state is S.WAITING and not self._asks:
+            self._set(S.RUNNING)
+
+    def begin_ask(self, question: str) -> None:
+        """An SDK agent asked the operator (``ctx.ask``): ``waiting`` until answered."""
+        self._asks.append(question)
+        if self.state is S.RUNNING or self.state is S.WAITING:
+            self._set(S.WAITING, question[:200])
+
+    def end_ask(self, question: str) -> None:
+        with contextlib.suppress(ValueError):
+            self._asks.remove(question)
+        if self.state is S.WAITING:
+            self._set_running()
+
+    @property
+    def accepts_input(self) -> bool:
+        return self._input_fd is not None
+
+    def write_input(self, data: bytes) -> int:
+        """Write ``data`` to the agent's input now; raises ``AgentError`` when it cannot take it."""
+        from fleet.errors import AgentError
+
+        if not self.state.alive or self._popen is None:
+            raise AgentError(f"{self.name} is {self.state.value}: no process reads its input")
+        if self._input_fd is None:
+            if self.input_closed:
+                raise AgentError(f"{self.name}'s input was closed (EOF sent); restart it to reopen it")
+            raise AgentError(f"{self.name} is an SDK agent: it has no input to write to "
+                             "(answer its questions with `fleet answer`)")
+        try:
+            n = os.write(self._input_fd, data)
+        except BlockingIOError:
+            raise AgentError(f"{self.name} has not read its earlier input yet (its input pipe is full)") from None
+        except OSError as exc:  # EPIPE: it closed its stdin; EIO: its terminal is gone
+            raise AgentError(f"{self.name} no longer reads its input ({exc.strerror or exc})") from None
+        self.sup.stdin_watch.soon(self)
+        return n
+
+    def close_input(self) -> None:
+        """Send end-of-file: close the supervisor's end of the agent's stdin."""
+        from fleet.errors import AgentError
+
+        if not self.state.alive:
+            raise AgentError(f"{self.name} is {self.state.value}: no process reads its input")
+        if self._input_fd is None:
+            raise AgentError(f"{self.name}'s input is already closed" if self.input_closed
+                             else f"{self.name} is an SDK agent: it has no input to close")
+        self._close_input()
+        self.input_closed = True
+        self.sup.stdin_watch.soon(self)
+
+    def _close_input(self) -> None:
+        if self._input_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._input_fd)
+            self._input_fd = None
 
     async def output_drained(self) -> None:
         """Wait until the current run's stdout and stderr reached EOF (all read)."""
@@ -410,6 +516,7 @@ class AgentInstance:
         except (ProcessLookupError, PermissionError):
             pass
         self.sup.watchdog_remove(popen.pid)
+        self._close_input()
         if self._link is not None:
             self._link.close()
             self._link = None

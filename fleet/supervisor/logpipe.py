@@ -238,6 +238,10 @@ class LogPipe:
         else:
             self._partial = tail
 
+    def flush_partial(self) -> None:
+        """Emit the line still waiting for its newline as a line now (a prompt the agent waits on)."""
+        self._flush_partial()
+
     def _flush_partial(self) -> None:
         if self._partial and not self._skipping:
             self._emit(self._partial + b"\n")
