@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from fleet.errors import FleetError
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="waiting is read from /proc")
+
+
+async def cli(fleet_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``fleet -C DIR ARGS`` without blocking the loop the fleet under test runs on."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fleet.cli", "-C", str(fleet_dir), *args,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    return subprocess.CompletedProcess(args, proc.returncode or 0, out.decode(), err.decode())
 
 
 async def test_a_shell_read_goes_waiting_and_runs_again_after_send(fleet_factory):
@@ -116,3 +129,42 @@ async def test_waiting_alert_fires_and_silence_does_not(fleet_factory):
     await f.call("send", name="stuck", text="y")
     cleared = await f.events.wait_for(lambda e: e["event"] == "alert_cleared" and e["data"]["rule"] == "waiting")
     assert cleared["data"]["agent"] == "stuck"
+
+
+ASKER = """
+    async def run(ctx):
+        answer = await ctx.ask("Which region first?", choices=["emea", "apac", "amer"])
+        print("region", answer, flush=True)
+        late = await ctx.ask("Anything else?", timeout=0.5)
+        print("late", late, flush=True)
+        await ctx.sleep(3600)
+"""
+
+
+async def test_ctx_ask_waits_is_listed_answered_from_the_cli_and_times_out(fleet_factory, tmp_path):
+    f = await fleet_factory(
+        '[[agent]]\nname = "sdk"\nrun = "agents.ask:run"\n',
+        {"agents/__init__.py": "", "agents/ask.py": ASKER},
+    )
+    a = await f.wait_status("sdk", lambda a: a["state"] == "waiting", timeout=15)
+    assert a["reason"] == "Which region first?"
+    [q] = (await f.call("questions"))["questions"]
+    assert (q["agent"], q["question"], q["choices"], q["status"]) == ("sdk", "Which region first?",
+                                                                     ["emea", "apac", "amer"], "pending")
+    assert q["timeout_s"] == 900  # tools.approval_timeout_s
+    with pytest.raises(FleetError, match="answer one of: emea, apac, amer"):
+        await f.call("answer", id=q["id"], text="mars")
+    listed = await cli(f.dir, "questions")
+    assert f"#{q['id']}  sdk" in listed.stdout and "Which region first?  [emea | apac | amer]" in listed.stdout
+    out = await cli(f.dir, "answer", str(q["id"]), "APAC")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"answered #{q['id']} (sdk): apac"
+    await f.events.wait_for(lambda e: e["event"] == "logs" and e["data"]["text"] == "region apac\n")
+    # The second question times out on its own 0.5 s: None, and the question is closed as expired.
+    await f.events.wait_for(lambda e: e["event"] == "logs" and e["data"]["text"] == "late None\n")
+    expired = await f.events.wait_for(lambda e: e["event"] == "question" and e["data"]["status"] == "expired")
+    assert expired["data"]["answered_by"] == "timeout"
+    await f.wait_status("sdk", lambda a: a["state"] == "running")
+    assert (await f.call("questions"))["questions"] == []
+    audit = await f.events.wait_for(lambda e: e["event"] == "audit" and e["data"]["action"] == "answer")
+    assert audit["data"]["origin"] == "cli" and audit["data"]["details"]["text"] == "APAC"
