@@ -293,6 +293,7 @@ def deny(ctx: Ctx, approval_id: int, reason: str) -> None:
 
 def _register_subcommands() -> None:
     from fleet.cli.asking import answer, questions, send
+    from fleet.cli.attach import attach
     from fleet.cli.daemon import down, up
     from fleet.cli.logs import logs
     from fleet.cli.observe import alerts, events, metrics, usage
@@ -307,6 +308,7 @@ def _register_subcommands() -> None:
     main.add_command(events)
     main.add_command(usage)
     main.add_command(metrics)
+    main.add_command(attach)
     try:
         from fleet.cli.policy import policy
     except ImportError:  # pragma: no cover - during bootstrap

@@ -506,6 +506,7 @@ class Supervisor:
             "last_line": self.loghub.last_line(inst.name),
             "policy": inst.spec.policy or "default",
             "waiting_since": inst.waiting_at,
+            "tty": bool(inst.spec.tty),
             "input": "closed" if inst.input_closed else "open" if inst.accepts_input else None,
             "goal": self.goal_for(inst),
             "lines": self.loghub.last_seq(inst.name),

@@ -38,6 +38,7 @@ from fleet.gateway.keys import strip_provider_keys
 from fleet.records import AgentState
 from fleet.supervisor.agentlink import AgentLink
 from fleet.supervisor.logpipe import LogPipe
+from fleet.supervisor.ttyattach import TtySession, make_controlling_tty, set_winsize
 
 if TYPE_CHECKING:
     from fleet.policy import AgentSpec, Policy
@@ -117,6 +118,8 @@ class AgentInstance:
         #: Monotonic time the agent entered ``waiting``; questions it asked (ctx.ask) still open.
         self.waiting_since: float | None = None
         self.waiting_at: float | None = None  # the same, wall clock (status)
+        #: A ``tty = true`` agent's attached terminals and recent output (kept across its runs).
+        self.tty: TtySession | None = None
         self._asks: list[str] = []
         self._setup: set[asyncio.Task[Any]] = set()  # transports being attached
 
@@ -202,6 +205,10 @@ class AgentInstance:
         return self.sup.fleet_dir
 
     def _spawn(self) -> None:
+        if self.kind == "command" and self.spec.tty:
+            self._spawn_tty()
+            return
+        self.tty = None
         loop = asyncio.get_running_loop()
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -291,6 +298,68 @@ class AgentInstance:
                 self._signal_group(signal.SIGSTOP)
                 self._set(S.PAUSED, self.reason)
         self.sup.note(self.name, f"started pid {popen.pid} ({' '.join(argv)[:200]})")
+
+    def _spawn_tty(self) -> None:
+        """Start the agent on a pseudo-terminal: its session's controlling terminal, held by the supervisor.
+
+        Always a session of its own (a terminal belongs to a session). Its output,
+        stdout and stderr together as on any terminal, is logged as ``stdout``.
+        """
+        master, slave = os.openpty()
+        try:
+            set_winsize(slave, self.spec.tty_cols, self.spec.tty_rows)
+            link = os.ttyname(slave)
+            env = self._env(None)
+            env.update(TERM=env.get("TERM") if "TERM" in (self.spec.env or {}) else "xterm-256color")
+            env.pop("COLUMNS", None)
+            env.pop("LINES", None)
+            argv = self._argv(env)
+            popen = subprocess.Popen(
+                argv, stdin=slave, stdout=slave, stderr=slave, cwd=self._cwd(), env=env,
+                start_new_session=True, preexec_fn=make_controlling_tty, close_fds=True,
+            )
+        except BaseException:
+            os.close(master)
+            raise
+        finally:
+            os.close(slave)
+        if self.tty is None:
+            self.tty = TtySession(self)
+        self._popen = popen
+        self.run_seq += 1
+        self.run = RunInfo(self.sup.next_run_id(), popen.pid, time.time(), time.monotonic())
+        self.run.ready_mono = time.monotonic()
+        self.exit_code = None
+        self._exited.clear()
+        self.last_progress = time.monotonic()
+        self.sup.watchdog_add(popen.pid)
+        self._close_input()
+        self.input_closed = False
+        self._asks.clear()
+        self._input_fd = os.dup(master)
+        os.set_blocking(self._input_fd, False)
+        self.input_link = link
+        self.sup.stdin_watch.wake()
+        pipe = LogPipe("stdout", self.sup.loghub.sink_for(self.name, self.run.run_id), self._pipe_closed)
+        pipe.tap = self.tty.output
+        pipe.crlf = True
+        self._pipes = [pipe]
+        self.sup.loghub.register(pipe)
+        pipe.start(master)
+        self._watch_exit(popen)
+        self._link = None
+        self._set(S.RUNNING)
+        if self.want_paused:
+            self._signal_group(signal.SIGSTOP)
+            self._set(S.PAUSED, self.reason)
+        self.tty.notice(f"{self.name} started (pid {popen.pid})")
+        self.sup.note(self.name, f"started pid {popen.pid} on a terminal {self.spec.tty_cols}x{self.spec.tty_rows} "
+                                 f"({' '.join(argv)[:200]})")
+
+    @property
+    def input_fd(self) -> int | None:
+        """The fd the agent's input is written to (a tty agent's pty master), if open."""
+        return self._input_fd
 
     def _pipe_closed(self, pipe: LogPipe) -> None:
         self.sup.loghub.unregister(pipe)
@@ -385,8 +454,10 @@ class AgentInstance:
 
     def set_input_waiting(self, waiting: bool) -> None:
         """What the input watch saw: blocked reading its input, or not (any more)."""
-        if waiting and self.state is S.RUNNING:
-            for pipe in self._pipes:  # a prompt without a newline is the question: show it
+        new_prompt = self.state is S.WAITING and any(p.has_partial for p in self._pipes)
+        if waiting and (self.state is S.RUNNING or new_prompt):
+            # Waiting (again, at a new prompt): a prompt without a newline is the question, show it.
+            for pipe in self._pipes:
                 pipe.flush_partial()
             question = self.sup.loghub.last_line(self.name).strip()
             self._set(S.WAITING, question[:200] or None)
@@ -524,6 +595,8 @@ class AgentInstance:
         runtime = time.monotonic() - self.run.started_mono if self.run else 0.0
         desc = f"exit code {rc}" if rc >= 0 else f"killed by {_signame(-rc)}"
         self.sup.note(self.name, f"pid {popen.pid} ended: {desc} after {runtime:.1f}s")
+        if self.tty is not None:
+            self.tty.notice(f"{self.name} ended: {desc}")
         self._exited.set()
         if self._stopping:
             self._stopping = False
