@@ -384,6 +384,38 @@ class FleetConsole(App[None]):
                     del screens[old]
         self.push_screen(name)
 
+    ATTACH = "attach to its terminal (ctrl+] comes back)"
+    DETAIL = "open its detail"
+
+    def offer_attach(self, agent: str) -> None:
+        """``enter`` on a tty agent: attach to its terminal, or open its detail as for any agent."""
+
+        def chosen(choice: str | None) -> None:
+            if choice == self.ATTACH:
+                self.attach_terminal(agent)
+            elif choice == self.DETAIL:
+                self.open_detail(agent)
+
+        self.push_screen(ChoicePrompt(f"{agent} runs on a terminal", [self.ATTACH, self.DETAIL], self.ATTACH), chosen)
+
+    def attach_terminal(self, agent: str) -> None:
+        """Hand the terminal to ``fleet attach`` (as lazygit hands it to an editor) and take it back after."""
+        import subprocess
+        import sys
+
+        from textual.app import SuspendNotSupported
+
+        fleet_dir = self.status.get("fleet_dir")
+        if not fleet_dir:
+            self.notify("Not connected to a fleet yet", severity="warning")
+            return
+        try:
+            with self.suspend():
+                subprocess.run([sys.executable, "-m", "fleet.cli", "-C", str(fleet_dir), "attach", agent], check=False)
+        except SuspendNotSupported:
+            self.notify(f"This terminal cannot be handed over: run `fleet attach {agent}` in a shell",
+                        severity="warning")
+
     @work(group="quick", exclusive=True, exit_on_error=False)
     async def quick_budget(self, agent: str) -> None:
         shown = await self.client.call("policy_show", name=agent)

@@ -226,7 +226,11 @@ class FleetScreen(LogKeysMixin):
 
     def action_detail(self) -> None:
         agent = self.table.cursor_agent
-        if agent:
+        if not agent:
+            return
+        if (self.console_app.agents.get(agent) or {}).get("tty"):
+            self.console_app.offer_attach(agent)  # a terminal agent: its screen, or its detail
+        else:
             self.console_app.open_detail(agent)
 
     def action_input(self) -> None:

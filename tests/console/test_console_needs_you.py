@@ -102,3 +102,23 @@ async def test_i_on_an_asking_sdk_agent_answers_its_question(client: FakeFleetCl
         await settle(pilot, lambda: client.questions[qid]["status"] == "answered")
         assert client.questions[qid]["answer"] == "weekly"
         await settle(pilot, lambda: app.fleet_screen.table.state_of("anomaly-watch") == "running")
+
+
+async def test_enter_on_a_tty_agent_offers_attaching(client: FakeFleetClient) -> None:
+    from console.screens.agent import AgentScreen
+
+    client.agents["ticker"]["tty"] = True
+    client.agents["ticker"]["fleet_dir"] = "/nowhere"
+    app = make_app(client)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        app.status["fleet_dir"] = "/nowhere"
+        await to_row(pilot, app, "ticker")
+        await pilot.press("enter")
+        await settle(pilot, lambda: isinstance(app.screen, ChoicePrompt))
+        await pilot.press("enter")  # the first choice: attach (a headless test terminal cannot be handed over)
+        await settle(pilot, lambda: any("fleet attach ticker" in n.message for n in app._notifications))
+        await pilot.press("enter")
+        await settle(pilot, lambda: isinstance(app.screen, ChoicePrompt))
+        await pilot.press("down", "enter")
+        await settle(pilot, lambda: isinstance(app.screen, AgentScreen))
