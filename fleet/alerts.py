@@ -177,7 +177,8 @@ class AlertEngine:
         data = {k: v for k, v in al.wire().items() if k != "agent"}
         self.recent.append({**data, "agent": agent, "ts": now})
         self.sup.publish("alert", agent, data)
-        if inst is not None and al.action == "pause" and severity != "info":
+        # Pausing an agent that waits for its operator would only hide the question.
+        if inst is not None and al.action == "pause" and severity != "info" and rule != "waiting":
             self._pause(inst, al)
         return al
 

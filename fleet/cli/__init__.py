@@ -200,7 +200,7 @@ def status(ctx: Ctx, as_json: bool) -> None:
     rows = [("AGENT", "STATE", "PID", "RESTARTS", "UPTIME", "CPU%", "MEM", "TOKENS", "COST $", "ALERTS",
              "LAST LINE")]
     for a in st["agents"]:
-        state = a["state"] + (f" ({a['reason']})" if a.get("reason") else "")
+        state = a["state"] + (f" ({sanitize(a['reason'], keep_sgr=False)})" if a.get("reason") else "")
         rows.append((
             a["name"], _clip(state, 48), str(a["pid"] or "-"), str(a["restarts"]), duration(a["uptime_s"]),
             f"{a['cpu_pct']:.0f}", size(a["rss_bytes"]), str(a["tokens"]), f"{a['cost_usd']:.4f}",

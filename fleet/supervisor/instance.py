@@ -459,7 +459,9 @@ class AgentInstance:
             # Waiting (again, at a new prompt): a prompt without a newline is the question, show it.
             for pipe in self._pipes:
                 pipe.flush_partial()
-            question = self.sup.loghub.last_line(self.name).strip()
+            from fleet.ansi import sanitize
+
+            question = sanitize(self.sup.loghub.last_line(self.name), keep_sgr=False).strip()
             self._set(S.WAITING, question[:200] or None)
         elif not waiting and self.state is S.WAITING and not self._asks:
             self._set(S.RUNNING)
