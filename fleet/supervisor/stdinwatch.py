@@ -47,8 +47,11 @@ READ_WCHANS = (b"pipe_read", b"pipe_wait", b"n_tty_read", b"wait_woken", b"tty_r
 #: How often the watch looks; an agent is looked at once its output has been quiet this long.
 TICK_S = 0.25
 QUIET_S = 0.2
-#: A silent agent that was not waiting is looked at again after this long.
+#: A silent agent that was not waiting is looked at again after this long; after
+#: ``PATIENT_LOOKS`` such looks in a row (silent ~10 s), only every ``PATIENT_RECHECK_S``.
 RECHECK_S = 1.0
+PATIENT_LOOKS = 10
+PATIENT_RECHECK_S = 3.0
 #: Processes looked at per agent (its tree), at most.
 MAX_TREE = 64
 
@@ -124,14 +127,18 @@ class StdinWatch:
     and every ``RECHECK_S`` while it stays silent; a waiting agent every tick,
     so an answer it read clears ``waiting`` within a tick. An agent whose output
     keeps flowing is never looked at, and a fleet without input-capable agents
-    alive never wakes this loop.
+    alive never wakes this loop. A probe costs ~50 µs (a shell and its child,
+    on a loaded 2-core machine): 200 agents silent for a while cost ~3 ms a
+    second, because an agent silent for over ~10 s is looked at every 3 s (one
+    that prompts first is still seen at once: its prompt is new output).
     """
 
     def __init__(self, sup: Supervisor) -> None:
         self.sup = sup
         self._wake = asyncio.Event()
-        #: name -> (monotonic time of the last look, last_output seen then)
-        self._looked: dict[str, tuple[float, float]] = {}
+        #: name -> (monotonic time of the last look, last_output seen then, looks in a row
+        #: that found it silent and not waiting)
+        self._looked: dict[str, tuple[float, float, int]] = {}
         self.probes = 0
 
     def wake(self) -> None:
@@ -174,8 +181,9 @@ class StdinWatch:
                 continue
             if wall - out < QUIET_S:
                 continue  # output flowing: not waiting for anyone
-            at, seen = self._looked.get(inst.name, (0.0, -1.0))
-            if seen != out or now - at >= RECHECK_S:
+            at, seen, quiet = self._looked.get(inst.name, (0.0, -1.0, 0))
+            every = PATIENT_RECHECK_S if quiet >= PATIENT_LOOKS else RECHECK_S
+            if seen != out or now - at >= every:
                 self.look(inst)
 
     def look(self, inst: AgentInstance) -> bool:
@@ -183,7 +191,9 @@ class StdinWatch:
         if inst.input_link is None or inst.pid is None or inst.state not in (S.RUNNING, S.WAITING):
             return False
         self.probes += 1
-        self._looked[inst.name] = (time.monotonic(), self.sup.loghub.last_output.get(inst.name, 0.0))
+        out = self.sup.loghub.last_output.get(inst.name, 0.0)
+        _, seen, quiet = self._looked.get(inst.name, (0.0, -1.0, 0))
         waiting = blocked_on_input(inst.pid, inst.input_link)
+        self._looked[inst.name] = (time.monotonic(), out, quiet + 1 if seen == out and not waiting else 0)
         inst.set_input_waiting(waiting)
         return waiting
