@@ -36,12 +36,14 @@ from console.screens.fleet import FleetScreen
 from console.screens.help import HelpScreen
 from console.screens.modals import ChoicePrompt, ConfirmQuit, TextPrompt
 from console.screens.policy import PolicyScreen
+from console.screens.send_input import SendInput, SentInput
 from console.widgets.log_pane import LogPane
 from fleet.control.api import FleetClient
 from fleet.errors import FleetError, FleetNotRunning
 
 #: Pushed kinds that go to the events list (and some to notifications).
-EVENT_KINDS = frozenset({"alert", "policy_applied", "policy_error", "approval", "state", "budget", "fleet"})
+EVENT_KINDS = frozenset({"alert", "policy_applied", "policy_error", "approval", "question", "state", "budget",
+                         "fleet"})
 #: Shortest time between two "lines not shown live" notices.
 SKIP_NOTICE_S = 10.0
 #: Agent detail screens kept installed for a quick return.
@@ -105,6 +107,8 @@ class FleetConsole(App[None]):
         self.status: dict[str, Any] = {}
         self.agents: dict[str, dict[str, Any]] = {}
         self.approvals: dict[int, dict[str, Any]] = {}
+        #: Open questions of SDK agents (``ctx.ask``), by id: the "needs you" queue with approvals.
+        self.questions: dict[int, dict[str, Any]] = {}
         self.events: deque[dict[str, Any]] = deque(maxlen=1000)
         self.events_loaded = False
         self._history_loaded: set[str] = set()
@@ -130,6 +134,11 @@ class FleetConsole(App[None]):
     @property
     def pending_approvals(self) -> int:
         return sum(1 for a in self.approvals.values() if a.get("status") == "pending")
+
+    @property
+    def open_questions(self) -> list[dict[str, Any]]:
+        """Questions nobody answered yet, oldest first."""
+        return sorted((q for q in self.questions.values() if q.get("status") == "pending"), key=lambda q: q["id"])
 
     @work(group="subscribe", exclusive=True, exit_on_error=False)
     async def subscribe_events(self) -> None:
@@ -160,6 +169,7 @@ class FleetConsole(App[None]):
         approvals = await self.client.call("approvals")
         for approval in approvals.get("approvals", []):
             self.approvals[approval["id"]] = approval
+        await self._load_questions()
         self._broadcast("approvals_changed", {})
         lines = (await self.client.call("logs", agent=None, n=500)).get("lines", [])
         self._prepend(MERGED, lines)
@@ -248,6 +258,11 @@ class FleetConsole(App[None]):
                 title="Policy not applied",
                 severity="error",
             )
+        elif kind == "question":
+            known = self.questions.get(data["id"])
+            self.questions[data["id"]] = data
+            if data.get("status") == "pending" and known is None:
+                self.notify(f"{data.get('agent')} asks: {data.get('question')} (a)", title="Question")
         elif kind == "approval":
             known = self.approvals.get(data["id"])
             self.approvals[data["id"]] = {**(known or {}), **data}
@@ -369,6 +384,38 @@ class FleetConsole(App[None]):
                     del screens[old]
         self.push_screen(name)
 
+    ATTACH = "attach to its terminal (ctrl+] comes back)"
+    DETAIL = "open its detail"
+
+    def offer_attach(self, agent: str) -> None:
+        """``enter`` on a tty agent: attach to its terminal, or open its detail as for any agent."""
+
+        def chosen(choice: str | None) -> None:
+            if choice == self.ATTACH:
+                self.attach_terminal(agent)
+            elif choice == self.DETAIL:
+                self.open_detail(agent)
+
+        self.push_screen(ChoicePrompt(f"{agent} runs on a terminal", [self.ATTACH, self.DETAIL], self.ATTACH), chosen)
+
+    def attach_terminal(self, agent: str) -> None:
+        """Hand the terminal to ``fleet attach`` (as lazygit hands it to an editor) and take it back after."""
+        import subprocess
+        import sys
+
+        from textual.app import SuspendNotSupported
+
+        fleet_dir = self.status.get("fleet_dir")
+        if not fleet_dir:
+            self.notify("Not connected to a fleet yet", severity="warning")
+            return
+        try:
+            with self.suspend():
+                subprocess.run([sys.executable, "-m", "fleet.cli", "-C", str(fleet_dir), "attach", agent], check=False)
+        except SuspendNotSupported:
+            self.notify(f"This terminal cannot be handed over: run `fleet attach {agent}` in a shell",
+                        severity="warning")
+
     @work(group="quick", exclusive=True, exit_on_error=False)
     async def quick_budget(self, agent: str) -> None:
         shown = await self.client.call("policy_show", name=agent)
@@ -427,7 +474,69 @@ class FleetConsole(App[None]):
     async def reload_approvals(self) -> None:
         result = await self.client.call("approvals")
         self.approvals = {a["id"]: a for a in result.get("approvals", [])}
+        await self._load_questions()
         self._broadcast("approvals_changed", {})
+
+    async def _load_questions(self) -> None:
+        try:
+            result = await self.client.call("questions")
+        except FleetError:  # a fleet from before questions existed
+            return
+        self.questions = {q["id"]: q for q in result.get("questions", [])}
+
+    # -- agents waiting for their operator ---------------------------------------------
+
+    def ask_input(self, agent: str) -> None:
+        """``i``: answer ``agent``'s open question, or write a line to its input."""
+        question = next((q for q in self.open_questions if q.get("agent") == agent), None)
+        if question is not None:
+            self.ask_answer(question)
+            return
+        prompt = (self.agents.get(agent) or {}).get("reason") or ""
+        if (self.agents.get(agent) or {}).get("state") != "waiting":
+            prompt = ""
+
+        def typed(sent: SentInput | None) -> None:
+            if sent is not None:
+                self.send_input(agent, sent.text, sent.eof)
+
+        self.push_screen(SendInput(agent, prompt), typed)
+
+    def ask_answer(self, question: dict[str, Any]) -> None:
+        """Prompt for the answer to an agent's question (a pick when it gave choices)."""
+        qid = question["id"]
+
+        def answered(text: str | None) -> None:
+            if text is not None:
+                self.answer_question(qid, text)
+
+        title = f"{question.get('agent')} asks: {question.get('question')}"
+        if question.get("choices"):
+            self.push_screen(ChoicePrompt(title, list(question["choices"])), answered)
+        else:
+            self.push_screen(TextPrompt(title, placeholder="your answer"), answered)
+
+    @work(group="input", exit_on_error=False)
+    async def send_input(self, agent: str, text: str, eof: bool = False) -> None:
+        try:
+            result = await self.client.call("send", name=agent, text=text, eof=eof, by="console")
+        except FleetError as exc:
+            self.notify(f"{agent}: {exc}", severity="error")
+            return
+        what = "end of input" if eof and not text else "input" + (" and end of input" if eof else "")
+        if result.get("waiting"):
+            self.notify(f"Sent {what} to {agent}", timeout=2)
+        else:
+            self.notify(f"Sent {what} to {agent}; it was not waiting for input", severity="warning", timeout=4)
+
+    @work(group="input", exit_on_error=False)
+    async def answer_question(self, question_id: int, text: str) -> None:
+        try:
+            result = await self.client.call("answer", id=question_id, text=text, by="console")
+        except FleetError as exc:
+            self.notify(f"Question {question_id}: {exc}", severity="error")
+            return
+        self.notify(f"Answered {result.get('agent')}: {result.get('answer')}", timeout=2)
 
     @work(group="events-load", exclusive=True, exit_on_error=False)
     async def load_events(self) -> None:

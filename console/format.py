@@ -56,6 +56,7 @@ def live_uptime(agent: dict[str, Any], now: float) -> float | None:
 STATE_GLYPHS: dict[str, tuple[str, str]] = {
     "starting": ("◔", "cyan"),
     "running": ("●", "green"),
+    "waiting": ("⌨", "bold cyan"),
     "pausing": ("◌", "yellow"),
     "paused": ("‖", "yellow"),
     "stopping": ("◌", "magenta"),
@@ -67,9 +68,11 @@ STATE_GLYPHS: dict[str, tuple[str, str]] = {
 }
 
 #: States in which the agent can be paused / resumed / stopped / started.
-PAUSABLE = frozenset({"running", "starting"})
+PAUSABLE = frozenset({"running", "waiting", "starting"})
 RESUMABLE = frozenset({"paused", "pausing"})
-STOPPABLE = frozenset({"starting", "running", "pausing", "paused", "backoff"})
+STOPPABLE = frozenset({"starting", "running", "waiting", "pausing", "paused", "backoff"})
+#: States in which an agent's process reads what is written to it (``i``).
+INPUTTABLE = frozenset({"running", "waiting", "paused", "pausing", "starting"})
 STARTABLE = frozenset({"stopped", "exited", "crashed", "crash-loop"})
 
 

@@ -3,8 +3,10 @@
 Rules (thresholds from each agent's live ``[alerts]`` policy):
 
 - ``stalled`` — a running agent printed nothing and made no progress for
-  ``silence_s`` (an agent waiting for a task or for a human's approval is idle,
-  not stalled);
+  ``silence_s`` (an agent waiting for a task, for a human's approval or for
+  its input is idle, not stalled);
+- ``waiting`` — an agent has been ``waiting`` for its operator (blocked reading
+  its input, or asking with ``ctx.ask``) for ``waiting_s``;
 - ``error_rate`` — share of failed LLM calls and failed tasks within
   ``error_window_s`` reaches ``error_rate`` (from at least ``MIN_SAMPLES``);
 - ``cost_rate`` — spend in the trailing hour above ``cost_per_hour_usd``;
@@ -56,7 +58,7 @@ MIN_SAMPLES = 3
 SPEND_WINDOW_S = 3600.0
 SEVERITIES = ("info", "warning", "error", "critical")
 #: Rules whose condition the engine re-evaluates (they close when it turns false).
-CONDITION_RULES = frozenset({"stalled", "error_rate", "cost_rate", "budget_warn", "budget_exhausted"})
+CONDITION_RULES = frozenset({"stalled", "waiting", "error_rate", "cost_rate", "budget_warn", "budget_exhausted"})
 KEEP_RECENT = 500
 
 
@@ -175,7 +177,8 @@ class AlertEngine:
         data = {k: v for k, v in al.wire().items() if k != "agent"}
         self.recent.append({**data, "agent": agent, "ts": now})
         self.sup.publish("alert", agent, data)
-        if inst is not None and al.action == "pause" and severity != "info":
+        # Pausing an agent that waits for its operator would only hide the question.
+        if inst is not None and al.action == "pause" and severity != "info" and rule != "waiting":
             self._pause(inst, al)
         return al
 
@@ -258,8 +261,10 @@ class AlertEngine:
         if inst.state is S.RUNNING:
             # Started or resumed: idle time counts from now (a pause is not a stall).
             self._active[inst.name] = self._clock()
-        elif not inst.state.alive:
+        elif not inst.state.alive or inst.state is S.WAITING:
             self.clear(inst.name, "stalled", f"agent {inst.state.value}")
+        if inst.state is not S.WAITING:
+            self.clear(inst.name, "waiting", f"agent {inst.state.value}")
 
     @staticmethod
     def _window(table: dict[str, _Window], agent: str) -> _Window:
@@ -305,6 +310,21 @@ class AlertEngine:
                 else:
                     self.clear(name, "stalled", "output resumed")
                     due = min(due, rules.silence_s - idle)
+            # waiting for the operator
+            if inst.state is S.WAITING and rules.waiting_s is not None and inst.waiting_since is not None:
+                waited = mono - inst.waiting_since
+                if waited >= rules.waiting_s:
+                    question = f": {inst.reason}" if inst.reason else ""
+                    self.fire(
+                        name,
+                        "waiting",
+                        "warning",
+                        f"waiting for its operator for {waited:.0f}s{question} "
+                        f"(alerts.waiting_s = {rules.waiting_s:g})",
+                        {"waiting_s": round(waited, 1)},
+                    )
+                else:
+                    due = min(due, rules.waiting_s - waited)
             # error rate
             outcomes = self._outcomes.get(name)
             if outcomes is not None:

@@ -17,6 +17,9 @@ from typing import Any
 class AgentState(str, enum.Enum):
     STARTING = "starting"
     RUNNING = "running"
+    #: Alive and blocked on its operator: reading its stdin (command agents, tty agents)
+    #: or asking with ``ctx.ask`` (SDK agents).
+    WAITING = "waiting"
     PAUSING = "pausing"
     PAUSED = "paused"
     STOPPING = "stopping"
@@ -34,11 +37,13 @@ class AgentState(str, enum.Enum):
         return self in _ALIVE
 
 
-_ALIVE = {AgentState.STARTING, AgentState.RUNNING, AgentState.PAUSING, AgentState.PAUSED, AgentState.STOPPING}
+_ALIVE = {AgentState.STARTING, AgentState.RUNNING, AgentState.WAITING, AgentState.PAUSING, AgentState.PAUSED,
+          AgentState.STOPPING}
 
 #: Log streams. ``sdk`` holds structured ``ctx.log`` records, ``fleet`` the
-#: supervisor's own notes about an agent (started, exited with 1, ...).
-STREAMS = ("stdout", "stderr", "sdk", "fleet")
+#: supervisor's own notes about an agent (started, exited with 1, ...), ``input``
+#: what an operator wrote to the agent's stdin (``fleet send``, the console's ``i``).
+STREAMS = ("stdout", "stderr", "sdk", "fleet", "input")
 
 
 @dataclass(slots=True)

@@ -40,6 +40,7 @@ class FleetRuntime:
         self.sup: Supervisor | None = None
         self.ops: Operations | None = None
         self.server: ControlServer | None = None
+        self.attach_server: Any = None
         self.store: Any = None
         self.watcher: Any = None
         self._watch_task: asyncio.Task[None] | None = None
@@ -72,6 +73,9 @@ class FleetRuntime:
 
         await attach_tasks(sup, self.ops)
         attach_alerts(sup, self.ops)
+        from fleet.asking import attach as attach_asking
+
+        attach_asking(sup, self.ops)
         await attach_report(sup, self.ops)
         self.server = ControlServer(sup, self.ops, sdir)
         try:
@@ -82,6 +86,10 @@ class FleetRuntime:
             raise
         if self._on_supervisor is not None:
             self._on_supervisor(self)
+        from fleet.supervisor.ttyattach import AttachServer
+
+        self.attach_server = AttachServer(sup, sdir)
+        await self.attach_server.start()
         await sup.start(spawn=spawn)
         if self._watch:
             self.watcher = PolicyWatcher(
@@ -107,6 +115,8 @@ class FleetRuntime:
             if gw is not None and hasattr(gw, "close"):
                 with contextlib.suppress(Exception):
                     await gw.close()
+        if self.attach_server is not None:
+            await self.attach_server.close()
         if self.server is not None:
             await self.server.close()
         if self.store is not None:

@@ -1,9 +1,12 @@
-"""Pending approvals: who asks to do what, how long ago, and how long is left.
+"""Needs you: pending approvals and agents' open questions, one queue, oldest first.
 
-The list is a view of ``FleetConsole.approvals`` (fed by ``approval`` pushes),
-re-rendered on change and once a second for the ages. ``y`` approves; ``n``
-asks for a reason first, because a denial without one teaches the agent
-nothing.
+The list is a view of ``FleetConsole.approvals`` and ``FleetConsole.questions``
+(fed by ``approval`` and ``question`` pushes), re-rendered on change and once
+a second for the ages. On an approval ``y`` approves and ``n`` asks for a
+reason first, because a denial without one teaches the agent nothing; on a
+question ``enter`` prompts for the answer (a pick when the agent gave choices).
+Approval rows are keyed by their id, questions by ``q<ID>``: the two kinds number
+independently.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class ApprovalsScreen(Screen[None]):
         Binding("escape", "app.pop_screen", "Back"),
         Binding("y", "approve", "Approve"),
         Binding("n", "deny", "Deny"),
+        Binding("enter", "answer", "Answer"),
     ]
 
     @property
@@ -52,7 +56,7 @@ class ApprovalsScreen(Screen[None]):
         return self.app
 
     def compose(self) -> ComposeResult:
-        yield Static(" ⚑ Approvals", id="approvals-title", classes="screen-title")
+        yield Static(" ⚑ Needs you", id="approvals-title", classes="screen-title")
         yield DataTable(id="approvals-table", cursor_type="row")
         yield Static("", id="approval-details")
         yield FleetFooter()
@@ -70,10 +74,11 @@ class ApprovalsScreen(Screen[None]):
         self.console_app.reload_approvals()
 
     def _pending(self) -> list[dict[str, Any]]:
-        return sorted(
-            (a for a in self.console_app.approvals.values() if a.get("status") == "pending"),
-            key=lambda a: a.get("created", 0),
-        )
+        """Approvals and questions waiting for the operator, oldest first, each with its ``key``."""
+        app = self.console_app
+        items = [{**a, "key": str(a["id"])} for a in app.approvals.values() if a.get("status") == "pending"]
+        items += [{**q, "key": f"q{q['id']}"} for q in app.open_questions]
+        return sorted(items, key=lambda a: a.get("created") or 0)
 
     def _ages(self, approval: dict[str, Any]) -> tuple[str, Text]:
         age = self.console_app.clock() - approval.get("created", 0)
@@ -85,20 +90,19 @@ class ApprovalsScreen(Screen[None]):
         cursor = table.cursor_row
         table.clear()
         pending = self._pending()
-        for approval in pending:
-            age, left = self._ages(approval)
-            table.add_row(
-                str(approval["id"]),
-                approval.get("agent", ""),
-                Text(approval.get("action", ""), style="bold"),
-                age,
-                left,
-                details_text(approval.get("details", ""))[:200],
-                key=str(approval["id"]),
-            )
+        for item in pending:
+            age, left = self._ages(item)
+            if item["key"].startswith("q"):
+                what = Text("asks", style="bold cyan")
+                choices = f"  [{' | '.join(item['choices'])}]" if item.get("choices") else ""
+                details = f"{item.get('question', '')}{choices}"
+            else:
+                what = Text(item.get("action", ""), style="bold")
+                details = details_text(item.get("details", ""))
+            table.add_row(str(item["id"]), item.get("agent", ""), what, age, left, details[:200], key=item["key"])
         if pending:
             table.move_cursor(row=min(cursor, len(pending) - 1))
-        title = f" ⚑ Approvals — {len(pending)} pending" if pending else " ⚑ Approvals — nothing pending"
+        title = f" ⚑ Needs you — {len(pending)} pending" if pending else " ⚑ Needs you — nothing pending"
         self.query_one("#approvals-title", Static).update(title)
         self._show_details()
         self.refresh_bindings()
@@ -106,7 +110,7 @@ class ApprovalsScreen(Screen[None]):
     def update_ages(self) -> None:
         table = self.query_one(DataTable)
         for approval in self._pending():
-            key = str(approval["id"])
+            key = approval["key"]
             if key in table.rows:
                 age, left = self._ages(approval)
                 table.update_cell(key, "age", age)
@@ -121,6 +125,12 @@ class ApprovalsScreen(Screen[None]):
         if current is None:
             detail.update("")
             return
+        if "question" in current:
+            choices = "\n " + "  ".join(f"{i}. {c}" for i, c in enumerate(current["choices"], 1)) \
+                if current.get("choices") else ""
+            detail.update(Text.assemble((f" {current.get('agent')} ", "bold"), "asks: ",
+                                        (str(current.get("question")), "bold"), choices, "\n enter: answer"))
+            return
         detail.update(
             Text.assemble(
                 (f" {current.get('agent')} ", "bold"),
@@ -132,29 +142,44 @@ class ApprovalsScreen(Screen[None]):
         )
 
     def current(self) -> dict[str, Any] | None:
+        """The approval or question under the cursor (a question has a ``question`` key)."""
         table = self.query_one(DataTable)
         if not table.row_count:
             return None
         row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
-        return self.console_app.approvals.get(int(str(row_key.value)))
+        key = str(row_key.value)
+        if key.startswith("q"):
+            return self.console_app.questions.get(int(key[1:]))
+        return self.console_app.approvals.get(int(key))
 
     def fleet_event(self, kind: str, data: dict[str, Any]) -> None:
-        if kind in ("approval", "approvals_changed"):
+        if kind in ("approval", "question", "approvals_changed"):
             self.render_rows()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        current = self.current()
         if action in ("approve", "deny"):
-            return self.current() is not None
+            return current is not None and "question" not in current
+        if action == "answer":
+            return current is not None and "question" in current
         return True
+
+    def on_data_table_row_selected(self) -> None:
+        self.action_answer()
+
+    def action_answer(self) -> None:
+        current = self.current()
+        if current is not None and "question" in current:
+            self.console_app.ask_answer(current)
 
     def action_approve(self) -> None:
         current = self.current()
-        if current is not None:
+        if current is not None and "question" not in current:
             self.console_app.decide(current["id"], True)
 
     def action_deny(self) -> None:
         current = self.current()
-        if current is None:
+        if current is None or "question" in current:
             return
         approval_id = current["id"]
 

@@ -46,6 +46,7 @@ class FleetScreen(LogKeysMixin):
         Binding("m", "toggle_merged", "All logs", show=False),
         Binding("b", "budget", "Budget", show=False),
         Binding("M", "model", "Model", show=False),
+        Binding("i", "input", "Input", show=False),
         Binding("escape", "clear_selection", "Unselect", show=False),
         *LOG_BINDINGS,
     ]
@@ -53,7 +54,7 @@ class FleetScreen(LogKeysMixin):
     def __init__(self) -> None:
         super().__init__(id="fleet")
         self.merged = False
-        self._info_shown: tuple[Text, int] | None = None
+        self._info_shown: tuple[Text, int, int] | None = None
 
     @property
     def console_app(self) -> FleetConsole:
@@ -114,14 +115,17 @@ class FleetScreen(LogKeysMixin):
         if self.table.selected:
             info.append(f"  {len(self.table.selected)} selected", style="bold magenta")
         pending = app.pending_approvals
+        questions = len(app.open_questions)
         # Stats arrive every second; Static.update re-lays the screen out, so only on a change.
-        if (info, pending) == self._info_shown:
+        if (info, pending, questions) == self._info_shown:
             return
-        self._info_shown = (info, pending)
+        self._info_shown = (info, pending, questions)
         self.query_one("#fleet-info", Static).update(info)
         badge = self.query_one("#approvals-badge", Static)
-        badge.update(f" ⚑ {pending} approval{'s' if pending != 1 else ''} (a) " if pending else "")
-        badge.set_class(bool(pending), "-pending")
+        parts = [f"{pending} approval{'s' if pending != 1 else ''}"] if pending else []
+        parts += [f"{questions} question{'s' if questions != 1 else ''}"] if questions else []
+        badge.update(f" ⚑ {', '.join(parts)} (a) " if parts else "")
+        badge.set_class(bool(parts), "-pending")
 
     def update_agents(self, agents: list[dict[str, Any]]) -> None:
         if not self.query(AgentTable):
@@ -136,7 +140,7 @@ class FleetScreen(LogKeysMixin):
     def fleet_event(self, kind: str, data: dict[str, Any]) -> None:
         if kind == "state":
             self.agent_state(data)
-        elif kind in ("approval", "approvals_changed", "policy_applied"):
+        elif kind in ("approval", "question", "approvals_changed", "policy_applied"):
             self.update_info()
 
     def agent_state(self, data: dict[str, Any]) -> None:
@@ -190,6 +194,11 @@ class FleetScreen(LogKeysMixin):
             return bool(states)
         if action in ("stop_start", "detail", "budget", "model"):
             return bool(states)
+        if action == "input":
+            agent = table.cursor_agent
+            info = self.console_app.agents.get(agent or "") or {}
+            asking = any(q.get("agent") == agent for q in self.console_app.open_questions)
+            return asking or (info.get("kind") == "command" and info.get("state") in fmt.INPUTTABLE)
         if action == "all":
             wanted = fmt.PAUSABLE if parameters[0] == "pause" else fmt.RESUMABLE
             return any(a.get("state") in wanted for a in table.agents.values())
@@ -217,8 +226,17 @@ class FleetScreen(LogKeysMixin):
 
     def action_detail(self) -> None:
         agent = self.table.cursor_agent
-        if agent:
+        if not agent:
+            return
+        if (self.console_app.agents.get(agent) or {}).get("tty"):
+            self.console_app.offer_attach(agent)  # a terminal agent: its screen, or its detail
+        else:
             self.console_app.open_detail(agent)
+
+    def action_input(self) -> None:
+        agent = self.table.cursor_agent
+        if agent:
+            self.console_app.ask_input(agent)
 
     def action_budget(self) -> None:
         agent = self.table.cursor_agent

@@ -16,8 +16,9 @@ HELP = """\
  space select    esc clear selection   m    all agents / selected agent
  enter agent detail                    ↑ pgup home  scroll back, more history
  b  raise budget M  switch model
+ i  type to its input (ctrl+d EOF), or answer its question
 [b]Screens[/b]
- e  policy editor (ctrl+s save)        a  approvals (y approve, n deny)
+ e  policy editor (ctrl+s save)        a  needs you: approvals (y, n), questions (enter)
  E  events       ctrl+p command palette   ?  this help    q  quit
 """
 

@@ -300,6 +300,35 @@ class Context:
             id=res.get("id"),
         )
 
+    async def ask(
+        self, question: str, choices: list[str] | None = None, timeout: float | None = None
+    ) -> str | None:
+        """Ask the operator; returns the answer, or None if nobody answered in time.
+
+        The agent shows ``waiting`` meanwhile, and the question is in the
+        console's "needs you" queue and ``fleet questions`` (answered with
+        ``fleet answer ID TEXT``). With ``choices`` the answer is one of them.
+        ``timeout`` defaults to the policy's ``tools.approval_timeout_s``.
+        Waiting here is a checkpoint: a pause takes effect at once.
+        """
+        if not isinstance(question, str) or not question.strip():
+            raise ValueError("ask: the question must be a non-empty string")
+        if choices is not None:
+            choices = list(choices)
+            if not choices or not all(isinstance(c, str) and c.strip() for c in choices):
+                raise ValueError("ask: choices must be non-empty strings")
+            if len({c.casefold() for c in choices}) != len(choices):
+                raise ValueError("ask: choices must differ (ignoring case)")
+        if timeout is not None and not timeout > 0:
+            raise ValueError("ask: timeout must be > 0 seconds, or None for the policy's")
+        await self.checkpoint()
+        async with self._idle():
+            res = await self._channel.call("ask", question=question, choices=choices, timeout=timeout)
+        self._progress()
+        await self.checkpoint()
+        answer = res.get("answer")
+        return answer if isinstance(answer, str) else None
+
     async def tool(
         self, name: str, func: Callable[..., Any] | None = None, /, **args: Any
     ) -> Any:

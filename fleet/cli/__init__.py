@@ -200,7 +200,7 @@ def status(ctx: Ctx, as_json: bool) -> None:
     rows = [("AGENT", "STATE", "PID", "RESTARTS", "UPTIME", "CPU%", "MEM", "TOKENS", "COST $", "ALERTS",
              "LAST LINE")]
     for a in st["agents"]:
-        state = a["state"] + (f" ({a['reason']})" if a.get("reason") else "")
+        state = a["state"] + (f" ({sanitize(a['reason'], keep_sgr=False)})" if a.get("reason") else "")
         rows.append((
             a["name"], _clip(state, 48), str(a["pid"] or "-"), str(a["restarts"]), duration(a["uptime_s"]),
             f"{a['cpu_pct']:.0f}", size(a["rss_bytes"]), str(a["tokens"]), f"{a['cost_usd']:.4f}",
@@ -292,6 +292,8 @@ def deny(ctx: Ctx, approval_id: int, reason: str) -> None:
 
 
 def _register_subcommands() -> None:
+    from fleet.cli.asking import answer, questions, send
+    from fleet.cli.attach import attach
     from fleet.cli.daemon import down, up
     from fleet.cli.logs import logs
     from fleet.cli.observe import alerts, events, metrics, usage
@@ -299,10 +301,14 @@ def _register_subcommands() -> None:
     main.add_command(up)
     main.add_command(down)
     main.add_command(logs)
+    main.add_command(send)
+    main.add_command(questions)
+    main.add_command(answer)
     main.add_command(alerts)
     main.add_command(events)
     main.add_command(usage)
     main.add_command(metrics)
+    main.add_command(attach)
     try:
         from fleet.cli.policy import policy
     except ImportError:  # pragma: no cover - during bootstrap

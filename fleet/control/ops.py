@@ -22,7 +22,9 @@ Handler = Callable[..., Awaitable[Any]]
 
 #: Operations that change the fleet and are written to the audit log.
 AUDITED = {"pause", "resume", "restart", "stop", "start", "approve", "deny", "policy_write", "set_override",
-           "task_add", "shutdown"}
+           "task_add", "shutdown", "send", "answer"}
+#: Audited ops whose ``text`` is what is audited (what an operator told an agent), cut to this length.
+AUDIT_TEXT = {"send": 500, "answer": 500}
 
 
 class Operations:
@@ -54,6 +56,8 @@ class Operations:
         target = ",".join(result.get("agents", [])) if isinstance(result, dict) and "agents" in result else ""
         target = target or str(args.get("names") or args.get("id") or args.get("path") or args.get("target") or "")
         details = {k: v for k, v in args.items() if k not in ("text",)}
+        if op in AUDIT_TEXT and isinstance(args.get("text"), str):
+            details["text"] = args["text"][: AUDIT_TEXT[op]]
         if self.sup.store is not None:
             await self.sup.store.audit(op, target, origin, details)
         self.sup.publish("audit", None, {"action": op, "target": target, "origin": origin, "details": details})

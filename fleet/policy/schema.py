@@ -119,6 +119,11 @@ class AlertsPolicy(_Model):
     silence_s: Annotated[PosFloat | None, Off] = Field(
         None, description='No output for this many seconds raises a "stalled" alert; "off" to disable.'
     )
+    waiting_s: Annotated[PosFloat | None, Off] = Field(
+        300,
+        description='An agent waiting for its operator (reading its input, or asking with ctx.ask) '
+        'this many seconds raises a "waiting" alert; "off" to disable.',
+    )
     error_rate: Annotated[Fraction | None, Off] = Field(
         None, description="Share of failed LLM calls (0 to 1) within error_window_s that raises an alert."
     )
@@ -255,6 +260,13 @@ class AgentSpec(_Model):
     replicas: Annotated[int, Field(ge=1)] = Field(1, description="How many instances to run.")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
     cwd: str | None = Field(None, description="Working directory, relative to fleet.toml; default its directory.")
+    tty: bool = Field(
+        False,
+        description="Run a command agent on a pseudo-terminal the supervisor holds (for programs that need "
+        "one); `fleet attach NAME` gives a live terminal to it.",
+    )
+    tty_cols: Annotated[int, Field(ge=10, le=1000)] = Field(120, description="Columns of a tty agent's terminal.")
+    tty_rows: Annotated[int, Field(ge=2, le=1000)] = Field(40, description="Rows of a tty agent's terminal.")
     policy: str | None = Field(None, description="Name of a policy in policies/<name>.toml; must exist.")
     goal: str | None = Field(None, description="The agent's goal; overrides the policy's goal.")
     llm: LLMPolicy | None = Field(None, description="[agent.llm]: this agent's own llm settings.")
@@ -277,6 +289,12 @@ class AgentSpec(_Model):
 
     @model_validator(mode="after")
     def _one_target(self) -> AgentSpec:
+        if self.tty and self.run is not None:
+            raise PydanticCustomError(
+                "agent_tty",
+                "'tty' is for command agents; an SDK agent talks to its operator with ctx.ask",
+                {"key": "tty"},
+            )
         if (self.run is None) == (self.command is None):
             both = self.run is not None
             raise PydanticCustomError(

@@ -30,6 +30,7 @@ from fleet.records import AgentState, Event, LogChunk
 from fleet.supervisor.instance import AgentInstance, agent_sessions
 from fleet.supervisor.loghub import LogHub
 from fleet.supervisor.procstat import ProcSampler
+from fleet.supervisor.stdinwatch import StdinWatch
 
 if TYPE_CHECKING:
     from fleet.policy import Policy, PolicyBook
@@ -42,7 +43,8 @@ STATUS_SAMPLE_BUDGET_S = 0.01
 #: after it answered); older ones it samples first, within ``STATUS_SAMPLE_BUDGET_S``.
 STATUS_STATS_MAX_AGE_S = 10.0
 #: Event kinds that are persisted (logs go to the store through the LogHub).
-PERSISTED = {"state", "restart", "alert", "policy_applied", "policy_error", "approval", "audit", "task", "budget"}
+PERSISTED = {"state", "restart", "alert", "policy_applied", "policy_error", "approval", "audit", "task", "budget",
+             "question"}
 
 
 @dataclass(eq=False)
@@ -118,6 +120,8 @@ class Supervisor:
         #: Listeners: on_state(inst, prev), on_log(inst, level, text), on_metric(inst, name, value),
         #: on_usage(rec), on_agent_alert(inst, data), on_policy(book), on_exit(inst).
         self._hooks: dict[str, list[Callable[..., Any]]] = defaultdict(list)
+        #: Which agents are blocked reading their input (``waiting``).
+        self.stdin_watch = StdinWatch(self)
         self.loghub.subscribe(self._push_logs)
         if store is not None and hasattr(store, "on_pressure"):
             store.on_pressure(self.loghub.set_pressure)
@@ -140,6 +144,7 @@ class Supervisor:
             self.spawn_all()
             self._sample()  # starts the CPU clocks: the first status has figures to show
         self._spawn(self._stats_loop())
+        self._spawn(self.stdin_watch.run())
         self.ready = True
 
     async def _stats_loop(self, interval: float = 1.0) -> None:
@@ -500,6 +505,9 @@ class Supervisor:
             "alerts": alerts(inst.name) if alerts else 0,
             "last_line": self.loghub.last_line(inst.name),
             "policy": inst.spec.policy or "default",
+            "waiting_since": inst.waiting_at,
+            "tty": bool(inst.spec.tty),
+            "input": "closed" if inst.input_closed else "open" if inst.accepts_input else None,
             "goal": self.goal_for(inst),
             "lines": self.loghub.last_seq(inst.name),
         }
@@ -623,7 +631,8 @@ class Supervisor:
 
 
 def _process_key(spec: Any) -> tuple[Any, ...]:
-    return (spec.run, tuple(spec.command or ()), tuple(sorted((spec.env or {}).items())), spec.cwd)
+    return (spec.run, tuple(spec.command or ()), tuple(sorted((spec.env or {}).items())), spec.cwd,
+            spec.tty, spec.tty_cols, spec.tty_rows)
 
 
 def _err_wire(e: Any) -> dict[str, Any]:

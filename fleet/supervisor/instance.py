@@ -1,7 +1,7 @@
 """One agent instance: its process, its state machine, restarts and pause.
 
-States follow the contract in the README (starting running pausing paused
-stopping stopped exited crashed backoff crash-loop). Each process leads its
+States follow the contract in the README (starting running waiting pausing
+paused stopping stopped exited crashed backoff crash-loop). Each process leads its
 own process group, so "the agent" is its whole group: pause stops the group,
 stop signals the group, and when the main process exits whatever it left
 behind in the group is killed (as systemd's control-group kill mode).
@@ -10,6 +10,11 @@ Exits are noticed through a pidfd on the event loop: no thread per child.
 Where the group lives depends on the terminal (see ``agent_sessions``): an
 agent must never reach the operator's terminal, and must not starve the
 supervisor of CPU either.
+
+A command agent's stdin is a pipe the supervisor holds (not /dev/null): an
+operator can answer a prompt (``fleet send``), and a process blocked reading
+it is shown ``waiting`` (``stdinwatch``). Reading it returns EOF only once the
+operator sends one (``fleet send NAME --eof``).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from fleet.gateway.keys import strip_provider_keys
 from fleet.records import AgentState
 from fleet.supervisor.agentlink import AgentLink
 from fleet.supervisor.logpipe import LogPipe
+from fleet.supervisor.ttyattach import TtySession, make_controlling_tty, set_winsize
 
 if TYPE_CHECKING:
     from fleet.policy import AgentSpec, Policy
@@ -104,6 +110,17 @@ class AgentInstance:
         self._paused_event = asyncio.Event()
         self.last_progress = time.monotonic()
         self._pidfd: int | None = None
+        #: The fd the supervisor writes the agent's input to (its stdin pipe), and
+        #: what /proc shows for the agent's end of it (``pipe:[INODE]``).
+        self._input_fd: int | None = None
+        self.input_link: str | None = None
+        self.input_closed = False
+        #: Monotonic time the agent entered ``waiting``; questions it asked (ctx.ask) still open.
+        self.waiting_since: float | None = None
+        self.waiting_at: float | None = None  # the same, wall clock (status)
+        #: A ``tty = true`` agent's attached terminals and recent output (kept across its runs).
+        self.tty: TtySession | None = None
+        self._asks: list[str] = []
         self._setup: set[asyncio.Task[Any]] = set()  # transports being attached
 
     # --- introspection ---------------------------------------------------------
@@ -122,6 +139,10 @@ class AgentInstance:
         prev = self.state
         self.state = state
         self.reason = reason
+        if state is not S.WAITING:
+            self.waiting_since = self.waiting_at = None
+        elif prev is not S.WAITING:
+            self.waiting_since, self.waiting_at = time.monotonic(), time.time()
         if state is S.PAUSED:
             self._paused_event.set()
         else:
@@ -184,6 +205,10 @@ class AgentInstance:
         return self.sup.fleet_dir
 
     def _spawn(self) -> None:
+        if self.kind == "command" and self.spec.tty:
+            self._spawn_tty()
+            return
+        self.tty = None
         loop = asyncio.get_running_loop()
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -192,15 +217,18 @@ class AgentInstance:
                 fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
         parent_sock = child_sock = None
         pass_fds: tuple[int, ...] = ()
+        in_r = in_w = -1
         if self.kind == "sdk":
             parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             pass_fds = (child_sock.fileno(),)
+        else:
+            in_r, in_w = os.pipe2(os.O_CLOEXEC)
         env = self._env(child_sock.fileno() if child_sock else None)
         argv = self._argv(env)
         try:
             popen = subprocess.Popen(
                 argv,
-                stdin=subprocess.DEVNULL,
+                stdin=in_r if in_r >= 0 else subprocess.DEVNULL,
                 stdout=out_w,
                 stderr=err_w,
                 cwd=self._cwd(),
@@ -210,14 +238,17 @@ class AgentInstance:
                 close_fds=True,
             )
         except BaseException:
-            for fd in (out_r, err_r):
-                os.close(fd)
+            for fd in (out_r, err_r, in_w):
+                if fd >= 0:
+                    os.close(fd)
             if parent_sock:
                 parent_sock.close()
             raise
         finally:
             os.close(out_w)
             os.close(err_w)
+            if in_r >= 0:
+                os.close(in_r)
             if child_sock:
                 child_sock.close()
         self._popen = popen
@@ -229,6 +260,14 @@ class AgentInstance:
         self._exited.clear()
         self.last_progress = time.monotonic()
         self.sup.watchdog_add(popen.pid)
+        self._close_input()
+        self.input_closed = False
+        self._asks.clear()
+        if in_w >= 0:
+            os.set_blocking(in_w, False)
+            self._input_fd = in_w
+            self.input_link = f"pipe:[{os.fstat(in_w).st_ino}]"
+            self.sup.stdin_watch.wake()
         sink = self.sup.loghub.sink_for(self.name, run_id)
         self._pipes = []
         for fd, stream in ((out_r, "stdout"), (err_r, "stderr")):
@@ -259,6 +298,68 @@ class AgentInstance:
                 self._signal_group(signal.SIGSTOP)
                 self._set(S.PAUSED, self.reason)
         self.sup.note(self.name, f"started pid {popen.pid} ({' '.join(argv)[:200]})")
+
+    def _spawn_tty(self) -> None:
+        """Start the agent on a pseudo-terminal: its session's controlling terminal, held by the supervisor.
+
+        Always a session of its own (a terminal belongs to a session). Its output,
+        stdout and stderr together as on any terminal, is logged as ``stdout``.
+        """
+        master, slave = os.openpty()
+        try:
+            set_winsize(slave, self.spec.tty_cols, self.spec.tty_rows)
+            link = os.ttyname(slave)
+            env = self._env(None)
+            env.update(TERM=env.get("TERM") if "TERM" in (self.spec.env or {}) else "xterm-256color")
+            env.pop("COLUMNS", None)
+            env.pop("LINES", None)
+            argv = self._argv(env)
+            popen = subprocess.Popen(
+                argv, stdin=slave, stdout=slave, stderr=slave, cwd=self._cwd(), env=env,
+                start_new_session=True, preexec_fn=make_controlling_tty, close_fds=True,
+            )
+        except BaseException:
+            os.close(master)
+            raise
+        finally:
+            os.close(slave)
+        if self.tty is None:
+            self.tty = TtySession(self)
+        self._popen = popen
+        self.run_seq += 1
+        self.run = RunInfo(self.sup.next_run_id(), popen.pid, time.time(), time.monotonic())
+        self.run.ready_mono = time.monotonic()
+        self.exit_code = None
+        self._exited.clear()
+        self.last_progress = time.monotonic()
+        self.sup.watchdog_add(popen.pid)
+        self._close_input()
+        self.input_closed = False
+        self._asks.clear()
+        self._input_fd = os.dup(master)
+        os.set_blocking(self._input_fd, False)
+        self.input_link = link
+        self.sup.stdin_watch.wake()
+        pipe = LogPipe("stdout", self.sup.loghub.sink_for(self.name, self.run.run_id), self._pipe_closed)
+        pipe.tap = self.tty.output
+        pipe.crlf = True
+        self._pipes = [pipe]
+        self.sup.loghub.register(pipe)
+        pipe.start(master)
+        self._watch_exit(popen)
+        self._link = None
+        self._set(S.RUNNING)
+        if self.want_paused:
+            self._signal_group(signal.SIGSTOP)
+            self._set(S.PAUSED, self.reason)
+        self.tty.notice(f"{self.name} started (pid {popen.pid})")
+        self.sup.note(self.name, f"started pid {popen.pid} on a terminal {self.spec.tty_cols}x{self.spec.tty_rows} "
+                                 f"({' '.join(argv)[:200]})")
+
+    @property
+    def input_fd(self) -> int | None:
+        """The fd the agent's input is written to (a tty agent's pty master), if open."""
+        return self._input_fd
 
     def _pipe_closed(self, pipe: LogPipe) -> None:
         self.sup.loghub.unregister(pipe)
@@ -291,11 +392,11 @@ class AgentInstance:
             if self.state is S.STARTING:
                 self._set(S.RUNNING if not self.want_paused else S.PAUSING, self.reason)
         elif t == "paused":
-            if self.state in (S.PAUSING, S.RUNNING, S.STARTING) and self.want_paused:
+            if self.state in (S.PAUSING, S.RUNNING, S.WAITING, S.STARTING) and self.want_paused:
                 self._set(S.PAUSED, self.reason)
         elif t == "resumed":
             if self.state in (S.PAUSED, S.PAUSING) and not self.want_paused:
-                self._set(S.RUNNING)
+                self._set_running()
         elif t == "log":
             self.sup.agent_log(self, msg)
         elif t == "metric":
@@ -312,13 +413,13 @@ class AgentInstance:
         """Ask the agent to pause; True if anything changed. Idempotent."""
         if self.want_paused and self.state in (S.PAUSED, S.PAUSING):
             return False
-        if self.state not in (S.RUNNING, S.STARTING, S.PAUSING):
+        if self.state not in (S.RUNNING, S.WAITING, S.STARTING, S.PAUSING):
             return False
         self.want_paused = True
         if self.kind == "sdk":
             if self._link is not None:
                 self._link.send({"t": "pause"})
-            if self.state is S.RUNNING:
+            if self.state in (S.RUNNING, S.WAITING):
                 self._set(S.PAUSING, reason)
             else:
                 self.reason = reason
@@ -336,11 +437,89 @@ class AgentInstance:
         if self.kind == "sdk":
             if self._link is not None:
                 self._link.send({"t": "resume"})
-            self._set(S.RUNNING)
+            self._set_running()
         else:
             self._signal_group(signal.SIGCONT)
             self._set(S.RUNNING)
+            self.sup.stdin_watch.wake()  # still blocked on its input? waiting again at the next look
         return True
+
+    # --- waiting for the operator -------------------------------------------------
+    def _set_running(self) -> None:
+        """Running again (resumed): waiting at once if a question of the agent is still open."""
+        if self._asks:
+            self._set(S.WAITING, self._asks[-1][:200])
+        else:
+            self._set(S.RUNNING)
+
+    def set_input_waiting(self, waiting: bool) -> None:
+        """What the input watch saw: blocked reading its input, or not (any more)."""
+        new_prompt = self.state is S.WAITING and any(p.has_partial for p in self._pipes)
+        if waiting and (self.state is S.RUNNING or new_prompt):
+            # Waiting (again, at a new prompt): a prompt without a newline is the question, show it.
+            for pipe in self._pipes:
+                pipe.flush_partial()
+            from fleet.ansi import sanitize
+
+            question = sanitize(self.sup.loghub.last_line(self.name), keep_sgr=False).strip()
+            self._set(S.WAITING, question[:200] or None)
+        elif not waiting and self.state is S.WAITING and not self._asks:
+            self._set(S.RUNNING)
+
+    def begin_ask(self, question: str) -> None:
+        """An SDK agent asked the operator (``ctx.ask``): ``waiting`` until answered."""
+        self._asks.append(question)
+        if self.state is S.RUNNING or self.state is S.WAITING:
+            self._set(S.WAITING, question[:200])
+
+    def end_ask(self, question: str) -> None:
+        with contextlib.suppress(ValueError):
+            self._asks.remove(question)
+        if self.state is S.WAITING:
+            self._set_running()
+
+    @property
+    def accepts_input(self) -> bool:
+        return self._input_fd is not None
+
+    def write_input(self, data: bytes) -> int:
+        """Write ``data`` to the agent's input now; raises ``AgentError`` when it cannot take it."""
+        from fleet.errors import AgentError
+
+        if not self.state.alive or self._popen is None:
+            raise AgentError(f"{self.name} is {self.state.value}: no process reads its input")
+        if self._input_fd is None:
+            if self.input_closed:
+                raise AgentError(f"{self.name}'s input was closed (EOF sent); restart it to reopen it")
+            raise AgentError(f"{self.name} is an SDK agent: it has no input to write to "
+                             "(answer its questions with `fleet answer`)")
+        try:
+            n = os.write(self._input_fd, data)
+        except BlockingIOError:
+            raise AgentError(f"{self.name} has not read its earlier input yet (its input pipe is full)") from None
+        except OSError as exc:  # EPIPE: it closed its stdin; EIO: its terminal is gone
+            raise AgentError(f"{self.name} no longer reads its input ({exc.strerror or exc})") from None
+        self.sup.stdin_watch.soon(self)
+        return n
+
+    def close_input(self) -> None:
+        """Send end-of-file: close the supervisor's end of the agent's stdin."""
+        from fleet.errors import AgentError
+
+        if not self.state.alive:
+            raise AgentError(f"{self.name} is {self.state.value}: no process reads its input")
+        if self._input_fd is None:
+            raise AgentError(f"{self.name}'s input is already closed" if self.input_closed
+                             else f"{self.name} is an SDK agent: it has no input to close")
+        self._close_input()
+        self.input_closed = True
+        self.sup.stdin_watch.soon(self)
+
+    def _close_input(self) -> None:
+        if self._input_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._input_fd)
+            self._input_fd = None
 
     async def output_drained(self) -> None:
         """Wait until the current run's stdout and stderr reached EOF (all read)."""
@@ -410,6 +589,7 @@ class AgentInstance:
         except (ProcessLookupError, PermissionError):
             pass
         self.sup.watchdog_remove(popen.pid)
+        self._close_input()
         if self._link is not None:
             self._link.close()
             self._link = None
@@ -417,6 +597,8 @@ class AgentInstance:
         runtime = time.monotonic() - self.run.started_mono if self.run else 0.0
         desc = f"exit code {rc}" if rc >= 0 else f"killed by {_signame(-rc)}"
         self.sup.note(self.name, f"pid {popen.pid} ended: {desc} after {runtime:.1f}s")
+        if self.tty is not None:
+            self.tty.notice(f"{self.name} ended: {desc}")
         self._exited.set()
         if self._stopping:
             self._stopping = False

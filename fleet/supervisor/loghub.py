@@ -18,6 +18,8 @@ from fleet.records import LogChunk, LogLine
 from fleet.supervisor.logpipe import LogPipe
 
 RING_BYTES = 256 * 1024
+#: Streams that are not the agent's own output: the supervisor's notes, the operator's input.
+NOT_OUTPUT = frozenset({"fleet", "input"})
 
 try:
     from stringzilla import rfind as _sz_rfind
@@ -55,7 +57,7 @@ class _Ring:
         self.bytes += len(data)
         while self.bytes > RING_BYTES and len(self.chunks) > 1:
             self.bytes -= len(self.chunks.popleft().data)
-        if chunk.stream != "fleet":
+        if chunk.stream not in NOT_OUTPUT:
             end = len(data) - 1
             start = _rfind_newline(data, end) + 1
             # Its first 300 characters: at most 1200 bytes of UTF-8.
@@ -107,7 +109,7 @@ class LogHub:
         self._seq[agent] = first + count - 1
         chunk = LogChunk(agent, run_id, stream, first, count, ts, data)
         self.lines_in += count
-        if stream != "fleet":
+        if stream not in NOT_OUTPUT:
             self.last_output[agent] = ts
         ring = self._rings.get(agent)
         if ring is None:

@@ -120,6 +120,10 @@ class LogPipe:
         self._closed: asyncio.Future[None] | None = None
         self._done = False
         self.bytes_read = 0
+        #: Called with every read as it came (a tty agent's attached terminals), before line handling.
+        self.tap: Callable[[bytes], None] | None = None
+        #: A terminal's lines end in CR LF: logged as LF (the tap still sees CR LF).
+        self.crlf = False
 
     @property
     def closed(self) -> asyncio.Future[None]:
@@ -161,6 +165,10 @@ class LogPipe:
             self._close()
             return
         self.bytes_read += len(data)
+        if self.tap is not None:
+            self.tap(data)
+        if self.crlf:
+            data = data.replace(b"\r\n", b"\n")
         self._consume(data)
 
     def _close(self) -> None:
@@ -237,6 +245,15 @@ class LogPipe:
             self._partial = b""
         else:
             self._partial = tail
+
+    @property
+    def has_partial(self) -> bool:
+        """Whether a line is waiting for its newline."""
+        return bool(self._partial) and not self._skipping
+
+    def flush_partial(self) -> None:
+        """Emit the line still waiting for its newline as a line now (a prompt the agent waits on)."""
+        self._flush_partial()
 
     def _flush_partial(self) -> None:
         if self._partial and not self._skipping:

@@ -131,6 +131,10 @@ class FakeFleetClient:
                 "timeout_s": 900,
             }
         }
+        #: Questions agents asked (``ctx.ask``); none open unless a test adds one.
+        self.questions: dict[int, dict[str, Any]] = {}
+        #: What ``send`` wrote, per agent: (text, eof).
+        self.inputs: dict[str, list[tuple[str, bool]]] = {}
         self.events: list[dict[str, Any]] = [
             {
                 "id": 1,
@@ -399,6 +403,45 @@ class FakeFleetClient:
     def _op_deny(self, id: int, reason: str = "") -> dict[str, Any]:
         self.approvals.get(id, {})["reason"] = reason
         return self._decide(id, "denied")
+
+    def add_question(self, agent: str, question: str, choices: list[str] | None = None,
+                     timeout_s: float = 900) -> int:
+        new_id = max(self.questions, default=0) + 1
+        q = {"id": new_id, "agent": agent, "question": question, "choices": list(choices or []),
+             "status": "pending", "created": self.clock(), "asked_at": self.clock(), "timeout_s": timeout_s,
+             "expires_at": self.clock() + timeout_s}
+        self.questions[new_id] = q
+        self._set_state(agent, "waiting", question)
+        self.push("question", dict(q))
+        return new_id
+
+    def _op_questions(self) -> dict[str, Any]:
+        return {"questions": [dict(q) for q in self.questions.values() if q["status"] == "pending"]}
+
+    def _op_answer(self, id: int, text: str, by: str = "operator") -> dict[str, Any]:
+        q = self.questions.get(id)
+        if q is None or q["status"] != "pending":
+            raise FleetError(f"no open question with id {id}")
+        if q["choices"] and text not in q["choices"]:
+            raise FleetError(f"answer one of: {', '.join(q['choices'])}")
+        q.update(status="answered", answer=text, answered_by=by)
+        loop = asyncio.get_running_loop()
+        loop.call_soon(self.push, "question", dict(q))
+        loop.call_soon(self._set_state, q["agent"], "running")
+        return {**q, "agents": [q["agent"]]}
+
+    def _op_send(self, name: str, text: str = "", eof: bool = False, raw: bool = False,
+                 by: str = "operator") -> dict[str, Any]:
+        agent = self.agents.get(name)
+        if agent is None:
+            raise UnknownAgent(f"no agent named {name!r}")
+        if agent["state"] in ("stopped", "exited", "crashed"):
+            raise AgentError(f"{name} is {agent['state']}: no process reads its input")
+        self.inputs.setdefault(name, []).append((text, eof))
+        waiting = agent["state"] == "waiting"
+        if waiting:
+            asyncio.get_running_loop().call_soon(self._set_state, name, "running")
+        return {"agents": [name], "bytes": len(text) + 1, "eof": eof, "waiting": waiting, "state": agent["state"]}
 
     def _op_policy_files(self) -> dict[str, Any]:
         return {"files": [{"path": p, "text": t} for p, t in self.policy_files.items()]}

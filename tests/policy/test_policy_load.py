@@ -43,6 +43,8 @@ def test_demo_fleet_is_valid(tmp_path: Path) -> None:
         "report-drafter",
         "campaign-optimizer",
         "ticker",
+        "launch-planner",
+        "triage",
     ]
     assert book.instances()[2:4] == ["campaign-optimizer#1", "campaign-optimizer#2"]
     drafter = book.policy_for("report-drafter")
@@ -50,6 +52,7 @@ def test_demo_fleet_is_valid(tmp_path: Path) -> None:
     assert drafter.tool_decision("shell") == "deny"
     assert book.policy_for("campaign-optimizer#2").tasks.kinds == ["campaign"]
     assert book.agent("ticker").command and book.agent("ticker").run is None
+    assert book.agent("triage").tty and book.policy_for("triage").alerts.waiting_s is None
     assert book.policy_names == ("default", "drafting", "growth", "ops")
 
 
