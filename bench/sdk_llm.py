@@ -106,7 +106,7 @@ async def main(calls: int, agents: int, seconds: float) -> None:
         if started:
             counted += 1
 
-    rt.sup.add_hook("on_usage", on_usage)
+    rt.sup.hooks.on_usage.append(on_usage)
     rt.sup.spawn_all()
     await asyncio.sleep(3)  # let every agent start and warm up
     started = time.perf_counter()

@@ -50,7 +50,7 @@ async def main(n: int, agents: int, batch: int) -> dict[str, float]:
         rt = FleetRuntime(d, gateway=Gateway(FakeProvider(), environ={}), watch=False)
         sup = await rt.start()
         try:
-            queue = sup.extensions["tasks"]
+            queue = sup.services.tasks
             done = asyncio.Event()
             finished = 0
 
@@ -61,7 +61,7 @@ async def main(n: int, agents: int, batch: int) -> dict[str, float]:
                     if finished >= n:
                         done.set()
 
-            sup.add_hook("on_task", on_task)
+            sup.hooks.on_task.append(on_task)
             deadline = time.monotonic() + 60
             while len(queue.waiting_agents()) < agents:  # start-up: poll, it is not what we measure
                 if time.monotonic() > deadline:

@@ -42,7 +42,6 @@ from typing import TYPE_CHECKING, Any
 from fleet.records import AgentState, Event, UsageRecord
 
 if TYPE_CHECKING:
-    from fleet.control.ops import Operations
     from fleet.supervisor.core import Supervisor
     from fleet.supervisor.instance import AgentInstance
 
@@ -128,6 +127,8 @@ class AlertEngine:
         self.cooldown_s = cooldown_s
         self._clock = clock
         self.open: dict[tuple[str | None, str], Alert] = {}
+        #: Open alerts per agent, replaced whenever ``open`` changes (see ``count``).
+        self.counts: dict[str | None, int] = {}
         self.recent: deque[dict[str, Any]] = deque(maxlen=KEEP_RECENT)
         self._outcomes: dict[str, _Window] = {}  # value 1.0 = failure, 0.0 = success
         self._spend: dict[str, _Window] = {}
@@ -144,8 +145,15 @@ class AlertEngine:
 
     # --- counting -------------------------------------------------------------------
     def count(self, agent: str) -> int:
-        """Open alerts of ``agent`` (``fleet status``'s ``alerts`` column)."""
-        return sum(1 for (a, _), _al in self.open.items() if a == agent)
+        """Open alerts of ``agent`` (``fleet status``'s ``alerts`` column); safe from any thread."""
+        return self.counts.get(agent, 0)
+
+    def _opened_or_closed(self) -> None:
+        """Publish the open counts per agent anew (a new dict: readers on other threads never see it change)."""
+        counts: dict[str | None, int] = {}
+        for a, _rule in self.open:
+            counts[a] = counts.get(a, 0) + 1
+        self.counts = counts
 
     def open_alerts(self, agent: str | None = None) -> list[dict[str, Any]]:
         return [a.wire() for a in self.open.values() if agent is None or a.agent == agent]
@@ -171,6 +179,7 @@ class AlertEngine:
         else:
             al = Alert(agent, rule, severity, message, now, now, now, fields=dict(fields or {}))
             self.open[key] = al
+            self._opened_or_closed()
         inst = self.sup.instances.get(agent) if agent else None
         al.action = inst.policy.alerts.action if inst is not None else "notify"
         self.fired += 1
@@ -195,7 +204,10 @@ class AlertEngine:
 
     def clear(self, agent: str | None, rule: str, why: str = "") -> None:
         al = self.open.pop((agent, rule), None)
-        if al is None or al.silent:
+        if al is None:
+            return
+        self._opened_or_closed()
+        if al.silent:
             return
         now = self._clock()
         data = {**{k: v for k, v in al.wire("cleared").items() if k != "agent"}, "cleared": now, "why": why}
@@ -256,8 +268,10 @@ class AlertEngine:
                 self.open[key] = Alert(
                     inst.name, "crash_loop", "error", inst.reason or "crash loop", now, now, now, silent=True
                 )
+                self._opened_or_closed()
         elif key in self.open and inst.state is not S.CRASH_LOOP:
             self.open.pop(key, None)
+            self._opened_or_closed()
         if inst.state is S.RUNNING:
             # Started or resumed: idle time counts from now (a pause is not a stall).
             self._active[inst.name] = self._clock()
@@ -279,9 +293,9 @@ class AlertEngine:
         sup = self.sup
         now = self._clock()
         mono = time.monotonic()
-        queue = sup.extensions.get("tasks")
+        queue = sup.services.tasks
         waiting = queue.waiting_agents() if queue is not None else set()
-        approvals = sup.extensions.get("approvals")
+        approvals = sup.services.approvals
         asking = {a.get("agent") for a in approvals.pending()} if approvals is not None else set()
         gateway = sup.gateway
         due = IDLE_TICK_S
@@ -437,25 +451,17 @@ class AlertEngine:
         return out
 
 
-def attach(
-    sup: Supervisor, ops: Operations, *, cooldown_s: float = COOLDOWN_S, interval: float = TICK_S
-) -> AlertEngine:
-    """Create the engine for ``sup``, hook it in, start its timer, register the ``alerts`` op."""
+def attach(sup: Supervisor, *, cooldown_s: float = COOLDOWN_S, interval: float = TICK_S) -> AlertEngine:
+    """Create the engine for ``sup``, hook it in and start its timer (its op is ``alerts``)."""
     engine = AlertEngine(sup, cooldown_s=cooldown_s)
-    sup.extensions["alerts"] = engine
-    sup.extensions["alert_count"] = engine.count
-    sup.add_hook("on_usage", engine.on_usage)
-    sup.add_hook("on_task", engine.on_task)
-    sup.add_hook("on_agent_alert", engine.on_agent_alert)
-    sup.add_hook("on_state", engine.on_state)
-    sup.add_hook("on_policy", lambda _book: engine.poke())
+    sup.services.alerts = engine
+    hooks = sup.hooks
+    hooks.on_usage.append(engine.on_usage)
+    hooks.on_task.append(engine.on_task)
+    hooks.on_agent_alert.append(engine.on_agent_alert)
+    hooks.on_state.append(engine.on_state)
+    hooks.on_policy.append(lambda _book: engine.poke())
     sup.spawn(engine.run(interval))
-
-    async def op_alerts(open_only: bool = False, n: int = 100, agent: str | None = None) -> dict[str, Any]:
-        items = await engine.listing(bool(open_only), max(1, min(int(n), 10_000)), agent)
-        return {"alerts": items, "open": len(engine.open)}
-
-    ops.register("alerts", op_alerts)
     return engine
 
 

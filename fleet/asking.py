@@ -31,7 +31,6 @@ from fleet.errors import AgentError, FleetError, ProtocolError
 from fleet.records import AgentState
 
 if TYPE_CHECKING:
-    from fleet.control.ops import Operations
     from fleet.supervisor.core import Supervisor
     from fleet.supervisor.instance import AgentInstance
 
@@ -179,58 +178,49 @@ class QuestionBook:
 
 
 # --- wiring ----------------------------------------------------------------------------
-def attach(sup: Supervisor, ops: Operations) -> QuestionBook:
-    """Register ``send``, ``questions``, ``answer`` and the SDK's ``ask`` on ``sup``."""
+def log_input(sup: Supervisor, inst: AgentInstance, by: str, text: str) -> None:
+    """What an operator wrote to an agent, in the agent's log (stream ``input``)."""
+    run_id = inst.run.run_id if inst.run else 0
+    line = f"⌨ {by}: {text}".replace("\r", "\\r").replace("\n", "\\n")[:2000]
+    sup.loghub.add(inst.name, run_id, "input", 1, line + "\n", time.time())
+
+
+def send(sup: Supervisor, name: str, text: str, eof: bool, raw: bool, by: str) -> dict[str, Any]:
+    """The ``send`` op: write ``text`` (a line, or as typed with ``raw``) and/or end-of-file to an agent."""
+    inst = one_instance(sup, name)
+    if not eof and not text and raw:
+        raise FleetError("nothing to send")
+    bad = [] if raw else control_chars(text)
+    if bad:
+        raise FleetError(f"the text has control characters ({' '.join(bad)}); "
+                         "send it as typed with --raw")
+    payload = b""
+    if text or not eof:  # an empty line is an answer too (enter)
+        data = text if raw else text + ("\r" if inst.spec.tty else "\n")
+        payload = data.encode("utf-8", "surrogateescape")
+    if len(payload) > MAX_SEND:
+        raise FleetError(f"at most {MAX_SEND} bytes per send (this is {len(payload)})")
+    waiting = inst.state is S.WAITING
+    if not inst.state.alive:
+        raise AgentError(f"{inst.name} is {inst.state.value}: no process reads its input")
+    written = 0
+    if payload:
+        written = inst.write_input(payload)
+        log_input(sup, inst, by, text if not raw else repr(text)[1:-1])
+    if eof:
+        if inst.spec.tty:  # a terminal has no end to close: ^D at the start of a line is its EOF
+            written += inst.write_input(b"\x04")
+        else:
+            inst.close_input()
+        log_input(sup, inst, by, "<end of input>")
+    return {"agents": [inst.name], "bytes": written, "eof": eof, "waiting": waiting, "state": inst.state.value}
+
+
+def attach(sup: Supervisor) -> QuestionBook:
+    """Give ``sup`` its question book and the SDK's ``ask`` (the ops ``send``, ``questions``
+    and ``answer`` are declared in :mod:`fleet.control.ops`)."""
     book = QuestionBook(lambda agent, data: sup.publish("question", agent, data))
-    sup.extensions["questions"] = book
-
-    def log_input(inst: AgentInstance, by: str, text: str) -> None:
-        run_id = inst.run.run_id if inst.run else 0
-        line = f"⌨ {by}: {text}".replace("\r", "\\r").replace("\n", "\\n")[:2000]
-        sup.loghub.add(inst.name, run_id, "input", 1, line + "\n", time.time())
-
-    async def op_send(name: str, text: str = "", eof: bool = False, raw: bool = False,
-                      by: str = "operator") -> dict[str, Any]:
-        inst = one_instance(sup, name)
-        if not isinstance(text, str):
-            raise ProtocolError("send: text must be a string")
-        if not eof and not text and raw:
-            raise FleetError("nothing to send")
-        bad = [] if raw else control_chars(text)
-        if bad:
-            raise FleetError(f"the text has control characters ({' '.join(bad)}); "
-                             "send it as typed with --raw")
-        payload = b""
-        if text or not eof:  # an empty line is an answer too (enter)
-            data = text if raw else text + ("\r" if inst.spec.tty else "\n")
-            payload = data.encode("utf-8", "surrogateescape")
-        if len(payload) > MAX_SEND:
-            raise FleetError(f"at most {MAX_SEND} bytes per send (this is {len(payload)})")
-        waiting = inst.state is S.WAITING
-        if not inst.state.alive:
-            raise AgentError(f"{inst.name} is {inst.state.value}: no process reads its input")
-        written = 0
-        if payload:
-            written = inst.write_input(payload)
-            log_input(inst, by, text if not raw else repr(text)[1:-1])
-        if eof:
-            if inst.spec.tty:  # a terminal has no end to close: ^D at the start of a line is its EOF
-                written += inst.write_input(b"\x04")
-            else:
-                inst.close_input()
-            log_input(inst, by, "<end of input>")
-        return {"agents": [inst.name], "bytes": written, "eof": eof, "waiting": waiting,
-                "state": inst.state.value}
-
-    async def op_questions() -> dict[str, Any]:
-        return {"questions": book.pending()}
-
-    async def op_answer(id: int, text: str, by: str = "operator") -> dict[str, Any]:
-        result = book.answer(int(id), text, by)
-        inst = sup.instances.get(result["agent"])
-        if inst is not None:
-            log_input(inst, by, f"answer to question {id}: {result['answer']}")
-        return {**result, "agents": [result["agent"]]}
+    sup.services.questions = book
 
     async def agent_ask(inst: AgentInstance, args: dict[str, Any], push: Callable[..., None]) -> Any:
         question, choices = check_question(args.get("question"), args.get("choices"))
@@ -248,7 +238,5 @@ def attach(sup: Supervisor, ops: Operations) -> QuestionBook:
             inst.end_ask(question)
         return {"answer": answer, "answered_by": by}
 
-    sup.extensions["agent_ask"] = agent_ask
-    for name, fn in (("send", op_send), ("questions", op_questions), ("answer", op_answer)):
-        ops.register(name, fn)
+    sup.sdk_calls["ask"] = agent_ask
     return book

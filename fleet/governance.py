@@ -1,15 +1,15 @@
 """Wire governance into a supervisor: the gateway, tools, approvals, policy ops.
 
 The supervisor core knows processes; this module gives its agents their SDK
-calls (``llm``, ``llm_stream``, ``tool``, ``approve``) and gives operators the
-control ops that read and edit policy, answer approvals and show usage. Each
+calls (``llm``, ``llm_stream``, ``tool``, ``approve``) and the services behind
+the control ops that read and edit policy, answer approvals and show usage
+(those ops are declared in :mod:`fleet.control.ops`). Each
 piece checks the *current* effective policy at the moment of the call, so a
 saved edit governs the very next request.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import Callable
@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from fleet.errors import FleetError, PolicyDenied, ProtocolError
 from fleet.records import Event, UsageRecord
+from fleet.supervisor.seams import fire
 
 if TYPE_CHECKING:
-    from fleet.control.ops import Operations
     from fleet.supervisor.core import Supervisor
     from fleet.supervisor.instance import AgentInstance
+    from fleet.wire import Approval
 
 
 def _messages(args: dict[str, Any]) -> list[dict[str, Any]]:
@@ -32,8 +33,9 @@ def _messages(args: dict[str, Any]) -> list[dict[str, Any]]:
     return msgs
 
 
-async def attach(sup: Supervisor, ops: Operations, gateway: Any = None) -> None:
-    """Create the gateway and approvals for ``sup`` and register their calls and ops."""
+async def attach(sup: Supervisor, gateway: Any = None) -> None:
+    """Create the gateway and approvals for ``sup`` and register their SDK calls (their
+    control ops are declared in :mod:`fleet.control.ops`)."""
     from fleet.gateway import ApprovalManager, Gateway
 
     store = sup.store
@@ -42,7 +44,7 @@ async def attach(sup: Supervisor, ops: Operations, gateway: Any = None) -> None:
         if store is not None:
             await store.add_usage(rec)
         sup.publish("usage", rec.agent, {k: v for k, v in rec.to_wire().items() if k != "agent"})
-        sup.hook("on_usage", rec)
+        fire(sup.hooks.on_usage, rec)
 
     def exhausted(agent: str, reason: str) -> None:
         inst = sup.instances.get(agent)
@@ -79,16 +81,13 @@ async def attach(sup: Supervisor, ops: Operations, gateway: Any = None) -> None:
         if inst.kind == "sdk" and inst.state.value == "running":
             gateway.start()
 
-    sup.add_hook("on_state", warm_up)
+    sup.hooks.on_state.append(warm_up)
 
     def publish_approval(ev: Event) -> None:
-        data = dict(ev.data)
-        data.setdefault("status", data.get("state", "pending"))
-        data.setdefault("created", data.get("requested_at"))
-        sup.publish("approval", ev.agent, data)
+        sup.publish("approval", ev.agent, dict(approval_wire(ev.data)))
 
     approvals = ApprovalManager(store if store is not None else _NoApprovalStore(), publish_approval)
-    sup.extensions["approvals"] = approvals
+    sup.services.approvals = approvals
 
     # --- SDK calls ------------------------------------------------------------
     async def agent_llm(inst: AgentInstance, args: dict[str, Any], push: Callable[..., None]) -> Any:
@@ -132,88 +131,25 @@ async def attach(sup: Supervisor, ops: Operations, gateway: Any = None) -> None:
         )
         return {"approved": approved, "reason": reason, "decided_by": by}
 
-    sup.extensions.update(
-        agent_llm=agent_llm, agent_llm_stream=agent_llm_stream, agent_tool=agent_tool, agent_approve=agent_approve
-    )
-
-    # --- operator ops ---------------------------------------------------------
-    async def op_approvals(pending_only: bool = True) -> dict[str, Any]:
-        if pending_only or store is None:
-            return {"approvals": [_approval_wire(a) for a in approvals.pending()]}
-        return {"approvals": [_approval_wire(a) for a in await store.approvals(pending_only=False)]}
-
-    async def op_approve(id: int, by: str = "operator") -> dict[str, Any]:
-        return _approval_wire(await approvals.decide(int(id), True, by))
-
-    async def op_deny(id: int, reason: str = "", by: str = "operator") -> dict[str, Any]:
-        return _approval_wire(await approvals.decide(int(id), False, by, reason or "denied by operator"))
-
-    async def op_usage(agent: str | None = None, n: int = 50) -> dict[str, Any]:
-        if store is None:
-            return {"calls": []}
-        recs = await store.recent_usage(agent, n=int(n))
-        return {"calls": [r.to_wire() for r in recs]}
-
-    async def op_policy_show(name: str) -> dict[str, Any]:
-        return {**sup.book.describe(name), "version": sup.policy_version}
-
-    def _safe_path(path: str) -> Path:
-        rel = Path(path)
-        if rel.is_absolute() or ".." in rel.parts:
-            raise FleetError(f"{path!r}: only fleet.toml and policies/*.toml can be edited")
-        if not (str(rel) == "fleet.toml" or (rel.parent == Path("policies") and rel.suffix == ".toml")):
-            raise FleetError(f"{path!r}: only fleet.toml and policies/*.toml can be edited")
-        return sup.fleet_dir / rel
-
-    async def op_policy_files() -> dict[str, Any]:
-        files = [{"path": "fleet.toml", "text": (sup.fleet_dir / "fleet.toml").read_text()}]
-        pol = sup.fleet_dir / "policies"
-        for p in sorted(pol.glob("*.toml")) if pol.is_dir() else []:
-            files.append({"path": f"policies/{p.name}", "text": p.read_text()})
-        return {"files": files}
-
-    async def op_policy_check(path: str, text: str) -> dict[str, Any]:
-        from fleet.policy import validate_text
-
-        _safe_path(path)
-        errors = await asyncio.to_thread(validate_text, sup.fleet_dir, path, text)
-        return {"errors": [_err(e) for e in errors]}
-
-    async def op_policy_write(path: str, text: str) -> dict[str, Any]:
-        from fleet.policy import validate_text
-
-        target = _safe_path(path)
-        errors = await asyncio.to_thread(validate_text, sup.fleet_dir, path, text)
-        if errors:
-            return {"errors": [_err(e) for e in errors], "written": False}
-        tmp = target.with_name(f".{target.name}.fleet-tmp")
-        tmp.write_text(text)
-        os.replace(tmp, target)
-        return {"errors": [], "written": True, "agents": []}
-
-    async def op_set_override(target: str, key: str, value: Any) -> dict[str, Any]:
-        from fleet.policy import set_override
-
-        await asyncio.to_thread(set_override, sup.fleet_dir, target, key, value)
-        return {"target": target, "key": key, "value": value}
-
-    for name, fn in (
-        ("approvals", op_approvals), ("approve", op_approve), ("deny", op_deny), ("usage", op_usage),
-        ("policy_show", op_policy_show), ("policy_files", op_policy_files), ("policy_check", op_policy_check),
-        ("policy_write", op_policy_write), ("set_override", op_set_override),
-    ):
-        ops.register(name, fn)
+    sup.sdk_calls.update(llm=agent_llm, llm_stream=agent_llm_stream, tool=agent_tool, approve=agent_approve)
 
 
-def _err(e: Any) -> dict[str, Any]:
-    return {"path": str(e.path), "line": e.line, "col": e.col, "message": e.message, "text": str(e)}
+def editable_path(fleet_dir: Path, path: str) -> Path:
+    """Where ``path`` is in the fleet, if it is a file the control API may edit (fleet.toml, policies/*.toml)."""
+    rel = Path(path)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise FleetError(f"{path!r}: only fleet.toml and policies/*.toml can be edited")
+    if not (str(rel) == "fleet.toml" or (rel.parent == Path("policies") and rel.suffix == ".toml")):
+        raise FleetError(f"{path!r}: only fleet.toml and policies/*.toml can be edited")
+    return fleet_dir / rel
 
 
-def _approval_wire(a: dict[str, Any]) -> dict[str, Any]:
+def approval_wire(a: dict[str, Any]) -> Approval:
+    """An approval as the control API gives it: ``status`` and ``created`` whatever its source."""
     out = dict(a)
     out.setdefault("status", out.get("state", "pending"))
     out.setdefault("created", out.get("requested_at"))
-    return out
+    return out  # type: ignore[return-value]
 
 
 class _NoApprovalStore:

@@ -3,8 +3,8 @@
 Built only from what the store keeps — state and alert events, LLM usage, task
 attempts, approvals, audit, policy versions — with plain synchronous queries,
 so ``fleet report`` works on last night's database with no fleet running (a
-read-only connection), and the ``report`` control op runs the very same code on
-the store's reader thread. Outcome metrics (tasks done and failed, success
+read-only connection), and the ``report`` control op (:mod:`fleet.control.ops`)
+runs the very same code on the store's reader thread. Outcome metrics (tasks done and failed, success
 rate, lease→done latency p50/p95, tokens, cost per successful task, LLM
 latency) come from the per-attempt rows of ``task_attempts`` and the ``usage``
 rows, which is what keeps them available over time rather than only live.
@@ -27,7 +27,6 @@ from fleet.records import Event
 from fleet.store import tasks as tasks_sql
 
 if TYPE_CHECKING:
-    from fleet.control.ops import Operations
     from fleet.supervisor.core import Supervisor
 
 DEFAULT_WINDOW_S = 86400.0
@@ -430,8 +429,8 @@ def render(rep: dict[str, Any], fmt: str) -> str:
 # --------------------------------------------------------------------------- in the supervisor
 
 
-async def attach(sup: Supervisor, ops: Operations) -> None:
-    """Mark this supervisor start (the default start of a report) and register the ``report`` op."""
+async def attach(sup: Supervisor) -> None:
+    """Mark this supervisor start: the default start of a report (the op is ``report``)."""
     from fleet import __version__
 
     store = sup.store
@@ -448,27 +447,3 @@ async def attach(sup: Supervisor, ops: Operations) -> None:
                 },
             )
         )
-
-    async def op_report(since: float | str | None = None, format: str = "json") -> dict[str, Any]:
-        from fleet.errors import FleetError
-
-        if format not in ("json", "md"):
-            raise FleetError(f"unknown report format {format!r} (md or json)")
-        since_ts: float | None
-        if isinstance(since, str):
-            from fleet.cli.timeparse import parse_since
-
-            try:
-                since_ts = parse_since(since)
-            except ValueError as exc:
-                raise FleetError(str(exc)) from None
-        else:
-            since_ts = None if since is None else float(since)
-        if store is None:
-            raise FleetError("this fleet has no store to report from")
-        rep = await store.read(build, since_ts, None, sup.fleet_name)
-        if format == "md":
-            return {"format": "md", "text": render_md(rep)}
-        return {"format": "json", "report": rep}
-
-    ops.register("report", op_report)

@@ -64,19 +64,17 @@ class FleetRuntime:
         sup.started_by = self.started_by
         self.sup = sup
         self.ops = Operations(sup)
-        from fleet.governance import attach as attach_governance
-
-        await attach_governance(sup, self.ops, gateway=self._gateway)
         from fleet.alerts import attach as attach_alerts
+        from fleet.asking import attach as attach_asking
+        from fleet.governance import attach as attach_governance
         from fleet.report import attach as attach_report
         from fleet.tasks import attach as attach_tasks
 
-        await attach_tasks(sup, self.ops)
-        attach_alerts(sup, self.ops)
-        from fleet.asking import attach as attach_asking
-
-        attach_asking(sup, self.ops)
-        await attach_report(sup, self.ops)
+        await attach_governance(sup, gateway=self._gateway)
+        await attach_tasks(sup)
+        attach_alerts(sup)
+        attach_asking(sup)
+        await attach_report(sup)
         self.server = ControlServer(sup, self.ops, sdir)
         try:
             await self.server.start()

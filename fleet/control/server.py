@@ -12,10 +12,11 @@ the supervisor's loop spends each iteration reading every agent's pipe, and
 with the agents in their own sessions (so they cannot reach the operator's
 terminal) the kernel gives the whole supervisor one share among many busy
 processes: an iteration took ~130 ms, and a request waited for it. Here a
-request is read at once; ``status`` and ``ping`` are answered in this thread
-(they only read the supervisor's state), every other operation runs on the
-supervisor's loop, where all changes to the fleet happen, and its reply comes
-back here. Pushes are queued by the supervisor's loop and written by this one.
+request is read at once; the operations declared ``read_only`` (``status``,
+``ping``) are answered in this thread from immutable snapshots the loop
+publishes (they never read a half-changed object nor write one), every other
+operation runs on the supervisor's loop, where all changes to the fleet happen,
+and its reply comes back here. Pushes are queued by the supervisor's loop and written by this one.
 """
 
 from __future__ import annotations
@@ -48,8 +49,6 @@ LOG_PUSH_RATE = 4 * 1024 * 1024
 LOG_PUSH_BURST = 4 * 1024 * 1024
 #: How soon a count of skipped lines is pushed when no later line carries it.
 SKIP_REPORT_S = 0.5
-#: Operations that only read the supervisor's state: answered on the socket's own thread.
-READ_ONLY_OPS = frozenset({"status", "ping"})
 #: Sampling done per turn of the control loop when refreshing CPU and memory figures.
 STATS_SLICE_S = 0.005
 
@@ -157,9 +156,10 @@ class _Connection(asyncio.Protocol):
                 raise ProtocolError("request needs an 'op' string")
             if not isinstance(args, dict):
                 raise ProtocolError("'args' must be an object")
-            if op == "subscribe":
-                result = await self.server.on_supervisor(self._subscribe(**args))
-            elif op in READ_ONLY_OPS:
+            spec = self.server.ops.get(op)
+            if spec.streaming:
+                result = await self.server.on_supervisor(self._subscribe(**spec.validate(args)))
+            elif spec.read_only:
                 result = await self.server.read_only(op, args, origin)
             else:
                 result = await self.server.on_supervisor(self.server.ops.call(op, args, origin))
@@ -323,18 +323,10 @@ class ControlServer:
                 self._sup_loop.call_soon_threadsafe(fn, *args)
 
     async def read_only(self, op: str, args: dict[str, Any], origin: str) -> Any:
-        """Answer a read-only op here; if the state moved under it, ask the supervisor's loop."""
+        """Answer a read-only op here, from what the supervisor's loop has published."""
         if op == "status" and self.sup.stats_age_s() > 1.0:
             self.loop.call_soon(self._refresh_stats)  # after this reply is written
-        result = None
-        for _ in range(3):
-            try:
-                result = await self.ops.call(op, args, origin)
-                break
-            except RuntimeError:  # e.g. "dictionary changed size during iteration"
-                continue
-        else:
-            result = await self.on_supervisor(self.ops.call(op, args, origin))
+        result = await self.ops.call(op, args, origin)
         if op == "status" and isinstance(result, dict):
             result["clients"] = self.clients()
         return result

@@ -84,6 +84,8 @@ class ApprovalManager:
         self._clock = clock
         self._pending: dict[int, _Pending] = {}
         self._decided: set[int] = set()
+        #: How many wait, kept by the loop as requests come and go: ``status`` reads it from another thread.
+        self.pending_count = 0
 
     def pending(self) -> list[dict[str, Any]]:
         """Requests still waiting for a decision, oldest first."""
@@ -110,6 +112,7 @@ class ApprovalManager:
             approval_id, agent, action, details, self._clock(), timeout_s, policy_version, future
         )
         self._pending[approval_id] = pending
+        self.pending_count = len(self._pending)
         await self._emit(agent, {**pending.to_dict()})
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout_s)
@@ -144,6 +147,7 @@ class ApprovalManager:
     async def _close(self, id: int, state: str, by: str, reason: str) -> dict[str, Any]:
         """Take ``id`` out of pending (synchronously, so racing deciders see it), persist, publish."""
         pending = self._pending.pop(id)
+        self.pending_count = len(self._pending)
         self._decided.add(id)
         record = {
             **pending.to_dict(),

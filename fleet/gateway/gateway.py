@@ -30,6 +30,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import functools
 import inspect
@@ -126,6 +127,21 @@ class _Call:
     reserved: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class _Totals:
+    """One agent's figures as last published by the loop: what ``totals_snapshot`` reads."""
+
+    day: str
+    tokens: int
+    cost_usd: float
+    cost_today_usd: float
+    calls: int
+    errors: int
+    denied: int
+    in_flight: int
+    usd_per_day: float | None
+
+
 def _day_key(ts: float) -> str:
     return _day_of_second(int(ts))
 
@@ -215,6 +231,9 @@ class Gateway:
         self._keys: dict[str, str] = collect_keys(environ, env_file)
         self._redact = Redactor(v for k, v in self._keys.items() if is_secret_name(k))
         self._ledgers: dict[str, _Ledger] = {}
+        #: Immutable per-agent figures, replaced by the loop after each change to a ledger. Another
+        #: thread (the control socket's ``status``) reads them and never touches a ledger.
+        self._published: dict[str, _Totals] = {}
         self._state: GatewayState = "idle"  # nothing loaded until first needed
         self._load_task: asyncio.Task[None] | None = None
         self._load_error: str = ""
@@ -313,6 +332,35 @@ class Gateway:
             "budget_used": None if limit is None else (led.cost_today_usd / limit if limit > 0 else 1.0),
         }
 
+    def totals_snapshot(self, agent: str) -> dict[str, Any]:
+        """``totals(agent)`` from the last published figures: safe from any thread, writes nothing.
+
+        A day that ended since is read as no spend today, as ``totals`` would roll it.
+        """
+        t = self._published.get(agent)
+        if t is None:
+            return {"tokens": 0, "cost_usd": 0.0, "cost_today_usd": 0.0, "calls": 0, "errors": 0, "denied": 0,
+                    "in_flight": 0, "budget_used": None}
+        today = t.cost_today_usd if t.day == _day_key(self._clock()) else 0.0
+        limit = t.usd_per_day
+        return {
+            "tokens": t.tokens,
+            "cost_usd": t.cost_usd,
+            "cost_today_usd": today,
+            "calls": t.calls,
+            "errors": t.errors,
+            "denied": t.denied,
+            "in_flight": t.in_flight,
+            "budget_used": None if limit is None else (today / limit if limit > 0 else 1.0),
+        }
+
+    def _publish(self, agent: str, led: _Ledger) -> None:
+        """Publish ``agent``'s figures for readers on other threads (one atomic dict store)."""
+        self._published[agent] = _Totals(
+            led.day, led.tokens, led.cost_usd, led.cost_today_usd, led.calls, led.errors, led.denied,
+            led.in_flight, led.usd_per_day,
+        )
+
     def seed_totals(
         self, agent: str, tokens: int, cost_usd: float, cost_today_usd: float, calls: int = 0, errors: int = 0
     ) -> None:
@@ -322,6 +370,7 @@ class Gateway:
         self._roll(led, self._clock())
         led.tokens, led.cost_usd, led.cost_today_usd = int(tokens), float(cost_usd), float(cost_today_usd)
         led.calls, led.errors = int(calls), int(errors)
+        self._publish(agent, led)
 
     # ------------------------------------------------------------------ calls
 
@@ -344,15 +393,11 @@ class Gateway:
         ``BudgetExhausted``, ``RateLimited``, ``ProviderError`` or
         ``GatewayUnavailable``.
         """
-        call = await self._prepare(agent, policy, messages, model, params, policy_version)
-        led = self._ledger(agent)
-        async with led.semaphore:
-            await self._admit(call, policy)
+        async with self._admitted(agent, policy, messages, model, params, policy_version) as call:
             try:
                 result: Completion = await self._attempts(call, self._complete_once)
             except BaseException as exc:
-                await self._fail(call, exc)
-                raise self._as_fleet_error(call, exc) from None
+                raise await self._failed(call, exc) from None
         cost = result.cost_usd
         if cost is None:
             cost = self._provider.price(call.model, result.tokens_in, result.tokens_out)
@@ -376,10 +421,7 @@ class Gateway:
         comes from the provider's final usage chunk, else is estimated from the
         text. Closing the iterator early settles what was received.
         """
-        call = await self._prepare(agent, policy, messages, model, params, policy_version)
-        led = self._ledger(agent)
-        async with led.semaphore:
-            await self._admit(call, policy)
+        async with self._admitted(agent, policy, messages, model, params, policy_version) as call:
             usage: tuple[int, int] | None = None
             reported_cost: float | None = None
             chars = 0
@@ -411,8 +453,7 @@ class Gateway:
                 pass  # the consumer stopped early: settle what it got
             except BaseException as exc:
                 settled = True
-                await self._fail(call, exc)
-                raise self._as_fleet_error(call, exc) from None
+                raise await self._failed(call, exc) from None
             finally:
                 if inner is not None:
                     aclose = getattr(inner, "aclose", None)
@@ -427,6 +468,28 @@ class Gateway:
                     if cost is None:
                         cost = self._provider.price(call.model, tin, tout)
                     await self._settle(call, "ok", tin, tout, cost)
+
+    @contextlib.asynccontextmanager
+    async def _admitted(
+        self,
+        agent: str,
+        policy: Any,
+        messages: list[dict[str, Any]],
+        model: str | None,
+        params: Mapping[str, Any] | None,
+        policy_version: int,
+    ) -> AsyncIterator[_Call]:
+        """The path every call takes before the provider: checks, a slot of the agent's
+        concurrency, its limits and its reservation (``complete`` and ``stream`` share it)."""
+        call = await self._prepare(agent, policy, messages, model, params, policy_version)
+        async with self._ledger(agent).semaphore:
+            await self._admit(call, policy)
+            yield call
+
+    async def _failed(self, call: _Call, exc: BaseException) -> BaseException:
+        """Settle a failed call (recorded as an error or timeout); return what to raise."""
+        await self._fail(call, exc)
+        return self._as_fleet_error(call, exc)
 
     async def _complete_once(self, call: _Call) -> Completion:
         # asyncio.timeout, not wait_for: no extra task per call (~50 us).
@@ -598,6 +661,7 @@ class Gateway:
                 led.in_flight += 1
                 call.reserved = True
                 call.started = time.perf_counter()
+                self._publish(call.agent, led)
                 return
 
             if refusal is not None and not block:
@@ -659,6 +723,7 @@ class Gateway:
         if outcome in ("error", "timeout"):
             led.errors += 1
         self._notify(led)
+        self._publish(call.agent, led)
         latency = time.perf_counter() - call.started if call.started else 0.0
         await self._record(
             UsageRecord(
@@ -695,6 +760,7 @@ class Gateway:
         led = self._ledger(agent)
         led.calls += 1
         led.denied += 1
+        self._publish(agent, led)
         await self._record(
             UsageRecord(
                 agent=agent,

@@ -35,6 +35,11 @@ class PolicyError:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def to_wire(self) -> dict[str, Any]:
+        """The ``fleet.wire.PolicyError`` record: what the control socket sends and pushes."""
+        return {"path": str(self.path), "line": self.line, "col": self.col, "message": self.message,
+                "text": str(self)}
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PolicyError:
         return cls(

@@ -30,10 +30,12 @@ from fleet.records import AgentState, Event, LogChunk
 from fleet.supervisor.instance import AgentInstance, agent_sessions
 from fleet.supervisor.loghub import LogHub
 from fleet.supervisor.procstat import ProcSampler
+from fleet.supervisor.seams import GatewaySeam, Hooks, SdkCall, Services, StoreSeam, fire
 from fleet.supervisor.stdinwatch import StdinWatch
+from fleet.wire import AgentRow, Status
 
 if TYPE_CHECKING:
-    from fleet.policy import Policy, PolicyBook
+    from fleet.policy import PolicyBook
 
 S = AgentState
 
@@ -62,6 +64,42 @@ class Subscriber:
         return self.agents is None or agent is None or agent in self.agents
 
 
+@dataclass(frozen=True, slots=True)
+class AgentSnapshot:
+    """What ``status`` shows of an instance, published by the loop at each change of it.
+
+    The control socket's thread answers ``status`` from these (and from the
+    other figures published for it: the gateway's totals, the log hub's last
+    lines, the alert and approval counts) and never reads or writes an
+    ``AgentInstance``, which belongs to the loop.
+    """
+
+    name: str
+    group: str
+    kind: str
+    state: str
+    reason: str | None
+    pid: int | None
+    restarts: int
+    exit_code: int | None
+    #: ``time.monotonic()`` at the start of the live run; None when not alive.
+    started_mono: float | None
+    policy: str
+    goal: str
+    #: The restart policy's ``stop_grace_s`` (``fleet down`` waits that long before SIGKILL).
+    stop_grace_s: float
+    #: Wall time it began waiting for its operator (state ``waiting``), else None.
+    waiting_since: float | None
+    #: Runs on a terminal the supervisor holds (``fleet attach``).
+    tty: bool
+    #: Its input: "open" (``fleet send`` writes to it), "closed" (EOF sent), None (an SDK agent).
+    input: str | None
+
+    @property
+    def uptime_s(self) -> float:
+        return 0.0 if self.started_mono is None else time.monotonic() - self.started_mono
+
+
 @dataclass
 class _Metrics:
     series: dict[str, deque[tuple[float, float]]] = field(
@@ -77,16 +115,16 @@ class Supervisor:
         fleet_dir: Path,
         book: PolicyBook,
         *,
-        store: Any = None,
-        gateway: Any = None,
+        store: StoreSeam | None = None,
+        gateway: GatewaySeam | None = None,
         state_dir: Path | None = None,
     ) -> None:
         self.fleet_dir = fleet_dir
         self.book = book
         self.fleet_name = book.fleet.name
         self.state_dir = state_dir or fleet_dir / book.fleet.state_dir
-        self.store = store
-        self.gateway = gateway
+        self.store: StoreSeam | None = store
+        self.gateway: GatewaySeam | None = gateway
         self.token = secrets.token_hex(8)
         self.loghub = LogHub(store)
         self.instances: dict[str, AgentInstance] = {}
@@ -114,16 +152,18 @@ class Supervisor:
         self.agent_sessions = agent_sessions()
         self._stats: dict[str, tuple[float, int]] = {}
         self._sampled_at: dict[str, float] = {}
-        #: Services other subsystems attach (``approvals``, ``tasks``, ``alerts``) and
-        #: SDK call handlers (``agent_<op>``: ``async (inst, args, push) -> result``).
-        self.extensions: dict[str, Any] = {}
-        #: Listeners: on_state(inst, prev), on_log(inst, level, text), on_metric(inst, name, value),
-        #: on_usage(rec), on_agent_alert(inst, data), on_policy(book), on_exit(inst).
-        self._hooks: dict[str, list[Callable[..., Any]]] = defaultdict(list)
+        #: Services other subsystems attach (approvals, the task queue, the alert engine, questions).
+        self.services = Services()
+        #: SDK calls by name (``llm``, ``next_task`` ...): ``async (inst, args, push) -> result``.
+        self.sdk_calls: dict[str, SdkCall] = {}
+        #: Listeners of what happens, by kind (see ``fleet.supervisor.seams.Hooks``).
+        self.hooks = Hooks()
+        #: What ``status`` shows of each instance, in table order: a new dict at each change.
+        self._rows: dict[str, AgentSnapshot] = {}
         #: Which agents are blocked reading their input (``waiting``).
         self.stdin_watch = StdinWatch(self)
         self.loghub.subscribe(self._push_logs)
-        if store is not None and hasattr(store, "on_pressure"):
+        if store is not None:
             store.on_pressure(self.loghub.set_pressure)
 
     # --- lifecycle -------------------------------------------------------------
@@ -140,6 +180,7 @@ class Supervisor:
             for name in spec.instances():
                 inst = AgentInstance(self, spec, name, policy)
                 self.instances[name] = inst
+        self._publish_rows()
         if spawn:
             self.spawn_all()
             self._sample()  # starts the CPU clocks: the first status has figures to show
@@ -169,12 +210,12 @@ class Supervisor:
 
     def publish_stats_changes(self) -> list[dict[str, Any]]:
         """Push the agents whose status changed since the last push (all of them after a new watcher)."""
-        changed = []
-        for inst in self.instances.values():
-            status = self.agent_status(inst)
+        changed: list[dict[str, Any]] = []
+        for row in self._rows.values():
+            status: dict[str, Any] = dict(self.agent_status(row))
             uptime = status.pop("uptime_s")
-            if self._stats_sent.get(inst.name) != status:
-                self._stats_sent[inst.name] = status
+            if self._stats_sent.get(row.name) != status:
+                self._stats_sent[row.name] = status
                 changed.append({**status, "uptime_s": uptime})
         # The gateway goes idle -> loading -> ready when the first SDK agent calls it.
         gateway = self.gateway_state
@@ -216,8 +257,8 @@ class Supervisor:
 
     def daemon_info(self) -> dict[str, Any]:
         """What ``fleet status`` and ``fleet down`` need to know of the process running the fleet."""
-        wd = self._watchdog
-        grace = [i.policy.restart.stop_grace_s for i in self.instances.values()]
+        wd = self._watchdog  # Popen.poll below takes the Popen's own lock: safe from any thread
+        grace = [row.stop_grace_s for row in self._rows.values()]
         return {
             "pid": os.getpid(),
             "started_at": self.started,
@@ -301,21 +342,6 @@ class Supervisor:
                 if not sub.send(wire):
                     sub.dropped += 1
 
-    def add_hook(self, name: str, fn: Callable[..., Any]) -> None:
-        self._hooks[name].append(fn)
-
-    def hook(self, name: str, *args: Any) -> bool:
-        """Call every listener of ``name``; a failing listener is reported, never fatal."""
-        fns = self._hooks.get(name)
-        if not fns:
-            return False
-        for fn in list(fns):
-            try:
-                fn(*args)
-            except Exception as exc:
-                print(f"fleet: {name} listener {fn!r} failed: {exc!r}", file=sys.stderr)
-        return True
-
     @property
     def stopping(self) -> bool:
         """True once the whole fleet is shutting down."""
@@ -342,13 +368,18 @@ class Supervisor:
         return self._run_ids
 
     def on_state(self, inst: AgentInstance, prev: AgentState) -> None:
+        self._publish_row(inst)
         self.publish(
             "state",
             inst.name,
             {"state": inst.state.value, "prev": prev.value, "reason": inst.reason, "pid": inst.pid,
              "restarts": inst.restarts, "exit_code": inst.exit_code},
         )
-        self.hook("on_state", inst, prev)
+        fire(self.hooks.on_state, inst, prev)
+
+    def on_exit(self, inst: AgentInstance, returncode: int) -> None:
+        """An instance's process ended (before its state says what happens next)."""
+        fire(self.hooks.on_exit, inst, returncode)
 
     def on_crash_loop(self, inst: AgentInstance, msg: str) -> None:
         self.publish("alert", inst.name, {"rule": "crash_loop", "severity": "error", "message": msg})
@@ -368,7 +399,7 @@ class Supervisor:
         run_id = inst.run.run_id if inst.run else 0
         line = f"{level} {text}".replace("\r", " ").replace("\n", " ")[:65536]
         self.loghub.add(inst.name, run_id, "sdk", 1, line + "\n", time.time())
-        self.hook("on_log", inst, level, text)
+        fire(self.hooks.on_log, inst, level, text)
 
     def agent_metric(self, inst: AgentInstance, msg: dict[str, Any]) -> None:
         name = str(msg.get("name", ""))[:100]
@@ -377,7 +408,7 @@ class Supervisor:
         except (TypeError, ValueError):
             raise ProtocolError(f"metric {name!r} has a non-numeric value") from None
         self._metrics[inst.name].series[name].append((time.time(), value))
-        self.hook("on_metric", inst, name, value)
+        fire(self.hooks.on_metric, inst, name, value)
 
     def agent_alert(self, inst: AgentInstance, msg: dict[str, Any]) -> None:
         severity = str(msg.get("severity", "warning"))
@@ -385,7 +416,7 @@ class Supervisor:
             severity = "warning"
         data = {"rule": str(msg.get("rule", "agent"))[:64], "severity": severity,
                 "message": str(msg.get("message", ""))[:2000], "fields": msg.get("fields") or {}}
-        if not self.hook("on_agent_alert", inst, data):
+        if not fire(self.hooks.on_agent_alert, inst, data):
             self.publish("alert", inst.name, data)
 
     def init_message(self, inst: AgentInstance) -> dict[str, Any]:
@@ -406,7 +437,7 @@ class Supervisor:
         self, inst: AgentInstance, op: str, args: dict[str, Any], push: Callable[[dict[str, Any]], None]
     ) -> Any:
         """An SDK call from an agent (llm, tool, approve, next_task ...)."""
-        handler = self.extensions.get(f"agent_{op}")
+        handler = self.sdk_calls.get(op)
         if handler is None:
             raise ProtocolError(f"unknown SDK call {op!r}")
         return await handler(inst, args, push)
@@ -453,7 +484,7 @@ class Supervisor:
     def _sample_now(self, deadline: float | None) -> bool:
         """Sample the least recently sampled agents first; True when every agent was reached."""
         stats = self._stats
-        alive = {inst.pid: inst.name for inst in list(self.instances.values()) if inst.pid is not None}
+        alive = {row.pid: row.name for row in self._rows.values() if row.pid is not None}
         names = set(alive.values())
         for name in [n for n in stats if n not in names]:
             del stats[name]
@@ -480,36 +511,62 @@ class Supervisor:
             if agent is None or name == agent
         }
 
-    def agent_status(self, inst: AgentInstance) -> dict[str, Any]:
-        cpu, rss = self._stats.get(inst.name, (0.0, 0))
-        totals: dict[str, Any] = {}
-        if self.gateway is not None:
-            totals = self.gateway.totals(inst.name)
-        alerts = self.extensions.get("alert_count")
+    def _snapshot(self, inst: AgentInstance) -> AgentSnapshot:
+        run = inst.run
+        alive = inst.state.alive and run is not None
+        return AgentSnapshot(
+            inst.name, inst.group, inst.kind, inst.state.value, inst.reason, inst.pid, inst.restarts,
+            inst.exit_code, run.started_mono if alive and run is not None else None,
+            inst.spec.policy or "default", self.goal_for(inst), float(inst.policy.restart.stop_grace_s),
+            inst.waiting_at, bool(inst.spec.tty),
+            "closed" if inst.input_closed else "open" if inst.accepts_input else None,
+        )
+
+    def row_changed(self, inst: AgentInstance) -> None:
+        """Something ``status`` shows of ``inst`` changed without a change of state: publish it."""
+        self._publish_row(inst)
+
+    def _publish_row(self, inst: AgentInstance) -> None:
+        """Publish ``inst`` as it is now (on the loop): a new dict, so readers never see one change."""
+        if inst.name in self.instances:
+            self._rows = {**self._rows, inst.name: self._snapshot(inst)}
+
+    def _publish_rows(self) -> None:
+        """Publish every instance anew, in table order (start, a new book, a removal)."""
+        self._rows = {name: self._snapshot(inst) for name, inst in self.instances.items()}
+
+    def agent_status(self, row: AgentSnapshot | AgentInstance) -> AgentRow:
+        """One row of ``status``, from published figures only (any thread may call it)."""
+        if not isinstance(row, AgentSnapshot):
+            row = self._rows.get(row.name) or self._snapshot(row)
+        name = row.name
+        cpu, rss = self._stats.get(name, (0.0, 0))
+        totals: dict[str, Any] = self.gateway.totals_snapshot(name) if self.gateway is not None else {}
+        alerts = self.services.alerts
         return {
-            "name": inst.name,
-            "group": inst.group,
-            "kind": inst.kind,
-            "state": inst.state.value,
-            "reason": inst.reason,
-            "pid": inst.pid,
-            "restarts": inst.restarts,
-            "exit_code": inst.exit_code,
-            "uptime_s": round(inst.uptime_s, 3),
+            "name": name,
+            "group": row.group,
+            "kind": row.kind,  # type: ignore[typeddict-item]
+            "state": row.state,  # type: ignore[typeddict-item]
+            "reason": row.reason,
+            "pid": row.pid,
+            "restarts": row.restarts,
+            "exit_code": row.exit_code,
+            "uptime_s": round(row.uptime_s, 3),
             "cpu_pct": cpu,
             "rss_bytes": rss,
             "tokens": int(totals.get("tokens", 0)),
             "cost_usd": float(totals.get("cost_usd", 0.0)),
             "cost_today_usd": float(totals.get("cost_today_usd", 0.0)),
             "budget_used": totals.get("budget_used"),
-            "alerts": alerts(inst.name) if alerts else 0,
-            "last_line": self.loghub.last_line(inst.name),
-            "policy": inst.spec.policy or "default",
-            "waiting_since": inst.waiting_at,
-            "tty": bool(inst.spec.tty),
-            "input": "closed" if inst.input_closed else "open" if inst.accepts_input else None,
-            "goal": self.goal_for(inst),
-            "lines": self.loghub.last_seq(inst.name),
+            "alerts": alerts.count(name) if alerts is not None else 0,
+            "last_line": self.loghub.last_line(name),
+            "policy": row.policy,
+            "waiting_since": row.waiting_since,
+            "tty": row.tty,
+            "input": row.input,
+            "goal": row.goal,
+            "lines": self.loghub.last_seq(name),
         }
 
     def stats_age_s(self) -> float:
@@ -524,16 +581,19 @@ class Supervisor:
         """
         return self._sample(budget_s)
 
-    def status(self) -> dict[str, Any]:
-        """The whole fleet at a glance; cheap enough to answer under a flood.
+    def status(self) -> Status:
+        """The whole fleet at a glance; cheap enough to answer under a flood, from any thread.
 
-        Sampling 20 agents' /proc files took ~200 ms under a log flood (each read
-        waits its turn for the interpreter), so recent figures are reused and the
-        caller refreshes them after answering (see ``refresh_stats``).
+        Answered on the control socket's thread from what the loop publishes
+        (instance snapshots, the gateway's totals, counts), so it never reads a
+        half-changed instance nor writes anything the loop owns. Sampling 20
+        agents' /proc files took ~200 ms under a log flood (each read waits its
+        turn for the interpreter), so recent figures are reused and the caller
+        refreshes them after answering (see ``refresh_stats``).
         """
         if self.stats_age_s() > STATUS_STATS_MAX_AGE_S:
             self._sample(budget_s=STATUS_SAMPLE_BUDGET_S)
-        approvals = self.extensions.get("approvals")
+        approvals = self.services.approvals
         return {
             "fleet": self.fleet_name,
             "fleet_dir": str(self.fleet_dir),
@@ -541,11 +601,11 @@ class Supervisor:
             "version": __version__,
             "policy_version": self.policy_version,
             "uptime_s": round(time.time() - self.started, 3),
-            "gateway": self.gateway_state,
-            "approvals_pending": len(approvals.pending()) if approvals is not None else 0,
+            "gateway": self.gateway_state,  # type: ignore[typeddict-item]
+            "approvals_pending": approvals.pending_count if approvals is not None else 0,
             "log_pressure": self.loghub.paused,
             "daemon": self.daemon_info(),
-            "agents": [self.agent_status(i) for i in self.instances.values()],
+            "agents": [self.agent_status(row) for row in self._rows.values()],
         }
 
     # --- policy --------------------------------------------------------------------------
@@ -573,7 +633,6 @@ class Supervisor:
         self.book = new
         await self._record_policy_version(old)
         old_specs = {a.name: a for a in old.agents}
-        new_specs = {a.name: a for a in new.agents}
         started: list[str] = []
         stopped: list[str] = []
         restarted: list[str] = []
@@ -611,11 +670,11 @@ class Supervisor:
             n: i for n, i in self.instances.items() if n not in wanted
         }
         await asyncio.gather(*coros, return_exceptions=True)
-        self.hook("on_policy", new)
+        self._publish_rows()
+        fire(self.hooks.on_policy, new)
         changed_files = sorted(
             p for p in set(old.files) | set(new.files) if old.files.get(p) != new.files.get(p)
         )
-        del new_specs
         result = {"version": self.policy_version, "hash": new.content_hash, "files": changed_files,
                   "started": started, "stopped": stopped, "restarted": restarted}
         self.publish("policy_applied", None, result)
@@ -624,6 +683,7 @@ class Supervisor:
     async def _remove(self, inst: AgentInstance) -> None:
         await inst.stop("removed from fleet.toml")
         self.instances.pop(inst.name, None)
+        self._publish_rows()
         self.publish("state", inst.name, {"state": "removed", "prev": inst.state.value, "reason": None})
 
     def policy_error(self, errors: list[Any]) -> None:
@@ -636,10 +696,4 @@ def _process_key(spec: Any) -> tuple[Any, ...]:
 
 
 def _err_wire(e: Any) -> dict[str, Any]:
-    if isinstance(e, dict):
-        return e
-    return {"path": str(e.path), "line": e.line, "col": e.col, "message": e.message, "text": str(e)}
-
-
-def policy_of(inst: AgentInstance) -> Policy:
-    return inst.policy
+    return e if isinstance(e, dict) else e.to_wire()

@@ -513,6 +513,7 @@ class AgentInstance:
                              else f"{self.name} is an SDK agent: it has no input to close")
         self._close_input()
         self.input_closed = True
+        self.sup.row_changed(self)  # status shows the input closed
         self.sup.stdin_watch.soon(self)
 
     def _close_input(self) -> None:
@@ -600,6 +601,7 @@ class AgentInstance:
         if self.tty is not None:
             self.tty.notice(f"{self.name} ended: {desc}")
         self._exited.set()
+        self.sup.on_exit(self, rc)
         if self._stopping:
             self._stopping = False
             self._set(S.STOPPED, self.reason if self.reason != "restart" else None)

@@ -1,8 +1,9 @@
 """The task queue: work items that any agent whose policy accepts their kind may take.
 
-``attach(sup, ops)`` gives a supervisor its queue (``sup.extensions["tasks"]``),
+``attach(sup)`` gives a supervisor its queue (``sup.services.tasks``) and
 the SDK calls behind ``ctx.next_task`` / ``task.done`` / ``task.fail`` /
-``ctx.add_task`` and the ``tasks`` / ``task_add`` control ops. The queue's
+``ctx.add_task``; the ``tasks`` / ``task_add`` control ops are declared with
+the others in :mod:`fleet.control.ops`. The queue's
 logic lives in :mod:`fleet.tasks.queue`; its journal in :mod:`fleet.store.tasks`.
 """
 
@@ -16,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from fleet.tasks.queue import STATES, TaskError, TaskQueue, TaskRec
 
 if TYPE_CHECKING:
-    from fleet.control.ops import Operations
     from fleet.supervisor.core import Supervisor
     from fleet.supervisor.instance import AgentInstance
 
@@ -24,13 +24,13 @@ if TYPE_CHECKING:
 TICK_S = 1.0
 
 
-async def attach(sup: Supervisor, ops: Operations, *, interval: float = TICK_S) -> TaskQueue:
-    """Create and load the queue of ``sup``; register its SDK calls, ops, hooks and timer."""
+async def attach(sup: Supervisor, *, interval: float = TICK_S) -> TaskQueue:
+    """Create and load the queue of ``sup``; register its SDK calls, hooks and timer (ops: ``tasks``, ``task_add``)."""
     queue = TaskQueue(sup)
     await queue.load()
-    sup.extensions["tasks"] = queue
-    sup.add_hook("on_state", queue.on_state)
-    sup.add_hook("on_policy", lambda book: queue.wake())
+    sup.services.tasks = queue
+    sup.hooks.on_state.append(queue.on_state)
+    sup.hooks.on_policy.append(lambda book: queue.wake())
 
     async def agent_next_task(inst: AgentInstance, args: dict[str, Any], push: Callable[..., None]) -> Any:
         kinds = args.get("kinds")
@@ -50,31 +50,9 @@ async def attach(sup: Supervisor, ops: Operations, *, interval: float = TICK_S) 
                             unique=bool(args.get("unique")))
         return {"id": t.id}
 
-    sup.extensions.update(
-        agent_next_task=agent_next_task,
-        agent_task_done=agent_task_done,
-        agent_task_fail=agent_task_fail,
-        agent_add_task=agent_add_task,
+    sup.sdk_calls.update(
+        next_task=agent_next_task, task_done=agent_task_done, task_fail=agent_task_fail, add_task=agent_add_task
     )
-
-    async def op_tasks(state: str | list[str] | None = None, kind: str | None = None, n: int = 200) -> dict[str, Any]:
-        states = [state] if isinstance(state, str) else list(state or [])
-        for s in states:
-            if s not in STATES:
-                raise TaskError(f"unknown task state {s!r} (states: {', '.join(STATES)})")
-        n = max(1, min(int(n), 100_000))
-        if sup.store is not None:
-            items = await sup.store.tasks(states or None, kind, n)
-        else:
-            items = queue.snapshot(states or None, kind, n)
-        return {"tasks": items, "stats": queue.stats()}
-
-    async def op_task_add(kind: str, payload: Any = None, priority: int = 0) -> dict[str, Any]:
-        t = await queue.add(kind, payload, priority, by="operator")
-        return {"id": t.id, "kind": t.kind, "priority": t.priority}
-
-    ops.register("tasks", op_tasks)
-    ops.register("task_add", op_task_add)
     sup.spawn(_ticker(queue, interval))
     return queue
 

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from fleet.errors import FleetError
 from fleet.records import AgentState
+from fleet.supervisor.seams import fire
 
 if TYPE_CHECKING:
     from fleet.supervisor.core import Supervisor
@@ -495,7 +496,7 @@ class TaskQueue:
             **extra,
         }
         self.sup.publish("task", agent, data)
-        self.sup.hook("on_task", agent, data)
+        fire(self.sup.hooks.on_task, agent, data)
 
 
 def _check_kind(kind: Any) -> str:

@@ -16,7 +16,7 @@ def make(*insts: FakeInst, cooldown_s: float = 60.0) -> tuple[FakeSup, AlertEngi
     clock = Clock()
     eng = AlertEngine(sup, cooldown_s=cooldown_s, clock=clock)  # type: ignore[arg-type]
     for name in ("on_usage", "on_task", "on_agent_alert", "on_state"):
-        sup.add_hook(name, getattr(eng, name))
+        getattr(sup.hooks, name).append(getattr(eng, name))
     for inst in insts:
         assert inst.run is not None
         inst.run.started = clock.t
@@ -64,7 +64,7 @@ def test_an_agent_waiting_for_work_or_a_human_is_idle_not_stalled() -> None:
         def pending(self) -> list[dict[str, Any]]:
             return [{"agent": "b", "id": 1}]
 
-    sup.extensions.update(tasks=Waiting(), approvals=Asking())
+    sup.services.tasks, sup.services.approvals = Waiting(), Asking()  # type: ignore[assignment]
     clock.t += 100
     eng.tick()
     assert alerts(sup) == []

@@ -1,21 +1,20 @@
 """A supervisor-shaped stand-in for unit tests of the queue and the alert engine.
 
 Just what those modules read: instances with a state, a run and a live policy,
-a book with ``[fleet]`` settings, ``publish``/``hook``/``note``. Everything
+a book with ``[fleet]`` settings, the real ``Hooks`` and ``Services``, ``publish``/``note``. Everything
 published is kept in ``events`` so tests can check every transition.
 """
 
 from __future__ import annotations
 
 import time
-from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from fleet.policy.schema import FleetSettings, Policy
 from fleet.records import AgentState
 from fleet.supervisor.instance import RunInfo
+from fleet.supervisor.seams import Hooks, Services, fire
 
 S = AgentState
 
@@ -61,24 +60,20 @@ class FakeSup:
         self.book = FakeBook(FleetSettings.model_validate(fleet))
         self.store: Any = None
         self.gateway: Any = None
-        self.extensions: dict[str, Any] = {}
+        self.services = Services()
+        self.hooks = Hooks()
         self.loghub = FakeLogHub()
         self.events: list[tuple[str, str | None, dict[str, Any]]] = []
         self.notes: list[tuple[str, str]] = []
-        self.hooks: dict[str, list[Callable[..., Any]]] = defaultdict(list)
         self.stopping = False
         self.spawned: list[Any] = []
 
     def publish(self, kind: str, agent: str | None, data: dict[str, Any]) -> None:
         self.events.append((kind, agent, data))
 
-    def add_hook(self, name: str, fn: Callable[..., Any]) -> None:
-        self.hooks[name].append(fn)
-
     def hook(self, name: str, *args: Any) -> bool:
-        for fn in self.hooks.get(name, []):
-            fn(*args)
-        return bool(self.hooks.get(name))
+        """Fire the listeners of hook ``name`` (``on_usage`` ...), as the supervisor would."""
+        return fire(getattr(self.hooks, name), *args)
 
     def note(self, agent: str, text: str) -> None:
         self.notes.append((agent, text))

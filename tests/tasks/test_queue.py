@@ -23,8 +23,8 @@ def make(*insts: FakeInst, **fleet: object) -> tuple[FakeSup, TaskQueue, Clock]:
     sup = FakeSup(*insts, **fleet)
     clock = Clock()
     q = TaskQueue(sup, clock=clock)  # type: ignore[arg-type]
-    sup.extensions["tasks"] = q
-    sup.add_hook("on_state", q.on_state)
+    sup.services.tasks = q
+    sup.hooks.on_state.append(q.on_state)
     return sup, q, clock
 
 

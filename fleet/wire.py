@@ -1,0 +1,311 @@
+"""The records that cross the control socket, each defined once.
+
+Every reply of the control API and every pushed event is JSON. These are the
+shapes of that JSON, written down as ``TypedDict`` records: the supervisor
+builds its answers with them, the CLI and the console read them, the console's
+test fake builds its answers with them, and the operation registry
+(:mod:`fleet.control.registry`) names them as the results of its operations.
+
+Why ``TypedDict`` and not dataclasses or pydantic models: the wire *is* a dict,
+so a record costs nothing to build or read (``status`` is answered for 200
+agents under a log flood, and the console reads rows in its refresh path),
+``fleet status --json`` keeps exactly the shape scripts rely on, and this module
+needs nothing but ``typing_extensions`` (the CLI imports it without pydantic).
+What a dataclass would check at construction, pydantic checks here where it
+matters: :func:`check` validates a reply against its record (unknown keys are
+errors), and the contract tests run it over the answers of a real fleet and of
+the fake (tests/test_wire_contract.py).
+
+Adding a field (say a column of the fleet table): add it to the record below,
+fill it where the supervisor builds the record, and show it; the contract test
+fails until the fake client gives it too.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NotRequired
+
+from typing_extensions import TypedDict
+
+#: The states an agent row can show (``fleet status``; design.md's contract).
+State = Literal[
+    "starting", "running", "pausing", "paused", "stopping", "stopped", "exited", "crashed", "backoff",
+    "crash-loop", "lost",
+]
+GatewayState = Literal["off", "idle", "loading", "ready", "error"]
+
+
+# --- fleet and agents ---------------------------------------------------------------------
+class AgentRow(TypedDict):
+    """One agent instance in ``status`` (and in ``stats`` pushes, which carry changed rows)."""
+
+    name: str
+    group: str
+    kind: Literal["sdk", "command"]
+    state: State
+    reason: str | None
+    pid: int | None
+    restarts: int
+    exit_code: int | None
+    uptime_s: float | None
+    cpu_pct: float
+    rss_bytes: int
+    tokens: int
+    cost_usd: float
+    cost_today_usd: float
+    #: Today's spend over ``budget.usd_per_day``; None without a daily budget.
+    budget_used: float | None
+    #: Open alerts of this agent.
+    alerts: int
+    last_line: str
+    policy: str
+    goal: str
+    #: Lines this agent has written (its last line number).
+    lines: int
+
+
+class Status(TypedDict):
+    """``status`` / ``fleet status --json``: the fleet at a glance."""
+
+    fleet: str
+    fleet_dir: str
+    pid: int
+    version: str
+    policy_version: int
+    uptime_s: float
+    gateway: GatewayState
+    approvals_pending: int
+    #: True while the store's writer is behind and pipes are not read.
+    log_pressure: bool
+    agents: list[AgentRow]
+
+
+class Ping(TypedDict):
+    pid: int
+    fleet: str
+    version: str
+
+
+class AgentsTouched(TypedDict):
+    """Reply of pause/resume/restart/stop/start: the agents acted on."""
+
+    agents: list[str]
+    #: pause/resume only: the agents whose state this changed.
+    changed: NotRequired[list[str]]
+
+
+class Stopping(TypedDict):
+    stopping: bool
+
+
+class Subscribed(TypedDict):
+    subscribed: list[str] | Literal["all"]
+
+
+# --- logs and events ------------------------------------------------------------------------
+class LogLine(TypedDict):
+    agent: str
+    seq: int
+    ts: float
+    stream: str
+    text: str
+    run_id: int
+
+
+class LogLines(TypedDict):
+    lines: list[LogLine]
+
+
+class Event(TypedDict):
+    """A stored event (``events``); pushed ones come as ``{"event": kind, "data": {...}}``."""
+
+    kind: str
+    agent: str | None
+    data: dict[str, Any]
+    ts: float
+    id: int | None
+
+
+class Events(TypedDict):
+    events: list[Event]
+
+
+class Metrics(TypedDict):
+    #: agent -> metric name -> [[ts, value], ...]
+    metrics: dict[str, dict[str, list[tuple[float, float]]]]
+
+
+# --- governance -------------------------------------------------------------------------------
+class Approval(TypedDict):
+    id: int
+    agent: str
+    action: str
+    details: dict[str, Any]
+    status: Literal["pending", "approved", "denied", "timeout"] | str
+    created: float | None
+    timeout_s: float
+    policy_version: int
+    # Pending ones held in memory also carry these...
+    requested_at: NotRequired[float]
+    expires_at: NotRequired[float]
+    state: NotRequired[str]
+    # ...decided ones read from the store these.
+    decided_at: NotRequired[float | None]
+    decided_by: NotRequired[str | None]
+    reason: NotRequired[str | None]
+
+
+class Approvals(TypedDict):
+    approvals: list[Approval]
+
+
+class Usage(TypedDict):
+    """One LLM call as the gateway saw it (``fleet.records.UsageRecord`` on the wire)."""
+
+    agent: str
+    model: str
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    latency_s: float
+    outcome: Literal["ok", "denied", "error", "timeout"]
+    ts: float
+    error: str
+    policy_version: int
+
+
+class UsageCalls(TypedDict):
+    calls: list[Usage]
+
+
+class PolicyError(TypedDict):
+    """``path:line:col: message`` of one error in a policy file (``text`` is that line)."""
+
+    path: str
+    line: int
+    col: int
+    message: str
+    text: NotRequired[str]
+
+
+class PolicyErrors(TypedDict):
+    errors: list[PolicyError]
+
+
+class PolicyWritten(TypedDict):
+    errors: list[PolicyError]
+    written: bool
+    agents: NotRequired[list[str]]
+
+
+class PolicyFile(TypedDict):
+    path: str
+    text: str
+
+
+class PolicyFiles(TypedDict):
+    files: list[PolicyFile]
+
+
+class PolicyShown(TypedDict):
+    """The effective policy of an agent (or a named policy) and the file each value came from."""
+
+    agent: str
+    policy: dict[str, Any]
+    origins: dict[str, str]
+    version: int
+
+
+class OverrideSet(TypedDict):
+    target: str
+    key: str
+    value: Any
+
+
+# --- tasks, alerts, report ------------------------------------------------------------------
+class Task(TypedDict):
+    id: int
+    kind: str
+    payload: Any
+    priority: int
+    state: Literal["queued", "leased", "done", "failed", "dead"]
+    attempt: int
+    agent: str | None
+    run_id: int | None
+    created: float
+    leased_at: float | None
+    lease_expires: float | None
+    finished_at: float | None
+    error: str | None
+    result: Any
+    added_by: str | None
+    #: Read from the store: when the row last changed.
+    updated: NotRequired[float]
+
+
+class TaskStats(TypedDict):
+    queued: int
+    leased: int
+    waiting_agents: int
+    strategy: str
+    done: NotRequired[int]
+    failed: NotRequired[int]
+    dead: NotRequired[int]
+
+
+class Tasks(TypedDict):
+    tasks: list[Task]
+    stats: TaskStats
+
+
+class TaskAdded(TypedDict):
+    id: int
+    kind: str
+    priority: int
+
+
+class Alert(TypedDict):
+    agent: str | None
+    rule: str
+    severity: Literal["info", "warning", "error", "critical"]
+    message: str
+    opened: float
+    last: float
+    count: int
+    fields: dict[str, Any]
+    action: str
+    state: Literal["open", "closed", "cleared"]
+    # History entries (not open_only) also carry these.
+    ts: NotRequired[float]
+    event: NotRequired[str]
+    cleared: NotRequired[float]
+    why: NotRequired[str]
+
+
+class Alerts(TypedDict):
+    alerts: list[Alert]
+    open: int
+
+
+class Report(TypedDict):
+    format: Literal["json", "md"]
+    report: NotRequired[dict[str, Any]]
+    text: NotRequired[str]
+
+
+def check(record: Any, value: Any) -> Any:
+    """Validate ``value`` against ``record`` (a type from this module, or one built of them).
+
+    Unknown keys are errors at every level. For tests and debugging: pydantic is
+    imported here, not when this module is.
+    """
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(record).validate_python(value)
+
+
+# pydantic reads this when it validates a record: a key the record does not name is an error.
+for _record in list(globals().values()):
+    if isinstance(_record, type) and hasattr(_record, "__required_keys__"):
+        _record.__pydantic_config__ = {"extra": "forbid"}  # type: ignore[attr-defined]
+del _record
