@@ -21,8 +21,8 @@ fill it where the supervisor builds the record, and show it; the contract test
 fails until the fake client gives it too.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: TypedDict reads NotRequired from real annotations
+# (``__optional_keys__``), which the contract tests use.
 from typing import Any, Literal, NotRequired
 
 from typing_extensions import TypedDict

@@ -242,8 +242,11 @@ _AGENT_HELP = {
     "stop": "Stop agents; the fleet keeps running.\n\nSIGTERM, then SIGKILL after stop_grace_s.",
     "start": "Start stopped agents (also clears a crash loop).",
 }
-for _op, _done in (("pause", "paused"), ("resume", "resumed"), ("restart", "restarted"), ("stop", "stopped"),
-                   ("start", "started")):
+#: The commands that act on agents by name: control op (and command name) -> the word of their reply.
+AGENT_COMMANDS = {"pause": "paused", "resume": "resumed", "restart": "restarted", "stop": "stopped",
+                  "start": "started"}
+
+for _op, _done in AGENT_COMMANDS.items():
     _help = f"{_AGENT_HELP[_op]}\n\nNAMES are groups or single name#N instances; --all is every agent."
     main.command(name=_op, help=_help)(_agent_command(_op, _done))
 
@@ -292,35 +295,18 @@ def deny(ctx: Ctx, approval_id: int, reason: str) -> None:
 
 
 def _register_subcommands() -> None:
+    """Add the commands defined in the submodules (an import error there is an error, not a missing command)."""
     from fleet.cli.asking import answer, questions, send
     from fleet.cli.attach import attach
     from fleet.cli.daemon import down, up
     from fleet.cli.logs import logs
     from fleet.cli.observe import alerts, events, metrics, usage
+    from fleet.cli.policy import policy
+    from fleet.cli.tasks import report, task, tasks
 
-    main.add_command(up)
-    main.add_command(down)
-    main.add_command(logs)
-    main.add_command(send)
-    main.add_command(questions)
-    main.add_command(answer)
-    main.add_command(alerts)
-    main.add_command(events)
-    main.add_command(usage)
-    main.add_command(metrics)
-    main.add_command(attach)
-    try:
-        from fleet.cli.policy import policy
-    except ImportError:  # pragma: no cover - during bootstrap
-        return
-    main.add_command(policy)
-    try:
-        from fleet.cli.tasks import report, task, tasks
-    except ImportError:
-        return
-    main.add_command(task)
-    main.add_command(tasks)
-    main.add_command(report)
+    for command in (up, down, logs, send, questions, answer, alerts, events, usage, metrics, attach, policy, task,
+                    tasks, report):
+        main.add_command(command)
 
 
 _register_subcommands()

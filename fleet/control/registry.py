@@ -41,6 +41,7 @@ if ``cli`` names one, and run the ``--update README.md`` line above.
 from __future__ import annotations
 
 import inspect
+import json
 import sys
 import typing
 from collections.abc import Awaitable, Callable
@@ -197,7 +198,7 @@ def _args_text(op: Op) -> str:
     for p in op.params:
         text = f"`{p.name}`: {_type_name(p.annotation)}"
         if not p.required:
-            text += f" = `{p.default!r}`".replace("None", "null").replace("True", "true").replace("False", "false")
+            text += f" = `{json.dumps(p.default)}`"
         parts.append(text)
     return ", ".join(parts) or "—"
 
@@ -244,7 +245,10 @@ def update(path: str) -> bool:
 
 
 if __name__ == "__main__":
+    # Run as a script this module is __main__; the ops register in fleet.control.registry.
+    from fleet.control import registry as _registry
+
     if sys.argv[1:2] == ["--update"]:
-        print("updated" if update(sys.argv[2]) else "up to date")
+        print("updated" if _registry.update(sys.argv[2]) else "up to date")
     else:
-        print(reference())
+        print(_registry.reference())

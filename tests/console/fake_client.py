@@ -1,6 +1,10 @@
 """An in-memory ``FleetClient`` over a small simulated fleet, for console tests.
 
-It answers the ops the console uses with the shapes the supervisor promises,
+It answers the ops the console uses with the records the supervisor promises
+(``fleet.wire``), checks every call's arguments against the op's declaration
+in the registry as the server does (tests/control/test_registry.py checks that
+its ops take the declared arguments, tests/control/test_wire_contract.py that its
+answers have the real fleet's fields),
 and pushes the events a real fleet would: a ``state`` event after each
 pause/resume/stop/start/restart (scheduled *after* the reply, as over a
 socket), ``logs`` chunks, ``stats`` every second, ``approval`` and
@@ -19,6 +23,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from fleet import wire
+from fleet.control.registry import operations
 from fleet.errors import AgentError, FleetError, ProtocolError, UnknownAgent
 
 BASE_TS = 1_700_000_000.0
@@ -89,7 +95,7 @@ class FakeFleetClient:
             if agents is None
             else [(f"agent-{i:02d}", f"agent-{i:02d}", "sdk", "default") for i in range(agents)]
         )
-        self.agents: dict[str, dict[str, Any]] = {}
+        self.agents: dict[str, wire.AgentRow] = {}
         self.logs: dict[str, deque[dict[str, Any]]] = {}
         self.seq: dict[str, int] = {}
         for index, (name, group, kind, policy) in enumerate(specs):
@@ -115,20 +121,23 @@ class FakeFleetClient:
                 "last_line": "",
                 "policy": policy,
                 "goal": f"Keep {group} healthy and report anomalies",
+                "exit_code": None,
+                "lines": 0,
             }
             self.logs[name] = deque(maxlen=20_000)
             self.seq[name] = 0
             for i in range(history):
                 self._add_line(name, "sdk" if i % 3 == 0 else "stdout", self._sample(name, i), BASE_TS + i)
-        self.approvals: dict[int, dict[str, Any]] = {
+        self.approvals: dict[int, wire.Approval] = {
             1: {
                 "id": 1,
                 "agent": next(iter(self.agents)),
                 "action": "send_email",
-                "details": "to=cfo@example.com subject=Weekly numbers",
+                "details": {"to": "cfo@example.com", "subject": "Weekly numbers"},
                 "status": "pending",
                 "created": self.clock() - 60.0,
                 "timeout_s": 900,
+                "policy_version": 3,
             }
         }
         #: Questions agents asked (``ctx.ask``); none open unless a test adds one.
@@ -168,6 +177,7 @@ class FakeFleetClient:
         self.seq[name] = seq + 1
         self.logs[name].append({"agent": name, "seq": seq, "ts": ts, "stream": stream, "text": text, "run_id": 1})
         self.agents[name]["last_line"] = text
+        self.agents[name]["lines"] = seq + 1
 
     def push(self, kind: str, data: dict[str, Any]) -> None:
         message = {"event": kind, "data": data}
@@ -232,10 +242,11 @@ class FakeFleetClient:
         self.calls.append((op, args))
         if self.call_delay:
             await asyncio.sleep(self.call_delay)
+        declared = operations().get(op)
         handler = getattr(self, f"_op_{op}", None)
-        if handler is None:
+        if declared is None or handler is None:
             raise ProtocolError(f"unknown op {op!r}")
-        result: dict[str, Any] = handler(**args)
+        result: dict[str, Any] = handler(**declared.validate(args))
         return result
 
     async def subscribe(self, kinds: list[str] | None = None) -> AsyncIterator[dict[str, Any]]:
@@ -298,27 +309,32 @@ class FakeFleetClient:
     def _op_ping(self) -> dict[str, Any]:
         return {"pid": 123, "fleet": self.fleet, "version": "0.1.0"}
 
-    def _op_status(self) -> dict[str, Any]:
+    def _op_status(self) -> wire.Status:
         return {
             "fleet": self.fleet,
+            "fleet_dir": f"/srv/{self.fleet}",
             "pid": 123,
+            "version": "0.1.0",
             "policy_version": self.policy_version,
-            "gateway": self.gateway,
+            "uptime_s": self.clock() - BASE_TS,
+            "gateway": self.gateway,  # type: ignore[typeddict-item]
             "approvals_pending": sum(1 for a in self.approvals.values() if a["status"] == "pending"),
-            "agents": [dict(a) for a in self.agents.values()],
+            "log_pressure": False,
+            "agents": [wire.AgentRow(**a) for a in self.agents.values()],
         }
 
     def _op_pause(self, names: list[str] | None = None, all: bool = False) -> dict[str, Any]:
-        targets = [n for n in self._names({"names": names, "all": all}) if self.agents[n]["state"] == "running"]
+        named = self._names({"names": names, "all": all})
+        targets = [n for n in named if self.agents[n]["state"] == "running"]
         for name in targets:
             self._later((name, "pausing"), (name, "paused"))
-        return {"agents": targets}
+        return {"agents": targets, "changed": targets}
 
     def _op_resume(self, names: list[str] | None = None, all: bool = False) -> dict[str, Any]:
         targets = [n for n in self._names({"names": names, "all": all}) if self.agents[n]["state"] == "paused"]
         for name in targets:
             self._later((name, "running"))
-        return {"agents": targets}
+        return {"agents": targets, "changed": targets}
 
     def _op_restart(self, names: list[str] | None = None, all: bool = False) -> dict[str, Any]:
         targets = self._names({"names": names, "all": all})
@@ -348,6 +364,7 @@ class FakeFleetClient:
         before_seq: int | None = None,
         grep: str | None = None,
         since: float | None = None,
+        streams: list[str] | None = None,
         before: list[Any] | None = None,
     ) -> dict[str, Any]:
         if agent is None:
@@ -367,16 +384,22 @@ class FakeFleetClient:
             rows = [r for r in rows if grep in r["text"]]
         return {"lines": [dict(r) for r in rows[-n:]]}
 
-    def _op_events(self, n: int = 200, kinds: list[str] | None = None) -> dict[str, Any]:
-        events = [e for e in self.events if not kinds or e["kind"] in kinds]
+    def _op_events(
+        self, n: int = 200, kinds: list[str] | None = None, agent: str | None = None, since: float | None = None
+    ) -> dict[str, Any]:
+        events = [
+            e for e in self.events
+            if (not kinds or e["kind"] in kinds) and (agent is None or e["agent"] == agent)
+            and (since is None or e["ts"] >= since)
+        ]
         return {"events": events[-n:]}
 
     def _op_approvals(self, pending_only: bool = True) -> dict[str, Any]:
         return {"approvals": [dict(a) for a in self.approvals.values() if not pending_only or a["status"] == "pending"]}
 
-    def add_approval(self, agent: str, action: str, details: str, timeout_s: float = 900) -> int:
+    def add_approval(self, agent: str, action: str, details: dict[str, Any], timeout_s: float = 900) -> int:
         new_id = max(self.approvals, default=0) + 1
-        approval = {
+        approval: wire.Approval = {
             "id": new_id,
             "agent": agent,
             "action": action,
@@ -384,25 +407,25 @@ class FakeFleetClient:
             "status": "pending",
             "created": self.clock(),
             "timeout_s": timeout_s,
+            "policy_version": self.policy_version,
         }
         self.approvals[new_id] = approval
         self.push("approval", dict(approval))
         return new_id
 
-    def _decide(self, id: int, status: str) -> dict[str, Any]:
+    def _decide(self, id: int, status: str, by: str, reason: str | None = None) -> wire.Approval:
         approval = self.approvals.get(id)
         if approval is None or approval["status"] != "pending":
             raise FleetError(f"no pending approval {id}")
-        approval["status"] = status
+        approval.update(status=status, decided_by=by, decided_at=self.clock(), reason=reason)
         asyncio.get_running_loop().call_soon(self.push, "approval", dict(approval))
-        return {}
+        return wire.Approval(**approval)
 
-    def _op_approve(self, id: int) -> dict[str, Any]:
-        return self._decide(id, "approved")
+    def _op_approve(self, id: int, by: str = "operator") -> wire.Approval:
+        return self._decide(id, "approved", by)
 
-    def _op_deny(self, id: int, reason: str = "") -> dict[str, Any]:
-        self.approvals.get(id, {})["reason"] = reason
-        return self._decide(id, "denied")
+    def _op_deny(self, id: int, reason: str = "", by: str = "operator") -> wire.Approval:
+        return self._decide(id, "denied", by, reason or "denied by operator")
 
     def add_question(self, agent: str, question: str, choices: list[str] | None = None,
                      timeout_s: float = 900) -> int:
@@ -468,11 +491,11 @@ class FakeFleetClient:
         loop = asyncio.get_running_loop()
         if errors:
             loop.call_soon(self.push, "policy_error", {"errors": errors})
-            return {"errors": errors}
+            return {"errors": errors, "written": False}
         self.policy_files[path] = text
         self.policy_version += 1
         loop.call_soon(self.push, "policy_applied", {"version": self.policy_version, "hash": "cd34", "files": [path]})
-        return {"errors": []}
+        return {"errors": [], "written": True, "agents": []}
 
     def _op_policy_show(self, name: str) -> dict[str, Any]:
         if name not in self.agents:
@@ -481,6 +504,7 @@ class FakeFleetClient:
         model = self.overrides.get((name, "llm.model"), "fleet/demo")
         return {
             "agent": name,
+            "version": self.policy_version,
             "policy": {
                 "llm": {"model": model, "models": ["fleet/demo", "gpt-4o-mini"]},
                 "budget": {"usd_per_day": budget, "tokens_per_minute": 20000, "on_exhausted": "pause"},
@@ -514,7 +538,7 @@ class FakeFleetClient:
             "policy_applied",
             {"version": self.policy_version, "hash": "ef56", "files": ["policies/overrides.toml"]},
         )
-        return {}
+        return {"target": target, "key": key, "value": value}
 
     def _op_usage(self, agent: str | None = None, n: int = 50) -> dict[str, Any]:
         names = [agent] if agent else list(self.agents)
@@ -531,6 +555,8 @@ class FakeFleetClient:
                         "latency_s": 0.4 + 0.1 * i,
                         "outcome": "error" if i == 5 else "ok",
                         "ts": self.clock() - 60.0 * (8 - i) - 5.0,
+                        "error": "provider_error: timeout" if i == 5 else "",
+                        "policy_version": self.policy_version,
                     }
                 )
         return {"calls": calls[-n:]}
@@ -548,4 +574,4 @@ class FakeFleetClient:
         for name, agent in self.agents.items():
             if agent["state"] not in ("stopped", "exited"):
                 self._later((name, "stopped"))
-        return {}
+        return {"stopping": True}

@@ -418,7 +418,7 @@ async def test_policy_error_event_is_shown(client: FakeFleetClient) -> None:
 
 
 async def test_approvals_approve_and_deny(client: FakeFleetClient) -> None:
-    second = client.add_approval("ticker", "publish_post", "title=hello", timeout_s=30)
+    second = client.add_approval("ticker", "publish_post", {"title": "hello"}, timeout_s=30)
     app = make_app(client)
     async with app.run_test(size=(120, 35)) as pilot:
         await settle(pilot, lambda: loaded(app) and app.pending_approvals == 2)
@@ -444,7 +444,7 @@ async def test_new_approval_notifies(client: FakeFleetClient) -> None:
     app = make_app(client)
     async with app.run_test(size=(120, 35)) as pilot:
         await settle(pilot, lambda: loaded(app))
-        client.add_approval("ticker", "send_email", "to=x")
+        client.add_approval("ticker", "send_email", {"to": "x"})
         await settle(pilot, lambda: app.pending_approvals == 2)
         assert any("ticker asks to send_email" in n for n in notes(app))
 
