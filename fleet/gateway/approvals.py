@@ -35,7 +35,7 @@ class ApprovalStore(Protocol):
         self, agent: str, action: str, details: dict[str, Any], timeout_s: float, policy_version: int
     ) -> int: ...
 
-    async def decide_approval(self, id: int, state: str, by: str, reason: str) -> None: ...
+    async def decide_approval(self, id: int, decision: str, by: str, reason: str) -> None: ...
 
 
 #: ``publish(event)``; may return an awaitable.
@@ -202,6 +202,6 @@ class InMemoryApprovalStore:
         }
         return id_
 
-    async def decide_approval(self, id: int, state: str, by: str, reason: str) -> None:
+    async def decide_approval(self, id: int, decision: str, by: str, reason: str) -> None:
         row = self.rows[id]
-        row.update(state=state, decided_by=by, reason=reason)
+        row.update(state=decision, decided_by=by, reason=reason)

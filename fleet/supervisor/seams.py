@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from fleet.asking import QuestionBook
     from fleet.gateway.approvals import ApprovalManager
     from fleet.policy import Policy, PolicyBook
+    from fleet.policy.schema import AgentSpec, FleetSettings
     from fleet.supervisor.instance import AgentInstance
     from fleet.tasks.queue import TaskQueue
 
@@ -81,9 +82,12 @@ class GatewaySeam(Protocol):
 class BookSeam(Protocol):
     """What the supervisor reads of a validated policy book (an immutable snapshot)."""
 
-    @property
-    def content_hash(self) -> str: ...
-    def policy_for(self, name: str) -> Policy: ...
+    agents: list[AgentSpec]
+    fleet: FleetSettings
+    files: dict[str, str]
+    content_hash: str
+
+    def policy_for(self, agent_name: str) -> Policy: ...
     def describe(self, name: str) -> dict[str, Any]: ...
 
 
