@@ -28,7 +28,7 @@ from textual.command import Provider
 from textual.worker import Worker, WorkerState
 
 from console.commands import FleetCommands
-from console.logring import MERGED, Block, LogHub
+from console.logring import MERGED, Block, LogRings
 from console.screens.agent import AgentScreen
 from console.screens.approvals import ApprovalsScreen
 from console.screens.events import EventsScreen
@@ -101,7 +101,7 @@ class FleetConsole(App[None]):
         self.embedded = embedded
         self.fleet_name = fleet_name
         self.clock = clock
-        self.hub = LogHub(log_lines)
+        self.hub = LogRings(log_lines)
         self._skipped_lines = 0  # live lines the fleet did not push (a flood), since the last notice
         self._skip_notice_at = -SKIP_NOTICE_S
         self.status: dict[str, Any] = {}

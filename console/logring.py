@@ -1,8 +1,10 @@
 """Console-side bounded log memory and the fan-out to visible log views.
 
 The console receives logs as chunks (``fleet.records.LogChunk`` wire dicts),
-never one message per line. ``LogHub`` keeps one bounded ``LogRing`` per agent
+never one message per line. ``LogRings`` keeps one bounded ``LogRing`` per agent
 plus one for the merged view, each a deque of *blocks* (a sanitised chunk),
+(named apart from the supervisor's ``LogHub``, which
+numbers and stores lines; this one only remembers what the console shows),
 so ingestion costs a few Python operations per chunk, not per line. Memory is
 bounded by line count per ring (whole blocks are evicted from the old end).
 
@@ -123,7 +125,7 @@ class LogSink(Protocol):
 MERGED = "*"
 
 
-class LogHub:
+class LogRings:
     """Owner of every ring and of which view is fed from which ring."""
 
     def __init__(self, max_lines: int = DEFAULT_MAX_LINES) -> None:

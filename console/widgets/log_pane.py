@@ -18,7 +18,7 @@ from textual.message import Message
 from textual.reactive import reactive, var
 from textual.widgets import Input, Static
 
-from console.logring import MERGED, LogHub
+from console.logring import MERGED, LogRings
 from console.widgets.log_view import LogFilter, LogView
 
 
@@ -65,7 +65,7 @@ class LogPane(Vertical):
     search: var[str] = var("")
     filter: var[LogFilter] = var(LogFilter())
 
-    def __init__(self, hub: LogHub, source: str = MERGED, *, id: str | None = None) -> None:
+    def __init__(self, hub: LogRings, source: str = MERGED, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.hub = hub
         self.set_reactive(LogPane.source, source)

@@ -6,7 +6,7 @@ extend per paint tick. We store each display row as a sanitised string that
 still holds its SGR colour sequences (``fleet.ansi.sanitize``) and decode it
 with ``Text.from_ansi`` only when the row is painted (LRU cached).
 
-Ingest and render are decoupled (house style §7): the ``LogHub`` queues new
+Ingest and render are decoupled (house style §7): the ``LogRings`` queues new
 blocks with ``queue_blocks``; a timer started by the first of them drains
 them all 1/15 s later with one ``write_lines`` (no timer runs while no lines
 come in: an idle console must not wake 15 times a second). A detached (hidden) view queues nothing and replays
@@ -35,7 +35,7 @@ from textual.strip import Strip
 from textual.timer import Timer
 from textual.widgets import Log
 
-from console.logring import MERGED, Block, LogHub, LogRing
+from console.logring import MERGED, Block, LogRing, LogRings
 from fleet.ansi import strip_sgr
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ class LogView(Log, inherit_bindings=True):
     search: var[str] = var("")
     filter: var[LogFilter] = var(LogFilter())
 
-    def __init__(self, hub: LogHub, source: str, *, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(self, hub: LogRings, source: str, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(max_lines=hub.max_lines, auto_scroll=True, id=id, classes=classes)
         self.hub = hub
         self.source = source

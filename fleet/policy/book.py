@@ -77,9 +77,10 @@ class BookChanges:
     """What differs between two books, for the supervisor to act on.
 
     ``respawn``: agents whose process definition changed (run, command, env,
-    cwd); ``scaled``: agents whose replica count changed; ``policy``: agent →
+    cwd, tty and its size); ``scaled``: agents whose replica count changed; ``policy``: agent →
     dotted policy keys whose effective value changed; ``fleet``: changed
-    ``[fleet]`` keys.
+    ``[fleet]`` keys; ``files``: the files whose text changed (a comment too).
+    ``Supervisor.apply_book`` acts on these.
     """
 
     added: tuple[str, ...] = ()
@@ -88,6 +89,7 @@ class BookChanges:
     scaled: tuple[str, ...] = ()
     policy: dict[str, tuple[str, ...]] = field(default_factory=dict)
     fleet: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.added or self.removed or self.respawn or self.scaled or self.policy or self.fleet)
@@ -193,6 +195,11 @@ def _flatten(policy: Policy) -> dict[str, Any]:
     return out
 
 
+def _process(spec: AgentSpec) -> tuple[object, ...]:
+    """What defines an agent's process: a change of any of it restarts the agent."""
+    return (spec.run, spec.command, spec.env, spec.cwd, spec.tty, spec.tty_cols, spec.tty_rows)
+
+
 def book_changes(old: PolicyBook | None, new: PolicyBook) -> BookChanges:
     """What ``new`` changes relative to ``old``; see :class:`BookChanges`."""
     old_specs = {a.name: a for a in old.agents} if old else {}
@@ -203,12 +210,7 @@ def book_changes(old: PolicyBook | None, new: PolicyBook) -> BookChanges:
         before = old_specs.get(name)
         if before is None or old is None:
             continue
-        if (before.run, before.command, before.env, before.cwd) != (
-            spec.run,
-            spec.command,
-            spec.env,
-            spec.cwd,
-        ):
+        if _process(before) != _process(spec):
             respawn.append(name)
         if before.replicas != spec.replicas:
             scaled.append(name)
@@ -216,6 +218,7 @@ def book_changes(old: PolicyBook | None, new: PolicyBook) -> BookChanges:
         changed = tuple(k for k in POLICY_KEYS if a[k] != b[k])
         if changed:
             policy[name] = changed
+    before_files = old.files if old is not None else {}
     fleet_changed: tuple[str, ...] = ()
     if old is not None:
         fleet_changed = tuple(k for k in FleetSettings.model_fields if getattr(old.fleet, k) != getattr(new.fleet, k))
@@ -226,6 +229,7 @@ def book_changes(old: PolicyBook | None, new: PolicyBook) -> BookChanges:
         scaled=tuple(scaled),
         policy=policy,
         fleet=fleet_changed,
+        files=tuple(sorted(p for p in set(before_files) | set(new.files) if before_files.get(p) != new.files.get(p))),
     )
 
 

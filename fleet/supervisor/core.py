@@ -632,7 +632,7 @@ class Supervisor:
         old = self.book
         self.book = new
         await self._record_policy_version(old)
-        old_specs = {a.name: a for a in old.agents}
+        changes = new.changes_from(old)
         started: list[str] = []
         stopped: list[str] = []
         restarted: list[str] = []
@@ -655,8 +655,7 @@ class Supervisor:
                 inst.start()
                 started.append(name)
                 continue
-            old_spec = old_specs.get(spec.name)
-            changed_process = old_spec is None or _process_key(old_spec) != _process_key(spec)
+            changed_process = spec.name in changes.added or spec.name in changes.respawn
             inst.spec = spec
             inst.policy = policy
             if changed_process and inst.state.alive:
@@ -672,10 +671,7 @@ class Supervisor:
         await asyncio.gather(*coros, return_exceptions=True)
         self._publish_rows()
         fire(self.hooks.on_policy, new)
-        changed_files = sorted(
-            p for p in set(old.files) | set(new.files) if old.files.get(p) != new.files.get(p)
-        )
-        result = {"version": self.policy_version, "hash": new.content_hash, "files": changed_files,
+        result = {"version": self.policy_version, "hash": new.content_hash, "files": list(changes.files),
                   "started": started, "stopped": stopped, "restarted": restarted}
         self.publish("policy_applied", None, result)
         return result
@@ -688,11 +684,6 @@ class Supervisor:
 
     def policy_error(self, errors: list[Any]) -> None:
         self.publish("policy_error", None, {"errors": [_err_wire(e) for e in errors]})
-
-
-def _process_key(spec: Any) -> tuple[Any, ...]:
-    return (spec.run, tuple(spec.command or ()), tuple(sorted((spec.env or {}).items())), spec.cwd,
-            spec.tty, spec.tty_cols, spec.tty_rows)
 
 
 def _err_wire(e: Any) -> dict[str, Any]:

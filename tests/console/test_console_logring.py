@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from console.logring import MERGED, Block, LogHub, LogRing
+from console.logring import MERGED, Block, LogRing, LogRings
 from console.widgets.log_view import LogFilter, line_level, wrap_ansi
 from fleet.ansi import strip_sgr
 
@@ -57,7 +57,7 @@ class Sink:
 
 
 def test_hub_feeds_only_attached_sinks() -> None:
-    hub = LogHub(max_lines=1000)
+    hub = LogRings(max_lines=1000)
     agent_sink, merged_sink = Sink(), Sink()
     hub.attach("a", agent_sink)
     hub.attach(MERGED, merged_sink)
