@@ -3,10 +3,10 @@
 The console receives logs as chunks (``fleet.records.LogChunk`` wire dicts),
 never one message per line. ``LogRings`` keeps one bounded ``LogRing`` per agent
 plus one for the merged view, each a deque of *blocks* (a sanitised chunk),
-(named apart from the supervisor's ``LogHub``, which
-numbers and stores lines; this one only remembers what the console shows),
 so ingestion costs a few Python operations per chunk, not per line. Memory is
 bounded by line count per ring (whole blocks are evicted from the old end).
+(Not to be confused with the supervisor's ``LogHub``, which numbers and stores
+lines: this only remembers what the console shows.)
 
 Views register while they are visible; only they get the new blocks queued
 for their next paint tick. A view that becomes visible again replays from its
