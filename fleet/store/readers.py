@@ -30,6 +30,7 @@ try:  # SIMD prefilters for searches (see ``_prefilter``); plain Python does wit
 except ImportError:  # pragma: no cover - stringzilla is a dependency
     _sz_find = None
     _sz_uncased = None
+from fleet.store.filters import and_terms
 from fleet.store.schema import connect
 
 #: Coalesced rows never span more than this many seconds (the writer enforces it);
@@ -130,13 +131,6 @@ def _row_lines(row: _ChunkRow) -> list[LogLine]:
     return [LogLine(agent, first_seq + i, times.at(i), stream, line, run_id) for i, line in enumerate(parts)]
 
 
-def _streams_clause(streams: list[str] | None, params: list[Any]) -> str:
-    if not streams:
-        return ""
-    params.extend(streams)
-    return f" AND stream IN ({','.join('?' * len(streams))})"
-
-
 def tail(
     conn: sqlite3.Connection,
     agent: str | None,
@@ -159,14 +153,9 @@ def tail(
     if agent is None:
         return _tail_all(conn, n, streams, since, before)
     params: list[Any] = [agent]
-    sql = f"SELECT {_CHUNK_COLS} FROM log_chunks WHERE agent = ?"
-    if before_seq is not None:
-        sql += " AND first_seq < ?"
-        params.append(before_seq)
-    if since is not None:
-        sql += " AND ts_end >= ?"
-        params.append(since)
-    sql += _streams_clause(streams, params)
+    sql = f"SELECT {_CHUNK_COLS} FROM log_chunks WHERE agent = ?" + and_terms(
+        params, ("first_seq < ?", before_seq), ("ts_end >= ?", since), ("stream IN (?)", streams)
+    )
     sql += " ORDER BY first_seq DESC"
     out: list[LogLine] = []
     for row in _with_text(conn, conn.execute(sql, params)):
@@ -194,14 +183,10 @@ def _tail_all(
     # Rows newest-last-line first: once ``n`` lines are in hand, a row whose last line
     # is older than the n-th newest line cannot contribute, nor can any row after it.
     params: list[Any] = []
-    sql = f"SELECT {_CHUNK_COLS}, ts_end FROM log_chunks WHERE 1"
-    if since is not None:
-        sql += " AND ts_end >= ?"
-        params.append(since)
-    if before is not None:
-        sql += " AND ts <= ?"
-        params.append(before[0])
-    sql += _streams_clause(streams, params)
+    sql = f"SELECT {_CHUNK_COLS}, ts_end FROM log_chunks WHERE 1" + and_terms(
+        params, ("ts_end >= ?", since), ("ts <= ?", before[0] if before is not None else None),
+        ("stream IN (?)", streams),
+    )
     sql += " ORDER BY ts_end DESC"
     got: list[LogLine] = []
     floor: float | None = None
@@ -225,7 +210,7 @@ def _tail_all(
 def chunk_texts(conn: sqlite3.Connection, streams: list[str] | None = None) -> Iterator[str]:
     """The text of every stored chunk in the order it was written (exports, benchmarks' checks)."""
     params: list[Any] = []
-    sql = f"SELECT {_CHUNK_COLS} FROM log_chunks WHERE 1{_streams_clause(streams, params)} ORDER BY id"
+    sql = f"SELECT {_CHUNK_COLS} FROM log_chunks WHERE 1{and_terms(params, ('stream IN (?)', streams))} ORDER BY id"
     for row in _with_text(conn, conn.execute(sql, params)):
         yield row[8]
 
@@ -342,14 +327,8 @@ def search(
     rx = line_matcher(text)
     low = text.lower()
     upto = indexed_upto(conn)
-    filt = ""
     params: list[Any] = []
-    if agent is not None:
-        filt += " AND c.agent = ?"
-        params.append(agent)
-    if since is not None:
-        filt += " AND c.ts_end >= ?"
-        params.append(since)
+    filt = and_terms(params, ("c.agent = ?", agent), ("c.ts_end >= ?", since))
     cols = ", ".join(f"c.{c.strip()}" for c in _CHUNK_COLS.split(","))
     sources: list[Iterable[_ChunkRow]] = [
         conn.execute(f"SELECT {cols} FROM log_chunks c WHERE c.id > ?{filt} ORDER BY c.id DESC", [upto, *params])
@@ -403,17 +382,10 @@ def events(
     since: float | None = None,
 ) -> list[Event]:
     """The newest ``n`` events matching the filters, newest last."""
-    sql = "SELECT id, ts, kind, agent, data FROM events WHERE 1"
     params: list[Any] = []
-    if kinds:
-        sql += f" AND kind IN ({','.join('?' * len(kinds))})"
-        params.extend(kinds)
-    if agent is not None:
-        sql += " AND agent = ?"
-        params.append(agent)
-    if since is not None:
-        sql += " AND ts >= ?"
-        params.append(since)
+    sql = "SELECT id, ts, kind, agent, data FROM events WHERE 1" + and_terms(
+        params, ("kind IN (?)", kinds), ("agent = ?", agent), ("ts >= ?", since)
+    )
     sql += " ORDER BY id DESC LIMIT ?"
     params.append(n)
     rows = conn.execute(sql, params).fetchall()
@@ -430,14 +402,11 @@ def usage_totals(conn: sqlite3.Connection, since: float | None = None) -> dict[s
     ``errors`` counts calls whose outcome is ``error`` or ``timeout`` (a policy
     refusal is not a provider error).
     """
+    params: list[Any] = []
     sql = (
         "SELECT agent, SUM(tokens_in), SUM(tokens_out), SUM(cost_usd), COUNT(*),"
-        " SUM(outcome IN ('error', 'timeout')) FROM usage"
+        " SUM(outcome IN ('error', 'timeout')) FROM usage WHERE 1" + and_terms(params, ("ts >= ?", since))
     )
-    params: list[Any] = []
-    if since is not None:
-        sql += " WHERE ts >= ?"
-        params.append(since)
     sql += " GROUP BY agent"
     return {
         a: {"tokens_in": ti or 0, "tokens_out": to or 0, "cost_usd": c or 0.0, "calls": n, "errors": e or 0}
@@ -447,13 +416,11 @@ def usage_totals(conn: sqlite3.Connection, since: float | None = None) -> dict[s
 
 def recent_usage(conn: sqlite3.Connection, agent: str | None = None, n: int = 50) -> list[UsageRecord]:
     """The newest ``n`` LLM calls, newest last."""
-    sql = (
-        "SELECT agent, model, tokens_in, tokens_out, cost_usd, latency_s, outcome, ts, error, policy_version FROM usage"
-    )
     params: list[Any] = []
-    if agent is not None:
-        sql += " WHERE agent = ?"
-        params.append(agent)
+    sql = (
+        "SELECT agent, model, tokens_in, tokens_out, cost_usd, latency_s, outcome, ts, error, policy_version"
+        " FROM usage WHERE 1" + and_terms(params, ("agent = ?", agent))
+    )
     sql += " ORDER BY id DESC LIMIT ?"
     params.append(n)
     rows = conn.execute(sql, params).fetchall()

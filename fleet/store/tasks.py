@@ -19,6 +19,8 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from fleet.store.filters import and_terms
+
 #: Columns of a task as returned by the readers, in order.
 TASK_COLS = (
     "id",
@@ -148,14 +150,8 @@ def list_tasks(
     conn: sqlite3.Connection, states: Sequence[str] | None = None, kind: str | None = None, n: int = 200
 ) -> list[dict[str, Any]]:
     """The newest ``n`` tasks matching the filters, newest last."""
-    sql = f"{_SELECT} WHERE 1"
     params: list[Any] = []
-    if states:
-        sql += f" AND state IN ({','.join('?' * len(states))})"
-        params.extend(states)
-    if kind:
-        sql += " AND kind = ?"
-        params.append(kind)
+    sql = f"{_SELECT} WHERE 1" + and_terms(params, ("state IN (?)", list(states or ())), ("kind = ?", kind or None))
     sql += " ORDER BY id DESC LIMIT ?"
     params.append(int(n))
     rows = conn.execute(sql, params).fetchall()
@@ -175,17 +171,11 @@ def counts(conn: sqlite3.Connection) -> dict[str, int]:
 
 def attempts(conn: sqlite3.Connection, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
     """Ended attempts (``ended_at`` in ``[since, until)``), oldest first: the raw outcome history."""
+    params: list[Any] = []
     sql = (
         "SELECT task_id, attempt, agent, run_id, leased_at, ended_at, outcome, error FROM task_attempts"
-        " WHERE ended_at IS NOT NULL"
+        " WHERE ended_at IS NOT NULL" + and_terms(params, ("ended_at >= ?", since), ("ended_at < ?", until))
     )
-    params: list[Any] = []
-    if since is not None:
-        sql += " AND ended_at >= ?"
-        params.append(since)
-    if until is not None:
-        sql += " AND ended_at < ?"
-        params.append(until)
     sql += " ORDER BY ended_at"
     keys = ("task_id", "attempt", "agent", "run_id", "leased_at", "ended_at", "outcome", "error")
     return [dict(zip(keys, r, strict=True)) for r in conn.execute(sql, params)]
