@@ -42,7 +42,7 @@ from fleet.supervisor.ttyattach import TtySession, make_controlling_tty, set_win
 
 if TYPE_CHECKING:
     from fleet.policy import AgentSpec, Policy
-    from fleet.supervisor.core import Supervisor
+    from fleet.supervisor.seams import InstanceHost
 
 S = AgentState
 F_SETPIPE_SZ = 1031
@@ -84,7 +84,7 @@ class RunInfo:
 class AgentInstance:
     """Lifecycle of one named instance (``name`` or ``name#i``)."""
 
-    def __init__(self, sup: Supervisor, spec: AgentSpec, name: str, policy: Policy) -> None:
+    def __init__(self, sup: InstanceHost, spec: AgentSpec, name: str, policy: Policy) -> None:
         self.sup = sup
         self.spec = spec
         self.name = name

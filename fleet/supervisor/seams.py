@@ -11,6 +11,9 @@ typo'd hook name or a renamed method failed only when that path ran. Here:
   ``fleet.gateway.Gateway`` and ``fleet.policy.PolicyBook`` satisfy them
   (tests/unit/test_seams.py checks names and parameters), and so must any
   in-memory stand-in a test injects.
+- ``InstanceHost``: the narrow interface through which an agent instance
+  reaches its supervisor (``AgentInstance`` is typed with it, not with
+  ``Supervisor``).
 - ``Services``: the attached services by name and type, None until attached.
 - ``Hooks``: the listener lists, one typed field per kind, fired with
   :func:`fire` (a failing listener is reported, never fatal). Every hook is
@@ -22,6 +25,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from fleet.records import AgentState, Event, LogChunk, LogLine, UsageRecord
@@ -33,6 +37,7 @@ if TYPE_CHECKING:
     from fleet.policy import Policy, PolicyBook
     from fleet.policy.schema import AgentSpec, FleetSettings
     from fleet.supervisor.instance import AgentInstance
+    from fleet.supervisor.loghub import LogHub
     from fleet.tasks.queue import TaskQueue
 
 
@@ -89,6 +94,35 @@ class BookSeam(Protocol):
 
     def policy_for(self, agent_name: str) -> Policy: ...
     def describe(self, name: str) -> dict[str, Any]: ...
+
+
+class InstanceHost(Protocol):
+    """What an ``AgentInstance`` may ask of the supervisor that owns it, and nothing more.
+
+    An instance reports (state, exit, notes, SDK messages) and asks for the few
+    things it needs to spawn (run ids, the watchdog, the log hub's sinks). It
+    never reaches into the rest of the supervisor.
+    """
+
+    fleet_dir: Path
+    fleet_name: str
+    token: str
+    agent_sessions: bool
+    loghub: LogHub
+
+    def next_run_id(self) -> int: ...
+    def watchdog_add(self, pgid: int) -> None: ...
+    def watchdog_remove(self, pgid: int) -> None: ...
+    def on_state(self, inst: AgentInstance, prev: AgentState) -> None: ...
+    def on_exit(self, inst: AgentInstance, returncode: int) -> None: ...
+    def on_crash_loop(self, inst: AgentInstance, msg: str) -> None: ...
+    def note(self, agent: str, text: str) -> None: ...
+    def init_message(self, inst: AgentInstance) -> dict[str, Any]: ...
+    def agent_log(self, inst: AgentInstance, msg: dict[str, Any]) -> None: ...
+    def agent_metric(self, inst: AgentInstance, msg: dict[str, Any]) -> None: ...
+    def agent_alert(self, inst: AgentInstance, msg: dict[str, Any]) -> None: ...
+    async def agent_call(self, inst: AgentInstance, op: str, args: dict[str, Any],
+                         push: Callable[[dict[str, Any]], None]) -> Any: ...
 
 
 @dataclass

@@ -16,7 +16,8 @@ from fleet.gateway.approvals import ApprovalStore, InMemoryApprovalStore
 from fleet.gateway.provider import FakeProvider, LiteLLMProvider, Provider
 from fleet.policy import PolicyBook
 from fleet.store import Store
-from fleet.supervisor.seams import BookSeam, GatewaySeam, StoreSeam
+from fleet.supervisor.core import Supervisor
+from fleet.supervisor.seams import BookSeam, GatewaySeam, InstanceHost, StoreSeam
 
 
 def _members(proto: type) -> dict[str, object]:
@@ -27,6 +28,11 @@ def _members(proto: type) -> dict[str, object]:
 def unmet(cls: type, proto: type) -> list[str]:
     problems = []
     fields = set(getattr(cls, "__dataclass_fields__", {})) | set(getattr(cls, "__annotations__", {}))
+    try:  # attributes a hand-written __init__ sets
+        init = inspect.getsource(cls.__init__)
+    except (OSError, TypeError):  # generated (dataclass) or inherited from object
+        init = ""
+    fields |= {n for n in _members(proto) if f"self.{n} =" in init or f"self.{n}:" in init}
     for name, member in _members(proto).items():
         if not hasattr(cls, name) and name not in fields:
             problems.append(f"{cls.__name__} has no {name}")
@@ -51,6 +57,7 @@ def unmet(cls: type, proto: type) -> list[str]:
         (Store, StoreSeam),
         (Gateway, GatewaySeam),
         (PolicyBook, BookSeam),
+        (Supervisor, InstanceHost),
         (Store, ApprovalStore),
         (InMemoryApprovalStore, ApprovalStore),
         (LiteLLMProvider, Provider),
