@@ -25,11 +25,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def write_fleet(root: Path, fleet_toml: str, files: dict[str, str] | None = None) -> Path:
-    """Create a fleet directory: fleet.toml, policies/, and extra files (agent modules)."""
+    """Create a fleet directory: fleet.toml, policies/, and extra files (agent modules).
+
+    Agent modules go in ``agents/`` (``{"agents/w.py": CODE}`` is ``run = "agents.w:run"``);
+    its ``__init__.py`` is written for them.
+    """
     root.mkdir(parents=True, exist_ok=True)
     (root / "fleet.toml").write_text(textwrap.dedent(fleet_toml))
     (root / "policies").mkdir(exist_ok=True)
-    for rel, text in (files or {}).items():
+    files = dict(files or {})
+    if any(rel.startswith("agents/") for rel in files):
+        files.setdefault("agents/__init__.py", "")
+    for rel, text in files.items():
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(textwrap.dedent(text))

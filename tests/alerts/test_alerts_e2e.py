@@ -30,7 +30,7 @@ async def test_a_stalled_agent_is_paused_by_policy_audited_and_counted(fleet_fac
         silence_s = 0.5
         action = "pause"
         """,
-        {"agents/__init__.py": "", "agents/q.py": QUIET},
+        {"agents/q.py": QUIET},
     )
     alert = await f.events.wait_for(lambda e: e["event"] == "alert" and e["data"]["rule"] == "stalled")
     assert alert["data"]["agent"] == "quiet" and alert["data"]["action"] == "pause"
@@ -50,7 +50,7 @@ async def test_a_stalled_agent_is_paused_by_policy_audited_and_counted(fleet_fac
 async def test_agent_raised_alerts_go_through_the_same_path_deduplicated(fleet_factory):
     f = await fleet_factory(
         '[[agent]]\nname = "raiser"\nrun = "agents.r:run"\n',
-        {"agents/__init__.py": "", "agents/r.py": RAISER},
+        {"agents/r.py": RAISER},
     )
     await f.events.wait_for(lambda e: e["event"] == "logs" and "RAISED" in e["data"]["text"])
     await f.wait_status("raiser", lambda a: a["alerts"] == 1)
@@ -83,7 +83,7 @@ async def test_error_rate_from_failed_llm_calls_pauses(fleet_factory):
         error_rate = 0.5
         action = "pause"
         """,
-        {"agents/__init__.py": "", "agents/f.py": failing},
+        {"agents/f.py": failing},
         gateway=gw,
     )
     alert = await f.events.wait_for(lambda e: e["event"] == "alert" and e["data"]["rule"] == "error_rate")

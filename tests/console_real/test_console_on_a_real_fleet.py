@@ -63,7 +63,7 @@ def state(app: FleetConsole, name: str) -> str | None:
 
 
 async def test_keys_pause_resume_restart_and_stop_real_agents(fleet_factory):
-    f = await fleet_factory(FLEET, {"agents/__init__.py": "", "agents/asker.py": ASKER})
+    f = await fleet_factory(FLEET, {"agents/asker.py": ASKER})
     app, client = await console_on(f)
     async with app.run_test(size=(120, 35)) as pilot:
         await until(pilot, lambda: state(app, "clock") == "running", what="clock running")

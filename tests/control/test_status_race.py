@@ -50,7 +50,7 @@ async def test_status_in_a_tight_loop_never_touches_the_ledgers_of_concurrent_ca
         requests_per_minute = 100000
         tokens_per_minute = 10000000
         """,
-        {"agents/__init__.py": "", "agents/racer.py": AGENT},
+        {"agents/racer.py": AGENT},
         gateway=gw,
     )
     stop = threading.Event()

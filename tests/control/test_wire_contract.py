@@ -98,7 +98,7 @@ async def test_the_fake_and_a_real_fleet_answer_with_the_same_records(fleet_fact
         [agent.tools]
         approve = ["send_email"]
         """,
-        {"agents/__init__.py": "", "agents/asker.py": AGENT},
+        {"agents/asker.py": AGENT},
     )
     await f.events.wait_for(lambda e: e["event"] == "approval")
     await f.events.wait_for(lambda e: e["event"] == "logs" and e["data"]["agent"] == "ticker")

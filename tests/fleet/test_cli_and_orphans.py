@@ -63,7 +63,7 @@ def fleet_processes(token_pids: list[int]) -> list[int]:
 
 @pytest.fixture
 def running_fleet(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
-    d = write_fleet(tmp_path / "f", ORPHAN_FLEET, {"agents/__init__.py": "", "agents/spin.py": SPIN})
+    d = write_fleet(tmp_path / "f", ORPHAN_FLEET, {"agents/spin.py": SPIN})
     proc = subprocess.Popen([*FLEET, "-C", str(d), "run", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def ready() -> bool:
@@ -192,7 +192,7 @@ asyncio.run(main())
 
 
 def test_a_supervisor_dying_of_an_exception_leaves_no_orphans(tmp_path):
-    d = write_fleet(tmp_path / "f", ORPHAN_FLEET, {"agents/__init__.py": "", "agents/spin.py": SPIN})
+    d = write_fleet(tmp_path / "f", ORPHAN_FLEET, {"agents/spin.py": SPIN})
     proc = subprocess.Popen([sys.executable, "-c", CRASHING_SUPERVISOR, str(d)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     first = proc.stdout.readline()

@@ -39,7 +39,7 @@ async def test_every_hook_fires_with_its_arguments(fleet_factory):
         [agent.restart]
         mode = "never"
         """,
-        {"agents/__init__.py": "", "agents/hooked.py": AGENT},
+        {"agents/hooked.py": AGENT},
     )
     got: dict[str, list[tuple[Any, ...]]] = {h.name: [] for h in dataclasses.fields(Hooks)}
     for name, calls in got.items():

@@ -38,7 +38,7 @@ def logs_with(f, text: str):
 
 
 async def test_policy_edit_reaches_the_sdk_agent_and_bumps_the_version(fleet_factory):
-    f = await fleet_factory(FLEET, {"agents/__init__.py": "", "agents/w.py": WATCHER,
+    f = await fleet_factory(FLEET, {"agents/w.py": WATCHER,
                                     "policies/ops.toml": "[budget]\nusd_per_day = 1.0\n"}, watch=True)
     await f.events.wait_for(logs_with(f, "budget 1.0 goal first goal"))
     v0 = (await f.call("status"))["policy_version"]
@@ -58,7 +58,7 @@ async def test_policy_edit_reaches_the_sdk_agent_and_bumps_the_version(fleet_fac
 
 
 async def test_invalid_save_keeps_the_last_good_policy_and_fixing_it_applies(fleet_factory):
-    f = await fleet_factory(FLEET, {"agents/__init__.py": "", "agents/w.py": WATCHER,
+    f = await fleet_factory(FLEET, {"agents/w.py": WATCHER,
                                     "policies/ops.toml": "[budget]\nusd_per_day = 1.0\n"}, watch=True)
     await f.runtime.watcher.ready.wait()
     v0 = (await f.call("status"))["policy_version"]
@@ -74,7 +74,7 @@ async def test_invalid_save_keeps_the_last_good_policy_and_fixing_it_applies(fle
 
 
 async def test_fleet_toml_edits_start_stop_scale_and_restart_only_what_changed(fleet_factory):
-    f = await fleet_factory(FLEET, {"agents/__init__.py": "", "agents/w.py": WATCHER,
+    f = await fleet_factory(FLEET, {"agents/w.py": WATCHER,
                                     "policies/ops.toml": ""}, watch=True)
     await f.events.state("w", "running")
     await f.events.state("s", "running")

@@ -34,7 +34,7 @@ async def test_llm_calls_go_through_the_gateway_and_are_accounted(fleet_factory)
         [agent.llm]
         models = ["fleet/*"]
         """,
-        {"agents/__init__.py": "", "agents/llm.py": LLM_AGENT},
+        {"agents/llm.py": LLM_AGENT},
         gateway=gw,
     )
     ev = await f.events.wait_for(lambda e: e["event"] == "logs" and "REFUSED" in e["data"]["text"])
@@ -73,7 +73,7 @@ async def test_exhausted_daily_budget_pauses_the_agent_with_a_reason(fleet_facto
         usd_per_day = 0.25
         on_exhausted = "pause"
         """,
-        {"agents/__init__.py": "", "agents/b.py": BUDGET_AGENT},
+        {"agents/b.py": BUDGET_AGENT},
         gateway=gw,
     )
     ev = await f.events.state("spender", "paused")
@@ -111,7 +111,7 @@ async def test_tools_allow_deny_and_human_approval(fleet_factory):
         approve = ["send_email"]
         approval_timeout_s = 30
         """,
-        {"agents/__init__.py": "", "agents/t.py": TOOL_AGENT},
+        {"agents/t.py": TOOL_AGENT},
     )
     first = await f.events.wait_for(lambda e: e["event"] == "approval" and e["data"]["status"] == "pending")
     pending = (await f.call("approvals"))["approvals"]
@@ -143,7 +143,7 @@ async def test_unanswered_approval_times_out_as_denied(fleet_factory):
     """
     f = await fleet_factory(
         '[[agent]]\nname = "asker"\nrun = "agents.a:run"\n[agent.tools]\napproval_timeout_s = 0.3\n',
-        {"agents/__init__.py": "", "agents/a.py": agent},
+        {"agents/a.py": agent},
     )
     ev = await f.events.wait_for(lambda e: e["event"] == "logs" and "ANSWER" in e["data"]["text"])
     assert "ANSWER False timeout" in ev["data"]["text"]
@@ -179,7 +179,7 @@ async def test_the_gateway_loads_only_when_an_sdk_agent_needs_it(fleet_factory):
     assert (await f.call("status"))["gateway"] == "idle"
     g = await fleet_factory(
         '[[agent]]\nname = "sdk"\nrun = "agents.s:run"\n',
-        {"agents/__init__.py": "", "agents/s.py": "async def run(ctx):\n    await ctx.sleep(60)\n"},
+        {"agents/s.py": "async def run(ctx):\n    await ctx.sleep(60)\n"},
         name="second",
     )
     await g.events.state("sdk", "running")

@@ -44,7 +44,7 @@ async def test_sdk_and_command_agents_start_with_replicas_env_and_cwd(fleet_fact
         command = ["sh", "-c", "echo cmd says $GREETING; exec sleep 60"]
         env = {{ GREETING = "yo" }}
         """,
-        {"agents/__init__.py": "", "agents/sdk.py": SDK_AGENT},
+        {"agents/sdk.py": SDK_AGENT},
     )
     st = await f.call("status")
     assert [a["name"] for a in st["agents"]] == ["sdk#1", "sdk#2", "cmd"]
@@ -114,7 +114,7 @@ async def test_output_lines_are_bounded_replaced_and_numbered(fleet_factory):
 
 async def test_sdk_pause_is_cooperative_and_idempotent(fleet_factory):
     f = await fleet_factory(
-        "[[agent]]\nname = \"a\"\nrun = \"agents.a:run\"\n", {"agents/__init__.py": "", "agents/a.py": SDK_AGENT}
+        "[[agent]]\nname = \"a\"\nrun = \"agents.a:run\"\n", {"agents/a.py": SDK_AGENT}
     )
     await f.events.state("a", "running")
     res = await f.call("pause", names=["a"])
@@ -308,7 +308,7 @@ async def test_hostile_sdk_agent_channel(fleet_factory):
             await ctx.sleep(60)
     """
     f = await fleet_factory('[[agent]]\nname = "h"\nrun = "agents.h:run"\n',
-                            {"agents/__init__.py": "", "agents/h.py": agent})
+                            {"agents/h.py": agent})
     await f.events.wait_for(lambda e: e["event"] == "logs" and e["data"]["text"] == "still alive\n")
     await f.events.wait_for(lambda e: e["event"] == "logs" and "unknown control message" in e["data"]["text"])
     await f.events.wait_for(lambda e: e["event"] == "logs" and "not JSON" in e["data"]["text"])

@@ -59,7 +59,7 @@ async def cli(d: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def test_report_of_a_recorded_run(fleet_factory, tmp_path: Path):
-    f = await fleet_factory(FLEET, {"agents/__init__.py": "", "agents/w.py": WORKER, "agents/a.py": ASKER})
+    f = await fleet_factory(FLEET, {"agents/w.py": WORKER, "agents/a.py": ASKER})
     ids = [(await f.call("task_add", kind="job", payload={"flaky": n == 0}))["id"] for n in range(3)]
     pending = await f.events.wait_for(lambda e: e["event"] == "approval" and e["data"]["status"] == "pending")
     await f.call("approve", id=pending["data"]["id"], by="alice")

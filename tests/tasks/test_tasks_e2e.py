@@ -27,7 +27,7 @@ WORKER = """
                 print("REJECTED", task.id, exc, flush=True)
 """
 
-FILES = {"agents/__init__.py": "", "agents/worker.py": WORKER}
+FILES = {"agents/worker.py": WORKER}
 
 
 def task_events(f, task_id: int) -> list[dict]:
@@ -103,7 +103,7 @@ async def test_a_task_is_dead_after_its_last_attempt_with_the_reason(fleet_facto
         [agent.restart]
         backoff_initial_s = 0.05
         """,
-        {"agents/__init__.py": "", "agents/c.py": crasher},
+        {"agents/c.py": crasher},
     )
     tid = (await f.call("task_add", kind="job"))["id"]
     dead = await f.events.wait_for(lambda e: e["event"] == "task" and e["data"]["state"] == "dead")
@@ -146,7 +146,7 @@ async def test_allocation_by_kind_then_priority(fleet_factory):
         [agent.tasks]
         kinds = ["report"]
         """,
-        {"agents/__init__.py": "", "agents/r.py": RECORDER},
+        {"agents/r.py": RECORDER},
     )
     await f.events.state("mailer", "running")
     await f.call("stop", names=["reporter"])
@@ -184,7 +184,7 @@ async def test_editing_the_allocation_policy_redirects_the_next_tasks_live(fleet
         [agent.tasks]
         kinds = ["y"]
         """,
-        {"agents/__init__.py": "", "agents/r.py": RECORDER},
+        {"agents/r.py": RECORDER},
         watch=True,
     )
     await f.events.state("a", "running")
