@@ -14,11 +14,14 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from fleet.errors import FleetError, FleetNotRunning
+
+if TYPE_CHECKING:
+    from fleet.wire import AgentsTouched, Approvals, Status
 
 T = TypeVar("T")
 EXIT_NOT_RUNNING = 2
@@ -182,7 +185,7 @@ def status(ctx: Ctx, as_json: bool) -> None:
     The daemon's pid, uptime, how it was started and its state directory; the
     consoles attached; each agent's state, pid, restarts, uptime and spend.
     """
-    st = run_client(ctx, lambda c: c.call("status"))
+    st: Status = run_client(ctx, lambda c: c.call("status"))
     if as_json:
         click.echo(json.dumps(st, indent=2))
         return
@@ -229,7 +232,7 @@ def _agent_command(op: str, done: str) -> Callable[..., None]:
     def command(ctx: Ctx, names: tuple[str, ...], all_: bool) -> None:
         if not names and not all_:
             fail(f"name the agents to {op}, or use --all")
-        res = run_client(ctx, lambda c: c.call(op, names=list(names), all=all_))
+        res: AgentsTouched = run_client(ctx, lambda c: c.call(op, names=list(names), all=all_))
         click.echo(f"{done}: {', '.join(res['agents'])}")
 
     return command
@@ -258,7 +261,7 @@ for _op, _done in AGENT_COMMANDS.items():
 @pass_ctx
 def approvals(ctx: Ctx, as_json: bool, all_: bool) -> None:
     """List approval requests (pending ones unless --all)."""
-    res = run_client(ctx, lambda c: c.call("approvals", pending_only=not all_))
+    res: Approvals = run_client(ctx, lambda c: c.call("approvals", pending_only=not all_))
     items = res["approvals"]
     if as_json:
         click.echo(json.dumps(items, indent=2))
