@@ -293,6 +293,150 @@ class Report(TypedDict):
     text: NotRequired[str]
 
 
+# --- pushed events (after ``subscribe``): {"event": kind, "data": record} ---------------------------
+class _Pushed(TypedDict):
+    #: The agent the event is about (None: the fleet), added to every push.
+    agent: str | None
+    #: When it happened (wall clock), added to every push.
+    ts: float
+
+
+class StateChanged(_Pushed):
+    state: State | Literal["removed"]
+    prev: str
+    reason: str | None
+    pid: NotRequired[int | None]
+    restarts: NotRequired[int]
+    exit_code: NotRequired[int | None]
+
+
+class StatsPushed(_Pushed):
+    """Once a second while someone watches: the rows that changed (uptime aside)."""
+
+    agents: list[AgentRow]
+    gateway: GatewayState
+
+
+class LogsPushed(TypedDict):
+    """Complete lines read in one go from one stream of one agent (``fleet.records.LogChunk``)."""
+
+    agent: str
+    run_id: int
+    stream: str
+    first_seq: int
+    count: int
+    ts: float
+    text: str
+
+
+class AlertPushed(_Pushed):
+    rule: str
+    severity: Literal["info", "warning", "error", "critical"]
+    message: str
+    # From the alert engine (a crash loop published by the supervisor has only the above).
+    fields: NotRequired[dict[str, Any]]
+    opened: NotRequired[float]
+    last: NotRequired[float]
+    count: NotRequired[int]
+    action: NotRequired[str]
+    state: NotRequired[Literal["open", "cleared"]]
+    cleared: NotRequired[float]
+    why: NotRequired[str]
+
+
+class ApprovalPushed(Approval):
+    """An approval asked for or decided (``Approval`` plus the push's ``ts``)."""
+
+    ts: float
+
+
+class UsagePushed(_Pushed):
+    model: str
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    latency_s: float
+    outcome: Literal["ok", "denied", "error", "timeout"]
+    error: str
+    policy_version: int
+
+
+class TaskPushed(_Pushed):
+    id: int
+    kind: str
+    state: Literal["queued", "leased", "done", "failed", "dead"]
+    attempt: int
+    reason: str | None
+    priority: int
+    outcome: NotRequired[str]
+    error: NotRequired[str | None]
+    result: NotRequired[Any]
+
+
+class PolicyApplied(_Pushed):
+    version: int
+    hash: str
+    files: list[str]
+    started: list[str]
+    stopped: list[str]
+    restarted: list[str]
+
+
+class PolicyRejected(_Pushed):
+    errors: list[PolicyError]
+
+
+class Audited(_Pushed):
+    """An operator's action (or the policy's: a pause by an alert, a tool decision) and where it came from."""
+
+    action: str
+    target: str
+    origin: str
+    details: dict[str, Any]
+
+
+class BudgetPushed(_Pushed):
+    message: str
+    action: str
+
+
+class FleetNote(_Pushed):
+    message: str
+
+
+class LogsSkipped(TypedDict):
+    """Lines not pushed to this subscriber (over its log rate); the store has them all."""
+
+    lines: int
+    agents: dict[str, int]
+
+
+class Dropped(TypedDict):
+    """Pushes dropped because this subscriber read too slowly."""
+
+    count: int
+
+
+#: The record of each pushed event's ``data``, by event kind.
+PUSHES: dict[str, Any] = {
+    "state": StateChanged,
+    "stats": StatsPushed,
+    "logs": LogsPushed,
+    "alert": AlertPushed,
+    "alert_cleared": AlertPushed,
+    "approval": ApprovalPushed,
+    "usage": UsagePushed,
+    "task": TaskPushed,
+    "policy_applied": PolicyApplied,
+    "policy_error": PolicyRejected,
+    "audit": Audited,
+    "budget": BudgetPushed,
+    "fleet": FleetNote,
+    "logs_skipped": LogsSkipped,
+    "dropped": Dropped,
+}
+
+
 def check(record: Any, value: Any) -> Any:
     """Validate ``value`` against ``record`` (a type from this module, or one built of them).
 

@@ -45,6 +45,8 @@ POLICY_FILES = {
     '[budget]\nusd_per_day = 2.0\ntokens_per_minute = 20000\non_exhausted = "pause"\n\n'
     '[tools]\ndeny = ["shell"]\napprove = ["send_email"]\n',
 }
+#: A policy edit that starts, stops and restarts no agent (``policy_applied``'s lists).
+NOTHING_STARTED: dict[str, list[str]] = {"started": [], "stopped": [], "restarted": []}
 KNOWN_TABLES = {"fleet", "agent", "llm", "budget", "tools", "restart", "alerts"}
 
 
@@ -180,6 +182,9 @@ class FakeFleetClient:
         self.agents[name]["lines"] = seq + 1
 
     def push(self, kind: str, data: dict[str, Any]) -> None:
+        """Push ``data`` as a fleet would: with the ``agent`` and ``ts`` every event but a chunk carries."""
+        if kind in wire.PUSHES and "ts" in wire.PUSHES[kind].__annotations__:
+            data = {"agent": None, **data, "ts": data.get("ts", self.clock())}
         message = {"event": kind, "data": data}
         for queue, kinds in self._queues:
             if kinds is None or kind in kinds:
@@ -302,7 +307,7 @@ class FakeFleetClient:
                 if agent["state"] == "running":
                     agent["uptime_s"] = (agent["uptime_s"] or 0.0) + 1.0
                     agent["tokens"] += 50
-            self.push("stats", {"agents": [dict(a) for a in self.agents.values()]})
+            self.push("stats", {"agents": [dict(a) for a in self.agents.values()], "gateway": self.gateway})
 
     # -- ops ---------------------------------------------------------------------
 
@@ -494,7 +499,8 @@ class FakeFleetClient:
             return {"errors": errors, "written": False}
         self.policy_files[path] = text
         self.policy_version += 1
-        loop.call_soon(self.push, "policy_applied", {"version": self.policy_version, "hash": "cd34", "files": [path]})
+        applied = {"version": self.policy_version, "hash": "cd34", "files": [path], **NOTHING_STARTED}
+        loop.call_soon(self.push, "policy_applied", applied)
         return {"errors": [], "written": True, "agents": []}
 
     def _op_policy_show(self, name: str) -> dict[str, Any]:
@@ -536,7 +542,7 @@ class FakeFleetClient:
         asyncio.get_running_loop().call_soon(
             self.push,
             "policy_applied",
-            {"version": self.policy_version, "hash": "ef56", "files": ["policies/overrides.toml"]},
+            {"version": self.policy_version, "hash": "ef56", "files": ["policies/overrides.toml"], **NOTHING_STARTED},
         )
         return {"target": target, "key": key, "value": value}
 

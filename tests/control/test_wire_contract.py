@@ -1,14 +1,16 @@
 """The contract: a real fleet and the console's fake answer the same calls with the same records.
 
 One small scenario (look at the fleet, pause and resume an agent, read logs,
-events, approvals, usage, policy) runs against both. Every answer is validated
-against the record its op declares (``fleet.wire``, unknown keys are errors),
-and the two answers must have the same fields at every level: the fake cannot
-lag behind a column the supervisor added, nor show one it never sends.
+events, approvals, usage, policy, approve a request, set an override) runs
+against both. Every answer, and every event either side pushes meanwhile, is
+validated against its record (``fleet.wire``; unknown keys are errors), and the
+two sides must give the same fields at every level: the fake cannot lag behind
+a column the supervisor added, nor show one it never sends.
 """
 
 from __future__ import annotations
 
+import asyncio
 import types
 import typing
 from typing import Any
@@ -39,6 +41,8 @@ SCENARIO: list[tuple[str, dict[str, Any]]] = [
     ("policy_show", {"name": "ticker"}),
     ("policy_files", {}),
     ("policy_check", {"path": "policies/default.toml", "text": "[budget]\nusd_per_dya = 1\n"}),
+    ("approve", {"id": 1}),
+    ("set_override", {"target": "ticker", "key": "budget.usd_per_day", "value": 3.0}),
 ]
 
 
@@ -85,6 +89,17 @@ async def _run(client: Any) -> dict[str, Any]:
     return out
 
 
+def _check_pushes(pushes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Validate every pushed event against its record; return one of each kind."""
+    first: dict[str, dict[str, Any]] = {}
+    for msg in pushes:
+        kind = msg["event"]
+        assert kind in wire.PUSHES, f"a {kind!r} push has no record in fleet.wire.PUSHES"
+        wire.check(wire.PUSHES[kind], msg["data"])
+        first.setdefault(kind, msg["data"])
+    return first
+
+
 async def test_the_fake_and_a_real_fleet_answer_with_the_same_records(fleet_factory):
     f = await fleet_factory(
         """
@@ -99,21 +114,43 @@ async def test_the_fake_and_a_real_fleet_answer_with_the_same_records(fleet_fact
         approve = ["send_email"]
         """,
         {"agents/asker.py": AGENT},
+        watch=True,
     )
     await f.events.wait_for(lambda e: e["event"] == "approval")
     await f.events.wait_for(lambda e: e["event"] == "logs" and e["data"]["agent"] == "ticker")
     await f.sup.store.flush()
     real = await _run(f.client)
     fake_client = FakeFleetClient()
+    fake_pushes: list[dict[str, Any]] = []
+    all_pushed = asyncio.Event()  # state, approval, policy_applied: the fake pushes them after its replies
+
+    async def collect() -> None:
+        async for msg in fake_client.subscribe():
+            fake_pushes.append(msg)
+            if {"state", "approval", "policy_applied"} <= {m["event"] for m in fake_pushes}:
+                all_pushed.set()
+
+    collector = asyncio.ensure_future(collect())
+    await asyncio.sleep(0)  # one turn: the collector subscribes before the scenario, as the real client did
     fake = await _run(fake_client)
+    await f.events.wait_for(lambda e: e["event"] == "approval" and e["data"]["status"] == "approved")
+    await f.events.wait_for(lambda e: e["event"] == "policy_applied")  # the override, reloaded
+    await asyncio.wait_for(all_pushed.wait(), 10)
+    collector.cancel()
     await fake_client.close()
+    real_pushed, fake_pushed = _check_pushes(f.events.events), _check_pushes(fake_pushes)
+    assert {"state", "logs", "approval", "usage", "audit"} <= set(real_pushed)
+    assert {"state", "approval", "policy_applied"} <= set(real_pushed) & set(fake_pushed)
+    for kind in set(real_pushed) & set(fake_pushed):
+        real[f"push {kind}"], fake[f"push {kind}"] = real_pushed[kind], fake_pushed[kind]
 
     assert real["events['n']"]["events"] and real["usage['n']"]["calls"] and real["approvals[]"]["approvals"]
     problems = []
     for key in real:
         # Fields one side happens to fill and the other not (pause's "changed", a decided
         # approval's decision, an error's "text") are the records' NotRequired ones.
-        optional = _optional_fields(operations()[key.split("[")[0]].result, key)
+        record = wire.PUSHES[key[5:]] if key.startswith("push ") else operations()[key.split("[")[0]].result
+        optional = _optional_fields(record, key)
         found = same_fields(_strip_open(real[key]), _strip_open(fake[key]), key)
         problems += [p for p in found if p.split(":")[0] not in optional]
     assert not problems, "\n".join(problems)
