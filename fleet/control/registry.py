@@ -227,7 +227,16 @@ def reference() -> str:
         lines.append(
             f"| `{op.name}` | {_args_text(op)} | `{_type_name(op.result)}` | {flags} | {cli} | {op.doc} |"
         )
-    lines += ["", END]
+    from fleet.wire import PUSHES
+
+    kinds = ", ".join(f"`{k}` ({v.__name__})" for k, v in PUSHES.items())
+    lines += [
+        "",
+        "After `subscribe`, the fleet pushes `{\"event\": kind, \"data\": {...}}` lines; the data of each",
+        f"kind is a record of `fleet/wire.py`: {kinds}.",
+        "",
+        END,
+    ]
     return "\n".join(lines)
 
 
