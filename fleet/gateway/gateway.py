@@ -42,7 +42,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fleet.errors import (
     BudgetExhausted,
@@ -55,6 +55,9 @@ from fleet.errors import (
 from fleet.gateway.keys import Redactor, collect_keys, is_provider_key_name, is_secret_name
 from fleet.gateway.provider import Completion, Provider, ProviderCallError
 from fleet.records import UsageRecord
+
+if TYPE_CHECKING:
+    from fleet.policy import Policy
 
 log = logging.getLogger(__name__)
 
@@ -312,7 +315,7 @@ class Gateway:
         while led.token_window and led.token_window[0][0] <= horizon:
             led.window_tokens -= led.token_window.popleft()[1]
 
-    def totals(self, agent: str, policy: Any = None) -> dict[str, Any]:
+    def totals(self, agent: str, policy: Policy | None = None) -> dict[str, Any]:
         """In-memory totals of ``agent`` since start (plus what was seeded).
 
         ``budget_used`` is today's cost / ``usd_per_day`` of ``policy`` (or of the
@@ -377,7 +380,7 @@ class Gateway:
     async def complete(
         self,
         agent: str,
-        policy: Any,
+        policy: Policy,
         messages: list[dict[str, Any]],
         model: str | None = None,
         params: Mapping[str, Any] | None = None,
@@ -407,7 +410,7 @@ class Gateway:
     async def stream(
         self,
         agent: str,
-        policy: Any,
+        policy: Policy,
         messages: list[dict[str, Any]],
         model: str | None = None,
         params: Mapping[str, Any] | None = None,
@@ -473,7 +476,7 @@ class Gateway:
     async def _admitted(
         self,
         agent: str,
-        policy: Any,
+        policy: Policy,
         messages: list[dict[str, Any]],
         model: str | None,
         params: Mapping[str, Any] | None,
@@ -539,7 +542,7 @@ class Gateway:
     async def _prepare(
         self,
         agent: str,
-        policy: Any,
+        policy: Policy,
         messages: list[dict[str, Any]],
         model: str | None,
         params: Mapping[str, Any] | None,
@@ -608,7 +611,7 @@ class Gateway:
             secrets=secrets,
         )
 
-    async def _admit(self, call: _Call, policy: Any) -> None:
+    async def _admit(self, call: _Call, policy: Policy) -> None:
         """Wait for, or refuse, the agent's rate and budget limits; then reserve.
 
         Checks and reservation run with no ``await`` between them. Raises
