@@ -350,17 +350,6 @@ class ApprovalPushed(Approval):
     ts: float
 
 
-class UsagePushed(_Pushed):
-    model: str
-    tokens_in: int
-    tokens_out: int
-    cost_usd: float
-    latency_s: float
-    outcome: Literal["ok", "denied", "error", "timeout"]
-    error: str
-    policy_version: int
-
-
 class TaskPushed(_Pushed):
     id: int
     kind: str
@@ -425,7 +414,7 @@ PUSHES: dict[str, Any] = {
     "alert": AlertPushed,
     "alert_cleared": AlertPushed,
     "approval": ApprovalPushed,
-    "usage": UsagePushed,
+    "usage": Usage,  # the call's record as ``usage`` gives it
     "task": TaskPushed,
     "policy_applied": PolicyApplied,
     "policy_error": PolicyRejected,
