@@ -535,10 +535,8 @@ class Supervisor:
         """Publish every instance anew, in table order (start, a new book, a removal)."""
         self._rows = {name: self._snapshot(inst) for name, inst in self.instances.items()}
 
-    def agent_status(self, row: AgentSnapshot | AgentInstance) -> AgentRow:
+    def agent_status(self, row: AgentSnapshot) -> AgentRow:
         """One row of ``status``, from published figures only (any thread may call it)."""
-        if not isinstance(row, AgentSnapshot):
-            row = self._rows.get(row.name) or self._snapshot(row)
         name = row.name
         cpu, rss = self._stats.get(name, (0.0, 0))
         totals: dict[str, Any] = self.gateway.totals_snapshot(name) if self.gateway is not None else {}
