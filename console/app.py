@@ -40,6 +40,7 @@ from console.screens.send_input import SendInput, SentInput
 from console.widgets.log_pane import LogPane
 from fleet.control.api import FleetClient
 from fleet.errors import FleetError, FleetNotRunning
+from fleet.wire import Status
 
 #: Pushed kinds that go to the events list (and some to notifications).
 EVENT_KINDS = frozenset({"alert", "policy_applied", "policy_error", "approval", "question", "state", "budget",
@@ -164,7 +165,7 @@ class FleetConsole(App[None]):
 
     @work(group="load", exclusive=True, exit_on_error=False)
     async def load_initial(self) -> None:
-        status = await self.client.call("status")
+        status: Status = await self.client.call("status")
         self.apply_status(status)
         approvals = await self.client.call("approvals")
         for approval in approvals.get("approvals", []):
@@ -175,7 +176,7 @@ class FleetConsole(App[None]):
         self._prepend(MERGED, lines)
         self._refresh_panes(MERGED)
 
-    def apply_status(self, status: dict[str, Any]) -> None:
+    def apply_status(self, status: Status) -> None:
         self.status = status
         self.fleet_name = status.get("fleet", self.fleet_name)
         self.title = f"Fleet Console — {self.fleet_name}"

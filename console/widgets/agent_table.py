@@ -24,6 +24,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from console import format as fmt
+from fleet.wire import AgentRow
 
 COLUMNS: tuple[tuple[str, str, int | None], ...] = (
     ("sel", " ", 1),
@@ -57,7 +58,8 @@ class AgentTable(DataTable[Any]):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
-        self.agents: dict[str, dict[str, Any]] = {}
+        #: The rows as the fleet sent them (``fleet.wire.AgentRow``) plus ``uptime_at``, stamped on receipt.
+        self.agents: dict[str, AgentRow] = {}
         self.selected: set[str] = set()
         self._shown: dict[tuple[str, str], Any] = {}
         #: (agent, state) -> perf_counter() when the cell showed it (benchmarks).
@@ -68,7 +70,7 @@ class AgentTable(DataTable[Any]):
 
     # -- data -----------------------------------------------------------------
 
-    def _cells(self, agent: dict[str, Any]) -> dict[str, Any]:
+    def _cells(self, agent: AgentRow) -> dict[str, Any]:
         name = agent["name"]
         state = agent.get("state", "?")
         alerts = agent.get("alerts") or 0
@@ -87,7 +89,7 @@ class AgentTable(DataTable[Any]):
             "last": fmt.one_line(agent.get("last_line"), 80),
         }
 
-    def update_agents(self, agents: Iterable[dict[str, Any]]) -> None:
+    def update_agents(self, agents: Iterable[AgentRow]) -> None:
         """Merge a status/stats list: add new rows, update changed cells."""
         for agent in agents:
             name = agent["name"]

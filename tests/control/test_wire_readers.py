@@ -46,6 +46,7 @@ def keys_read(path: Path, var: str, function: str | None = None) -> set[str]:
         ("fleet/cli/__init__.py", "a", "status", wire.AgentRow),
         ("console/widgets/agent_table.py", "agent", None, wire.AgentRow),
         ("console/format.py", "agent", None, wire.AgentRow),
+        ("console/app.py", "status", "apply_status", wire.Status),
         ("fleet/cli/tasks.py", "t", "tasks", wire.Task),
         ("fleet/cli/tasks.py", "stats", "tasks", wire.TaskStats),
         ("fleet/cli/__init__.py", "a", "approvals", wire.Approval),
