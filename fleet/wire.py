@@ -64,6 +64,37 @@ class AgentRow(TypedDict):
     lines: int
 
 
+class Daemon(TypedDict):
+    """The process that runs the fleet (``fleet status``, ``fleet down``)."""
+
+    pid: int
+    started_at: float
+    uptime_s: float
+    #: How it was started: ``run``, ``up``, ``console``, or ``api`` (in-process).
+    started_by: str
+    #: True once every agent of the book was created and spawned.
+    ready: bool
+    fleet_dir: str
+    state_dir: str
+    #: Its output file when it runs in the background (``up``, ``console``), else None.
+    log: str | None
+    watchdog_pid: int | None
+    #: The longest ``stop_grace_s`` of the agents: how long a stop may take before SIGKILL.
+    stop_grace_s: float
+
+
+class Client(TypedDict):
+    """A connection to the control socket other than a one-shot CLI call (a console, a script)."""
+
+    #: The ``origin`` its requests give (``console``, ``api``...).
+    kind: str
+    pid: int | None
+    #: The terminal it draws on, if any.
+    tty: str | None
+    since: float
+    subscribed: bool
+
+
 class Status(TypedDict):
     """``status`` / ``fleet status --json``: the fleet at a glance."""
 
@@ -77,7 +108,10 @@ class Status(TypedDict):
     approvals_pending: int
     #: True while the store's writer is behind and pipes are not read.
     log_pressure: bool
+    daemon: Daemon
     agents: list[AgentRow]
+    #: Added by the control socket (not by an in-process client): who is connected.
+    clients: NotRequired[list[Client]]
 
 
 class Ping(TypedDict):

@@ -74,11 +74,11 @@ async def op_ping(sup: Supervisor) -> wire.Ping:
 
 @operation(cli="fleet status", read_only=True)
 async def op_status(sup: Supervisor) -> wire.Status:
-    """The fleet at a glance: every agent's state, pid, restarts, uptime, CPU, memory, tokens, cost."""
+    """The fleet at a glance: the daemon, its consoles, every agent's state, pid, uptime, CPU, memory, spend."""
     return sup.status()
 
 
-@operation(cli=None, audited=True, why_no_cli="the console's quit; SIGTERM to `fleet run` does the same")
+@operation(cli="fleet down", audited=True)
 async def op_shutdown(sup: Supervisor) -> wire.Stopping:
     """Stop every agent and the fleet."""
     # Begin once this reply (and its audit row) is on its way, not before:
@@ -171,7 +171,7 @@ async def op_logs(
     return {"lines": [ln.to_wire() for ln in lines]}  # type: ignore[misc]
 
 
-@operation(cli=None, why_no_cli="the console's event list; `fleet report` summarises the same events")
+@operation(cli="fleet events")
 async def op_events(sup: Supervisor, n: int = 200, kinds: list[str] | None = None, agent: str | None = None,
                     since: float | None = None) -> wire.Events:
     """Stored events (state changes, alerts, policy versions, audit ...), newest last."""
@@ -181,7 +181,7 @@ async def op_events(sup: Supervisor, n: int = 200, kinds: list[str] | None = Non
     return {"events": [e.to_wire() for e in evs]}  # type: ignore[misc]
 
 
-@operation(cli=None, why_no_cli="the console's sparklines")
+@operation(cli="fleet metrics")
 async def op_metrics(sup: Supervisor, agent: str | None = None) -> wire.Metrics:
     """Recent `ctx.metric` series per agent, for charts."""
     return {"metrics": sup.metrics(agent)}
@@ -220,7 +220,7 @@ async def op_deny(sup: Supervisor, id: int, reason: str = "", by: str = "operato
     return approval_wire(await _approvals(sup).decide(id, False, by, reason or "denied by operator"))
 
 
-@operation(cli=None, why_no_cli="the console's agent detail; `fleet report` has spend by agent and model")
+@operation(cli="fleet usage")
 async def op_usage(sup: Supervisor, agent: str | None = None, n: int = 50) -> wire.UsageCalls:
     """Recent LLM calls (of one agent or all): model, tokens, cost, latency, outcome."""
     if sup.store is None:
@@ -272,8 +272,7 @@ async def op_policy_write(sup: Supervisor, path: str, text: str) -> wire.PolicyW
     return {"errors": [], "written": True, "agents": []}
 
 
-@operation(cli=None, audited=True,
-           why_no_cli="the console's quick edits (b, M); from a shell, edit policies/overrides.toml")
+@operation(cli="fleet policy set", audited=True)
 async def op_set_override(sup: Supervisor, target: str, key: str, value: Any) -> wire.OverrideSet:
     """Set one value for one agent in policies/overrides.toml (layered last)."""
     from fleet.policy import set_override
@@ -349,7 +348,7 @@ async def op_task_add(sup: Supervisor, kind: str, payload: Any = None, priority:
     return {"id": t.id, "kind": t.kind, "priority": t.priority}
 
 
-@operation(cli=None, why_no_cli="open alerts are counted in `fleet status`; the history is in `fleet report`")
+@operation(cli="fleet alerts")
 async def op_alerts(sup: Supervisor, open_only: bool = False, n: int = 100, agent: str | None = None) -> wire.Alerts:
     """Open alerts, or the recent history of alerts with each one's state."""
     engine = sup.services.alerts

@@ -325,7 +325,13 @@ class FakeFleetClient:
             "gateway": self.gateway,  # type: ignore[typeddict-item]
             "approvals_pending": sum(1 for a in self.approvals.values() if a["status"] == "pending"),
             "log_pressure": False,
+            "daemon": {
+                "pid": 123, "started_at": BASE_TS, "uptime_s": self.clock() - BASE_TS, "started_by": "console",
+                "ready": True, "fleet_dir": f"/srv/{self.fleet}", "state_dir": f"/srv/{self.fleet}/.fleet",
+                "log": f"/srv/{self.fleet}/.fleet/fleet.log", "watchdog_pid": 124, "stop_grace_s": 5.0,
+            },
             "agents": [wire.AgentRow(**a) for a in self.agents.values()],
+            "clients": [{"kind": "console", "pid": 200, "tty": "/dev/pts/1", "since": BASE_TS, "subscribed": True}],
         }
 
     def _op_pause(self, names: list[str] | None = None, all: bool = False) -> dict[str, Any]:

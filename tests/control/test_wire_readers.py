@@ -50,6 +50,12 @@ def keys_read(path: Path, var: str, function: str | None = None) -> set[str]:
         ("fleet/cli/tasks.py", "t", "tasks", wire.Task),
         ("fleet/cli/tasks.py", "stats", "tasks", wire.TaskStats),
         ("fleet/cli/__init__.py", "a", "approvals", wire.Approval),
+        ("fleet/cli/daemon.py", "d", None, wire.Daemon),
+        ("fleet/cli/daemon.py", "c", "describe_clients", wire.Client),
+        ("fleet/cli/daemon.py", "st", None, wire.Status),
+        ("fleet/cli/observe.py", "a", "alerts", wire.Alert),
+        ("fleet/cli/observe.py", "u", "usage", wire.Usage),
+        ("fleet/cli/observe.py", "e", "events", wire.Event),
     ],
 )
 def test_readers_use_the_record_field_names(path: str, var: str, function: str | None, record: type) -> None:
