@@ -29,7 +29,7 @@ from typing_extensions import TypedDict
 
 #: The states an agent row can show (``fleet status``; design.md's contract).
 State = Literal[
-    "starting", "running", "pausing", "paused", "stopping", "stopped", "exited", "crashed", "backoff",
+    "starting", "running", "waiting", "pausing", "paused", "stopping", "stopped", "exited", "crashed", "backoff",
     "crash-loop", "lost",
 ]
 GatewayState = Literal["off", "idle", "loading", "ready", "error"]
@@ -59,6 +59,12 @@ class AgentRow(TypedDict):
     alerts: int
     last_line: str
     policy: str
+    #: Wall time it began waiting for its operator (state ``waiting``), else None.
+    waiting_since: float | None
+    #: Runs on a terminal the supervisor holds (``fleet attach NAME``).
+    tty: bool
+    #: Its input: "open" (``fleet send`` writes to it), "closed" (end-of-file sent), None (an SDK agent).
+    input: Literal["open", "closed"] | None
     goal: str
     #: Lines this agent has written (its last line number).
     lines: int
@@ -256,6 +262,44 @@ class OverrideSet(TypedDict):
     value: Any
 
 
+# --- agents waiting for their operator -------------------------------------------------------------
+class Sent(TypedDict):
+    """Reply of ``send``: what was written to which agent, and whether it was waiting for it."""
+
+    agents: list[str]
+    bytes: int
+    eof: bool
+    waiting: bool
+    state: State
+
+
+class Question(TypedDict):
+    """A question an SDK agent asked its operator (``ctx.ask``)."""
+
+    id: int
+    agent: str
+    question: str
+    #: The answers it accepts (empty: any text).
+    choices: list[str]
+    asked_at: float
+    created: float
+    timeout_s: float
+    expires_at: float
+    status: Literal["pending", "answered", "expired", "cancelled"]
+    # Closed ones also carry these.
+    answer: NotRequired[str | None]
+    answered_by: NotRequired[str]
+    answered_at: NotRequired[float]
+
+
+class Questions(TypedDict):
+    questions: list[Question]
+
+
+class Answered(Question):
+    agents: list[str]
+
+
 # --- tasks, alerts, report ------------------------------------------------------------------
 class Task(TypedDict):
     id: int
@@ -427,6 +471,12 @@ class FleetNote(_Pushed):
     message: str
 
 
+class QuestionPushed(Question):
+    """A question asked, answered or expired (``Question`` plus the push's ``ts``)."""
+
+    ts: float
+
+
 class LogsSkipped(TypedDict):
     """Lines not pushed to this subscriber (over its log rate); the store has them all."""
 
@@ -448,6 +498,7 @@ PUSHES: dict[str, Any] = {
     "alert": AlertPushed,
     "alert_cleared": AlertPushed,
     "approval": ApprovalPushed,
+    "question": QuestionPushed,
     "usage": Usage,  # the call's record as ``usage`` gives it
     "task": TaskPushed,
     "policy_applied": PolicyApplied,

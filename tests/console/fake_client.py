@@ -125,6 +125,9 @@ class FakeFleetClient:
                 "goal": f"Keep {group} healthy and report anomalies",
                 "exit_code": None,
                 "lines": 0,
+                "waiting_since": None,
+                "tty": False,
+                "input": "open" if kind == "command" else None,
             }
             self.logs[name] = deque(maxlen=20_000)
             self.seq[name] = 0
@@ -219,6 +222,10 @@ class FakeFleetClient:
         prev = agent["state"]
         agent["state"] = state
         agent["reason"] = reason
+        if state != "waiting":
+            agent["waiting_since"] = None
+        elif prev != "waiting":
+            agent["waiting_since"] = self.clock()
         if state in ("stopped", "exited", "crashed"):
             agent["pid"] = None
             agent["uptime_s"] = None
@@ -449,23 +456,23 @@ class FakeFleetClient:
         self.push("question", dict(q))
         return new_id
 
-    def _op_questions(self) -> dict[str, Any]:
+    def _op_questions(self) -> wire.Questions:
         return {"questions": [dict(q) for q in self.questions.values() if q["status"] == "pending"]}
 
-    def _op_answer(self, id: int, text: str, by: str = "operator") -> dict[str, Any]:
+    def _op_answer(self, id: int, text: str, by: str = "operator") -> wire.Answered:
         q = self.questions.get(id)
         if q is None or q["status"] != "pending":
             raise FleetError(f"no open question with id {id}")
         if q["choices"] and text not in q["choices"]:
             raise FleetError(f"answer one of: {', '.join(q['choices'])}")
-        q.update(status="answered", answer=text, answered_by=by)
+        q.update(status="answered", answer=text, answered_by=by, answered_at=self.clock())
         loop = asyncio.get_running_loop()
         loop.call_soon(self.push, "question", dict(q))
         loop.call_soon(self._set_state, q["agent"], "running")
         return {**q, "agents": [q["agent"]]}
 
     def _op_send(self, name: str, text: str = "", eof: bool = False, raw: bool = False,
-                 by: str = "operator") -> dict[str, Any]:
+                 by: str = "operator") -> wire.Sent:
         agent = self.agents.get(name)
         if agent is None:
             raise UnknownAgent(f"no agent named {name!r}")

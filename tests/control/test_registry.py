@@ -107,7 +107,7 @@ def test_every_op_is_declared_with_a_doc_a_result_record_and_consistent_flags():
         assert not (op.read_only and op.audited)
     audited = {op.name for op in OPS.values() if op.audited}
     assert audited == {"pause", "resume", "restart", "stop", "start", "approve", "deny", "policy_write",
-                       "set_override", "task_add", "shutdown"}
+                       "set_override", "task_add", "shutdown", "send", "answer"}
 
 
 def test_arguments_are_checked_against_the_declared_types():

@@ -42,6 +42,8 @@ SCENARIO: list[tuple[str, dict[str, Any]]] = [
     ("policy_files", {}),
     ("policy_check", {"path": "policies/default.toml", "text": "[budget]\nusd_per_dya = 1\n"}),
     ("approve", {"id": 1}),
+    ("send", {"name": "ticker", "text": "hello"}),
+    ("questions", {}),
     ("set_override", {"target": "ticker", "key": "budget.usd_per_day", "value": 3.0}),
 ]
 
