@@ -19,6 +19,7 @@ from typing import Any
 
 from fleet.control.ops import Operations
 from fleet.control.server import ControlServer
+from fleet.errors import FleetError
 from fleet.paths import ensure_private_dir, state_dir
 from fleet.supervisor.core import Supervisor
 
@@ -77,10 +78,25 @@ class FleetRuntime:
 
         attach_asking(sup, self.ops)
         await attach_report(sup, self.ops)
+        # The gateway's HTTP endpoints first: agents are given its URL when they spawn, and a
+        # fleet whose fixed port is taken fails before it answers on its control socket.
+        http = sup.extensions.get("http_gateway")
+        if http is not None:
+            try:
+                await http.start()
+            except OSError as exc:
+                await self.store.close()
+                self._unlock()
+                raise FleetError(
+                    f"the gateway's HTTP port {book.fleet.gateway_port} on 127.0.0.1 is not free "
+                    f"([fleet] gateway_port in fleet.toml): {exc.strerror or exc}"
+                ) from None
         self.server = ControlServer(sup, self.ops, sdir)
         try:
             await self.server.start()
         except BaseException:
+            if http is not None:
+                await http.close()
             await self.store.close()
             self._unlock()
             raise
@@ -117,6 +133,10 @@ class FleetRuntime:
                     await gw.close()
         if self.attach_server is not None:
             await self.attach_server.close()
+        http = self.sup.extensions.get("http_gateway") if self.sup is not None else None
+        if http is not None:
+            with contextlib.suppress(Exception):
+                await http.close()
         if self.server is not None:
             await self.server.close()
         if self.store is not None:
@@ -176,9 +196,11 @@ async def run_until_signal(fleet_dir: Path, *, quiet: bool = False, started_by: 
         loop.add_signal_handler(sig, sup.request_shutdown)
     if not quiet:
         n = len(sup.instances)
+        http = sup.extensions.get("http_gateway")
         print(
             f"fleet {sup.fleet_name!r}: {n} agent{'s' if n != 1 else ''} running "
-            f"(control socket {rt.server.path if rt.server else '?'}); Ctrl-C stops them",
+            f"(control socket {rt.server.path if rt.server else '?'}"
+            f"{f', gateway {http.url}/v1' if http is not None else ''}); Ctrl-C stops them",
             file=sys.stderr,
         )
     try:

@@ -122,6 +122,7 @@ class _Call:
     est_usd: float
     policy_version: int
     secrets: tuple[str, ...]
+    endpoint: str = "sdk"
     started: float = 0.0
     reserved: bool = False
 
@@ -334,6 +335,7 @@ class Gateway:
         params: Mapping[str, Any] | None = None,
         *,
         policy_version: int = 0,
+        endpoint: str = "sdk",
     ) -> dict[str, Any]:
         """One chat completion for ``agent`` under its effective ``policy``.
 
@@ -342,9 +344,10 @@ class Gateway:
         (default 0) and ``timeout_s`` (default 60). Returns the OpenAI-shaped
         response dict. Raises ``PolicyDenied`` (``llm.models``),
         ``BudgetExhausted``, ``RateLimited``, ``ProviderError`` or
-        ``GatewayUnavailable``.
+        ``GatewayUnavailable``. ``endpoint`` names the API the call came
+        through (``sdk``, ``openai.chat`` ...) in its usage record.
         """
-        call = await self._prepare(agent, policy, messages, model, params, policy_version)
+        call = await self._prepare(agent, policy, messages, model, params, policy_version, endpoint)
         led = self._ledger(agent)
         async with led.semaphore:
             await self._admit(call, policy)
@@ -368,6 +371,7 @@ class Gateway:
         params: Mapping[str, Any] | None = None,
         *,
         policy_version: int = 0,
+        endpoint: str = "sdk",
     ) -> AsyncIterator[dict[str, Any]]:
         """Like :meth:`complete`, streamed: yields OpenAI-shaped chunk dicts.
 
@@ -376,7 +380,7 @@ class Gateway:
         comes from the provider's final usage chunk, else is estimated from the
         text. Closing the iterator early settles what was received.
         """
-        call = await self._prepare(agent, policy, messages, model, params, policy_version)
+        call = await self._prepare(agent, policy, messages, model, params, policy_version, endpoint)
         led = self._ledger(agent)
         async with led.semaphore:
             await self._admit(call, policy)
@@ -481,6 +485,7 @@ class Gateway:
         model: str | None,
         params: Mapping[str, Any] | None,
         policy_version: int,
+        endpoint: str = "sdk",
     ) -> _Call:
         """Static checks (messages, model allow-list), wait for loading, build the call."""
         if not isinstance(messages, list) or not all(
@@ -494,7 +499,7 @@ class Gateway:
             exc = PolicyDenied(
                 f"model {chosen!r} is not allowed for {agent} (llm.models: {allowed})", "llm.models"
             )
-            await self._deny(agent, chosen or "", exc, policy_version)
+            await self._deny(agent, chosen or "", exc, policy_version, endpoint)
             raise exc
         await self.ready()
 
@@ -543,6 +548,7 @@ class Gateway:
             est_usd=self._provider.price(chosen, est_in, est_out),
             policy_version=policy_version,
             secrets=secrets,
+            endpoint=endpoint,
         )
 
     async def _admit(self, call: _Call, policy: Any) -> None:
@@ -600,8 +606,10 @@ class Gateway:
                 call.started = time.perf_counter()
                 return
 
+            if refusal is not None:
+                refusal.retry_after_s = max(wait_s or 0.0, 0.0)
             if refusal is not None and not block:
-                await self._deny(call.agent, call.model, refusal, call.policy_version)
+                await self._deny(call.agent, call.model, refusal, call.policy_version, call.endpoint)
                 # Only the daily budget pauses the agent: a per-minute window refills by itself.
                 if refusal.policy == "budget.usd_per_day" and self._on_exhausted is not None:
                     try:
@@ -617,7 +625,7 @@ class Gateway:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     refusal.args = (f"{refusal} (waited {self.max_block_s:g}s, the gateway's max_block_s)",)
-                    await self._deny(call.agent, call.model, refusal, call.policy_version)
+                    await self._deny(call.agent, call.model, refusal, call.policy_version, call.endpoint)
                     raise refusal
                 timeout = min(max(wait_s or 0.0, 0.001), remaining)
             else:
@@ -672,6 +680,7 @@ class Gateway:
                 ts=now,
                 error=error,
                 policy_version=call.policy_version,
+                endpoint=call.endpoint,
             )
         )
 
@@ -691,7 +700,9 @@ class Gateway:
         message = self._redact(str(exc) or type(exc).__name__, call.secrets)
         return ProviderError(f"{call.model}: {message}")
 
-    async def _deny(self, agent: str, model: str, exc: PolicyDenied, policy_version: int) -> None:
+    async def _deny(
+        self, agent: str, model: str, exc: PolicyDenied, policy_version: int, endpoint: str = "sdk"
+    ) -> None:
         led = self._ledger(agent)
         led.calls += 1
         led.denied += 1
@@ -707,6 +718,7 @@ class Gateway:
                 ts=self._clock(),
                 error=f"{exc.policy}: {exc}",
                 policy_version=policy_version,
+                endpoint=endpoint,
             )
         )
 

@@ -448,7 +448,8 @@ def usage_totals(conn: sqlite3.Connection, since: float | None = None) -> dict[s
 def recent_usage(conn: sqlite3.Connection, agent: str | None = None, n: int = 50) -> list[UsageRecord]:
     """The newest ``n`` LLM calls, newest last."""
     sql = (
-        "SELECT agent, model, tokens_in, tokens_out, cost_usd, latency_s, outcome, ts, error, policy_version FROM usage"
+        "SELECT agent, model, tokens_in, tokens_out, cost_usd, latency_s, outcome, ts, error, policy_version,"
+        " endpoint FROM usage"
     )
     params: list[Any] = []
     if agent is not None:

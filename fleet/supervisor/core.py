@@ -187,6 +187,12 @@ class Supervisor:
     def gateway_state(self) -> str:
         return getattr(self.gateway, "state", "off")
 
+    @property
+    def gateway_url(self) -> str | None:
+        """Base URL of the gateway's OpenAI/Anthropic-compatible endpoints (None when not serving)."""
+        http = self.extensions.get("http_gateway")
+        return http.url if http is not None and http.port else None
+
     def spawn_all(self) -> None:
         for inst in self.instances.values():
             inst.start()
@@ -542,6 +548,7 @@ class Supervisor:
             "policy_version": self.policy_version,
             "uptime_s": round(time.time() - self.started, 3),
             "gateway": self.gateway_state,
+            "gateway_url": self.gateway_url,
             "approvals_pending": len(approvals.pending()) if approvals is not None else 0,
             "log_pressure": self.loghub.paused,
             "daemon": self.daemon_info(),
