@@ -186,6 +186,7 @@ class AgentInstance:
             FLEET_DIR=str(self.sup.fleet_dir),
             FLEET_AGENT=self.name,
             FLEET_NAME=self.sup.fleet_name,
+            FLEET_PYTHON=sys.executable,  # the fleet's interpreter, for command = ["${FLEET_PYTHON}", ...]
             PYTHONIOENCODING=env.get("PYTHONIOENCODING", "utf-8"),
         )
         # No PYTHONUNBUFFERED: a program keeps its own buffering, as under any other
