@@ -89,6 +89,12 @@ def demo_reply(messages: list[dict[str, Any]]) -> str:
     def pick(seq: tuple[str, ...], shift: int) -> str:
         return seq[(seed >> shift) % len(seq)]
 
+    if messages and messages[-1].get("role") == "tool":  # sum up what a tool returned
+        result = " ".join(_text_of([messages[-1]]).split())
+        shown = result if len(result) <= 160 else result[:160] + "…"
+        opener = pick(('Done.', 'Checked.', 'All set.'), 0)
+        return f"{opener} The tool returned {shown}; nothing else is needed for now."
+
     for text in (last_user, whole):
         if "anomal" in text:
             metric = pick(_METRICS, 0)

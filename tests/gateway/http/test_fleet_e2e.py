@@ -119,6 +119,7 @@ async def test_openai_client_agent_through_litellm_and_fleet_demo(fleet_factory,
     assert all(c["model"] == "fleet/demo" for c in calls)
     report = json.loads(await _cli(f, "report", "--format", "json"))
     assert any(m["model"] == "fleet/demo" and m["calls"] == len(calls) for m in report["spend"]["by_model"])
+    assert [e["endpoint"] for e in report["spend"]["by_endpoint"]] == ["openai.chat"]
 
 
 AGENTS_SDK_AGENT = """
