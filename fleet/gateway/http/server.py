@@ -577,22 +577,25 @@ class GatewayServer:
         return response
 
     async def _count_tokens(self, request: Any, caller: Caller) -> Any:
-        """Anthropic ``count_tokens``: the request parsed as a message, its prompt estimated (chars / 4)."""
+        """Anthropic ``count_tokens``: an estimate of the prompt (no tokenizer, no litellm), for a
+        model this agent may use. The dialect's own ``count_tokens`` when it has one."""
         from aiohttp import web
 
         from fleet.gateway.gateway import estimate_prompt_tokens
 
         dialect = self._need("fleet.gateway.http.anthropic", "/v1/messages/count_tokens")
         body = await self._body(request)
-        if isinstance(body, dict):
-            body = {"max_tokens": 1, **body}
-        try:
-            req = dialect.parse(body)
-        except BadRequest as exc:
-            raise _Refusal("invalid_request", str(exc), exc.param) from None
-        model = resolve_model(caller.policy.llm, req.model)
+        asked = body.get("model") if isinstance(body, dict) else None
+        model = resolve_model(caller.policy.llm, asked if isinstance(asked, str) else None)
         if not _allowed(caller.policy, model):
             raise _Refusal("permission", f"model {model!r} is not allowed for {caller.agent}", "model")
+        own = getattr(dialect, "count_tokens", None)
+        try:
+            if callable(own):
+                return web.json_response(own(body))
+            req = dialect.parse({"max_tokens": 1, **body} if isinstance(body, dict) else body)
+        except BadRequest as exc:
+            raise _Refusal("invalid_request", str(exc), exc.param) from None
         tokens = estimate_prompt_tokens(req.messages)
         tools = req.params.get("tools")
         if tools:
