@@ -318,10 +318,32 @@ async def main(calls: int, agents: int, seconds: float) -> None:
         print(f"  {label:<40} {rate:5.0f} calls/s   supervisor CPU {cpu_ms:.2f} ms/call")
 
 
+async def serve(port: int, tokens: int) -> None:
+    """Serve the HTTP gateway alone (for ``bench.litellm_proxy``): prints ``READY PORT TOKEN...``."""
+    gateway = Gateway(MockedLiteLLM(), environ={})
+    await gateway.ready()
+    pol = policy(MODEL)
+
+    async def approve(*_: Any) -> tuple[bool, str, str]:
+        return True, "", "bench"
+
+    server = GatewayServer(
+        gateway, lookup=lambda agent: Caller(agent, pol, 1), approve=approve, audit=lambda a, d: None, port=port
+    )
+    await server.start()
+    issued = [server.tokens.issue(f"agent-{i}") for i in range(tokens)]
+    print("READY", server.port, *issued, flush=True)
+    await asyncio.Event().wait()
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--serve", type=int, metavar="PORT", help="only serve the gateway (bench.litellm_proxy)")
     ap.add_argument("--calls", type=int, default=500)
     ap.add_argument("--agents", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=10)
     a = ap.parse_args()
-    asyncio.run(main(a.calls, a.agents, a.seconds))
+    if a.serve is not None:
+        asyncio.run(serve(a.serve, a.agents))
+    else:
+        asyncio.run(main(a.calls, a.agents, a.seconds))
