@@ -179,7 +179,12 @@ class _RefuseConnection(asyncio.Protocol):
 
 
 class _KeepAlive:
-    """Writes while a tool call waits for a human, so a client's read timeout does not fire."""
+    """Writes while a tool call waits for a human, so a client's read timeout does not fire.
+
+    A write that fails means the client went away: the request's task is cancelled,
+    which withdraws its approval request (expired, ``decided_by = "cancelled"``)
+    instead of leaving a human to approve a call nobody will run.
+    """
 
     def __init__(self, request: Any, interval: float, *, sse: bool) -> None:
         self.request = request
@@ -187,6 +192,7 @@ class _KeepAlive:
         self.sse = sse
         self.response: Any = None
         self._task: asyncio.Task[None] | None = None
+        self._owner: asyncio.Task[Any] | None = None
 
     async def start(self, response: Any = None) -> None:
         from aiohttp import web
@@ -196,14 +202,22 @@ class _KeepAlive:
             await response.prepare(self.request)
         self.response = response or self.response
         if self._task is None:
+            self._owner = asyncio.current_task()
             self._task = asyncio.get_running_loop().create_task(self._beat())
 
     async def _beat(self) -> None:
         beat = b": fleet: waiting for a human approval\n\n" if self.sse else b" "
+        transport = self.request.transport
         while True:
             await asyncio.sleep(self.interval)
-            with contextlib.suppress(Exception):
+            try:
+                if transport is None or transport.is_closing():
+                    raise ConnectionResetError("client went away")
                 await self.response.write(beat)
+            except Exception:
+                if self._owner is not None:
+                    self._owner.cancel()
+                return
 
     def stop(self) -> None:
         if self._task is not None:

@@ -143,6 +143,15 @@ class Served:
             self._changed = asyncio.Event()
             await self._changed.wait()
 
+    async def decided_approval(self, id: int) -> dict[str, Any]:
+        """Wait for approval ``id`` to be decided (or expire); return its record."""
+        while True:
+            for ev in self.events:
+                if ev.kind == "approval" and ev.data.get("id") == id and ev.data.get("state") != "pending":
+                    return ev.data
+            self._changed = asyncio.Event()
+            await self._changed.wait()
+
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 

@@ -233,3 +233,29 @@ async def test_status_stays_fast_with_200_open_gateway_connections(fleet_factory
     finally:
         for _, writer in conns:
             writer.close()
+
+
+async def test_a_fixed_gateway_port_is_used_and_a_taken_one_is_a_clear_error(tmp_path) -> None:
+    import socket
+
+    from fleet.errors import FleetError
+    from fleet.runtime import FleetRuntime
+    from tests.conftest import write_fleet
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    d = write_fleet(tmp_path / "f", f'[fleet]\ngateway_port = {port}\n[[agent]]\nname = "a"\ncommand = ["true"]\n')
+    rt = FleetRuntime(d, gateway=Gateway(ToolingFake(), environ={}), watch=False)
+    await rt.start(spawn=False)
+    try:
+        assert rt.sup.status()["gateway_url"] == f"http://127.0.0.1:{port}"
+        d2 = write_fleet(tmp_path / "g", f'[fleet]\ngateway_port = {port}\n[[agent]]\nname = "a"\ncommand = ["true"]\n')
+        other = FleetRuntime(d2, gateway=Gateway(ToolingFake(), environ={}), watch=False)
+        try:
+            await other.start(spawn=False)
+            raise AssertionError("a second fleet got the same port")
+        except FleetError as exc:
+            assert f"port {port}" in str(exc) and "gateway_port" in str(exc)
+    finally:
+        await rt.stop()

@@ -235,3 +235,23 @@ async def test_daily_budget_holds_under_20_concurrent_streams() -> None:
         await client.close()
     finally:
         await served.server.close()
+
+
+async def test_a_held_call_whose_client_went_away_is_withdrawn() -> None:
+    served = await make_served(heartbeat_s=0.05)
+    served.set_policy("bot", policy(tools={"approve": ["publish"]}))
+    try:
+        client = served.async_client()
+        stream = await client.chat.completions.create(
+            model="gpt-4o", messages=USER, tools=[tool("publish")], stream=True
+        )
+        it = stream.__aiter__()
+        await anext(it)  # text came; the tool call is held
+        pending = await served.pending_approval()
+        await stream.close()  # the agent gives up (killed, timed out...)
+        expired = await served.decided_approval(pending["id"])
+        assert (expired["state"], expired["decided_by"]) == ("expired", "cancelled")
+        assert served.approvals.pending() == []
+        await client.close()
+    finally:
+        await served.server.close()
