@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
 from fleet.gateway import Gateway
 
@@ -123,9 +124,10 @@ async def test_openai_client_agent_through_litellm_and_fleet_demo(fleet_factory,
 
 
 AGENTS_SDK_AGENT = """
+    import sys
     from agents import Agent, Runner, function_tool, set_default_openai_api
 
-    set_default_openai_api("chat_completions")
+    set_default_openai_api(sys.argv[1])  # "responses" is the SDK's default
 
     @function_tool
     def lookup_sales(region: str) -> str:
@@ -139,13 +141,14 @@ AGENTS_SDK_AGENT = """
 """
 
 
-async def test_openai_agents_sdk_runs_unchanged_as_a_command_agent(fleet_factory) -> None:
+@pytest.mark.parametrize(("api", "endpoint"), [("responses", "openai.responses"), ("chat_completions", "openai.chat")])
+async def test_openai_agents_sdk_runs_unchanged_as_a_command_agent(fleet_factory, api: str, endpoint: str) -> None:
     provider = ToolingFake(["EMEA sold 42 units."])
     f = await fleet_factory(
         f"""
         [[agent]]
         name = "analyst"
-        command = ["{sys.executable}", "agent.py"]
+        command = ["{sys.executable}", "agent.py", "{api}"]
         [agent.llm]
         models = ["fake/*"]
         model = "fake/model"
@@ -162,7 +165,7 @@ async def test_openai_agents_sdk_runs_unchanged_as_a_command_agent(fleet_factory
     assert [c[0] for c in provider.calls] == ["fake/model", "fake/model"]
     assert provider.calls[1][1][-1]["role"] == "tool"  # the framework sent the tool's result back
     calls = (await f.call("usage", agent="analyst"))["calls"]
-    assert [c["endpoint"] for c in calls] == ["openai.chat", "openai.chat"]
+    assert [c["endpoint"] for c in calls] == [endpoint, endpoint]
 
 
 TOKEN_AGENT = """
