@@ -206,3 +206,34 @@ async def test_connections_beyond_the_limit_are_refused_and_idle_ones_closed() -
             writer.close()
     finally:
         await served.server.close()
+
+
+async def test_tokens_per_minute_is_a_rate_limit_the_client_may_retry(served: Served) -> None:
+    served.set_policy("bot", policy(budget={"tokens_per_minute": 5}))
+    client = served.async_client()
+    await client.chat.completions.create(model="gpt-4o", messages=USER)  # 1 + 5 tokens: the window is full
+    with pytest.raises(openai.RateLimitError) as err:
+        await client.chat.completions.create(model="gpt-4o", messages=USER)
+    assert "tokens_per_minute" in err.value.message
+    assert int(err.value.response.headers["retry-after"]) >= 1
+    assert err.value.response.headers.get("x-should-retry") is None
+    await client.close()
+
+
+async def test_a_body_that_never_arrives_times_out() -> None:
+    served = await make_served(body_timeout_s=0.3)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", served.server.port)
+        writer.write(
+            (
+                "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Authorization: Bearer {served.token}\r\nContent-Length: 100\r\n\r\n{{"
+            ).encode()
+        )
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 408")
+        writer.close()
+        assert served.provider.calls == []
+    finally:
+        await served.server.close()
