@@ -53,6 +53,11 @@ class FleetRuntime:
         book = load_book(self.fleet_dir)
         sdir = self._state or state_dir(self.fleet_dir, book.fleet.state_dir)
         ensure_private_dir(sdir)
+        # aiohttp (~0.3 s to import) before the state directory is locked: a second fleet
+        # started at the same moment finds the first one's socket answering as soon as before.
+        from fleet.gateway.http.server import load_http
+
+        load_http()
         self._lock_fd = _lock_state_dir(sdir)
         try:
             self.store = await Store.open(sdir / "fleet.db")

@@ -87,6 +87,11 @@ class Caller:
 Lookup = Callable[[str], Caller | None]
 
 
+def load_http() -> None:
+    """Import the HTTP stack now (aiohttp, ~0.3 s) rather than when the listener starts."""
+    import aiohttp.web  # noqa: F401
+
+
 class _Refusal(Exception):
     def __init__(
         self,
