@@ -71,7 +71,14 @@ BODY_TIMEOUT_S = 30.0
 #: While a tool call waits for a human, something is written this often.
 HEARTBEAT_S = 15.0
 
-_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _host_name(host: str) -> str:
+    """``127.0.0.1:8080`` -> ``127.0.0.1``; ``[::1]:8080`` -> ``::1``."""
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if ":" in host else host
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,12 +400,7 @@ class GatewayServer:
         headers = request.headers
         if "Origin" in headers:
             raise _Refusal("permission", "requests from web pages (with an Origin header) are refused")
-        host = (
-            (request.host or "").rsplit(":", 1)[0]
-            if not (request.host or "").startswith("[")
-            else request.host.split("]")[0] + "]"
-        )
-        if host not in _LOOPBACK_HOSTS:
+        if _host_name(request.host or "") not in _LOOPBACK_HOSTS:
             raise _Refusal("permission", "the fleet's gateway answers on loopback addresses only")
         token = token_from_headers(headers.get("Authorization"), headers.get("x-api-key"))
         if token is None:
