@@ -255,3 +255,31 @@ async def test_a_held_call_whose_client_went_away_is_withdrawn() -> None:
         await client.close()
     finally:
         await served.server.close()
+
+
+class BreaksMidStream(FakeProvider):
+    async def stream(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> AsyncIterator[dict]:
+        from fleet.gateway.provider import ProviderCallError
+
+        yield {"id": "b", "model": model, "choices": [{"index": 0, "delta": {"content": "half "}}]}
+        raise ProviderCallError("upstream connection reset, key sk-secret-0123456789")
+
+
+async def test_a_provider_failing_mid_stream_ends_it_with_an_error_event() -> None:
+    served = await make_served(BreaksMidStream())
+    try:
+        client = served.async_client()
+        stream = await client.chat.completions.create(model="gpt-4o", messages=USER, stream=True)
+        got = []
+        try:
+            async for chunk in stream:
+                got.append(chunk.choices[0].delta.content)
+            raise AssertionError("no error")
+        except openai.APIError as exc:
+            assert "upstream connection reset" in exc.message and "0123456789" not in exc.message
+        assert got == ["half "]
+        [rec] = served.records.items
+        assert rec.outcome == "error" and rec.endpoint == "openai.chat"
+        await client.close()
+    finally:
+        await served.server.close()
