@@ -46,6 +46,8 @@ class PolicyDenied(FleetError):
     """
 
     code = "policy_denied"
+    #: For refusals that lift by themselves (rate windows, the daily budget): seconds until then.
+    retry_after_s: float | None = None
 
     def __init__(self, message: str, policy: str = "") -> None:
         super().__init__(message)

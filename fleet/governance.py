@@ -133,6 +133,33 @@ async def attach(sup: Supervisor, gateway: Any = None) -> None:
 
     sup.sdk_calls.update(llm=agent_llm, llm_stream=agent_llm_stream, tool=agent_tool, approve=agent_approve)
 
+    # --- the same gateway over HTTP, for agents written with their own clients ----
+    from fleet.gateway.http.server import Caller, GatewayServer
+
+    def http_lookup(agent: str) -> Caller | None:
+        inst = sup.instances.get(agent)
+        if inst is None or not inst.state.alive:
+            return None
+        return Caller(inst.name, inst.policy, sup.policy_version)
+
+    async def http_approve(agent: str, action: str, details: dict[str, Any], timeout_s: float) -> Any:
+        inst = sup.instances.get(agent)
+        context = {
+            "recent_logs": [ln.text for ln in sup.loghub.recent(agent)[-8:]],
+            "spend_today_usd": gateway.totals(agent).get("cost_today_usd", 0.0),
+            "goal": sup.goal_for(inst) if inst is not None else "",
+        }
+        return await approvals.request(agent, action, {**details, "context": context}, timeout_s,
+                                       sup.policy_version)
+
+    def http_audit(agent: str, data: dict[str, Any]) -> None:
+        sup.publish("audit", agent, data)
+
+    sup.services.http_gateway = GatewayServer(
+        gateway, lookup=http_lookup, approve=http_approve, audit=http_audit, port=sup.book.fleet.gateway_port
+    )
+
+
 
 def editable_path(fleet_dir: Path, path: str) -> Path:
     """Where ``path`` is in the fleet, if it is a file the control API may edit (fleet.toml, policies/*.toml)."""

@@ -145,6 +145,9 @@ class UsageRecord:
     ts: float
     error: str = ""
     policy_version: int = 0
+    #: How the call reached the gateway: ``sdk`` (an SDK agent's ``ctx.llm``) or the HTTP
+    #: API an agent's own client spoke (``openai.chat``, ``openai.responses``, ``anthropic.messages``).
+    endpoint: str = "sdk"
 
     def to_wire(self) -> dict[str, Any]:
         return asdict(self)

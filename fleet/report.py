@@ -164,6 +164,17 @@ def build(
         m["calls"] += 1
         m["tokens"] += tin + tout
         m["cost_usd"] += cost
+    # Which API the calls came through: SDK agents (sdk) or their own clients over HTTP.
+    by_endpoint: dict[str, dict[str, Any]] = {}
+    try:
+        for endpoint, calls, tokens, cost in conn.execute(
+            "SELECT endpoint, COUNT(*), SUM(tokens_in + tokens_out), SUM(cost_usd) FROM usage"
+            " WHERE ts >= ? AND ts < ? GROUP BY endpoint ORDER BY SUM(cost_usd) DESC, endpoint",
+            (since, until),
+        ):
+            by_endpoint[endpoint] = {"calls": calls, "tokens": tokens or 0, "cost_usd": round(cost or 0.0, 6)}
+    except sqlite3.OperationalError:  # a file from before store v5: every call came from the SDK
+        pass
 
     # --- task outcomes --------------------------------------------------------------------------
     task_lat: dict[str, list[float]] = defaultdict(list)
@@ -248,6 +259,7 @@ def build(
                 {"model": k, **v, "cost_usd": round(v["cost_usd"], 6)}
                 for k, v in sorted(by_model.items(), key=lambda kv: -kv[1]["cost_usd"])
             ],
+            "by_endpoint": [{"endpoint": k, **v} for k, v in by_endpoint.items()],
         },
         "tasks": {"now": queue_now, "dead": dead},
         "slowest": slowest,
@@ -395,6 +407,14 @@ def render_md(rep: dict[str, Any]) -> str:
     out += ["", "## Spend", "", f"Total {_usd(rep['spend']['cost_usd'])}, {rep['spend']['tokens']} tokens.", ""]
     for m in rep["spend"]["by_model"]:
         out.append(f"- `{m['model']}`: {m['calls']} calls, {m['tokens']} tokens, {_usd(m['cost_usd'])}")
+    endpoints = rep["spend"].get("by_endpoint") or []
+    if len(endpoints) > 1 or any(e["endpoint"] != "sdk" for e in endpoints):
+        out.append("")
+        out.append(
+            "Through: "
+            + ", ".join(f"{e['endpoint']} {e['calls']} calls, {_usd(e['cost_usd'])}" for e in endpoints)
+            + "."
+        )
     out += ["", "## Slowest agents", ""]
     out += [
         f"{i}. {r['name']}: task p95 {_s(r['task_latency_p95_s'])}, LLM p95 {_s(r['llm_latency_p95_s'])}"

@@ -19,6 +19,7 @@ from typing import Any
 
 from fleet.control.ops import Operations
 from fleet.control.server import ControlServer
+from fleet.errors import FleetError
 from fleet.paths import ensure_private_dir, state_dir
 from fleet.supervisor.core import Supervisor
 
@@ -52,6 +53,11 @@ class FleetRuntime:
         book = load_book(self.fleet_dir)
         sdir = self._state or state_dir(self.fleet_dir, book.fleet.state_dir)
         ensure_private_dir(sdir)
+        # aiohttp (~0.3 s to import) before the state directory is locked: a second fleet
+        # started at the same moment finds the first one's socket answering as soon as before.
+        from fleet.gateway.http.server import load_http
+
+        load_http()
         self._lock_fd = _lock_state_dir(sdir)
         try:
             self.store = await Store.open(sdir / "fleet.db")
@@ -75,10 +81,25 @@ class FleetRuntime:
         attach_alerts(sup)
         attach_asking(sup)
         await attach_report(sup)
+        # The gateway's HTTP endpoints first: agents are given its URL when they spawn, and a
+        # fleet whose fixed port is taken fails before it answers on its control socket.
+        http = sup.services.http_gateway
+        if http is not None:
+            try:
+                await http.start()
+            except OSError as exc:
+                await self.store.close()
+                self._unlock()
+                raise FleetError(
+                    f"the gateway's HTTP port {book.fleet.gateway_port} on 127.0.0.1 is not free "
+                    f"([fleet] gateway_port in fleet.toml): {exc.strerror or exc}"
+                ) from None
         self.server = ControlServer(sup, self.ops, sdir)
         try:
             await self.server.start()
         except BaseException:
+            if http is not None:
+                await http.close()
             await self.store.close()
             self._unlock()
             raise
@@ -115,6 +136,10 @@ class FleetRuntime:
                     await gw.close()
         if self.attach_server is not None:
             await self.attach_server.close()
+        http = self.sup.services.http_gateway if self.sup is not None else None
+        if http is not None:
+            with contextlib.suppress(Exception):
+                await http.close()
         if self.server is not None:
             await self.server.close()
         if self.store is not None:
@@ -174,9 +199,11 @@ async def run_until_signal(fleet_dir: Path, *, quiet: bool = False, started_by: 
         loop.add_signal_handler(sig, sup.request_shutdown)
     if not quiet:
         n = len(sup.instances)
+        http = sup.services.http_gateway
         print(
             f"fleet {sup.fleet_name!r}: {n} agent{'s' if n != 1 else ''} running "
-            f"(control socket {rt.server.path if rt.server else '?'}); Ctrl-C stops them",
+            f"(control socket {rt.server.path if rt.server else '?'}"
+            f"{f', gateway {http.url}/v1' if http is not None else ''}); Ctrl-C stops them",
             file=sys.stderr,
         )
     try:

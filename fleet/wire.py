@@ -111,6 +111,8 @@ class Status(TypedDict):
     policy_version: int
     uptime_s: float
     gateway: GatewayState
+    #: Base URL of the OpenAI/Anthropic-compatible endpoints agents call (None when not serving).
+    gateway_url: str | None
     approvals_pending: int
     #: True while the store's writer is behind and pipes are not read.
     log_pressure: bool
@@ -212,6 +214,8 @@ class Usage(TypedDict):
     ts: float
     error: str
     policy_version: int
+    #: The API the call came through: sdk, openai.chat, openai.responses, anthropic.messages.
+    endpoint: str
 
 
 class UsageCalls(TypedDict):

@@ -189,8 +189,9 @@ class AgentScreen(LogKeysMixin):
     def _add_call(self, call: dict[str, Any], at_end: bool = False) -> None:
         table = self.query_one("#calls-table", DataTable)
         outcome = call.get("outcome", "")
+        endpoint = call.get("endpoint") or "sdk"
         row = (
-            call.get("model", ""),
+            call.get("model", "") + ("" if endpoint == "sdk" else f" · {endpoint}"),
             str(call.get("tokens_in", 0)),
             str(call.get("tokens_out", 0)),
             f"${call.get('cost_usd', 0.0):.4f}",

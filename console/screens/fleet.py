@@ -104,6 +104,8 @@ class FleetScreen(LogKeysMixin):
             style = {"ready": "green", "loading": "yellow", "idle": "bright_black"}.get(gateway, "red")
             info.append("  gateway ", style="dim")
             info.append(gateway, style=style)
+            if app.status.get("gateway_url"):  # where agents' own clients reach it
+                info.append(f" {app.status['gateway_url']}/v1", style="dim")
             counts: dict[str, int] = {}
             for agent in self.table.agents.values():
                 counts[agent.get("state", "?")] = counts.get(agent.get("state", "?"), 0) + 1

@@ -193,7 +193,8 @@ def status(ctx: Ctx, as_json: bool) -> None:
     from fleet.humanize import duration, size
 
     click.echo(
-        f"fleet {st['fleet']}  policy v{st['policy_version']}  gateway {st['gateway']}  "
+        f"fleet {st['fleet']}  policy v{st['policy_version']}  gateway {st['gateway']}"
+        f"{' ' + st['gateway_url'] + '/v1' if st.get('gateway_url') else ''}  "
         f"approvals pending {st.get('approvals_pending', 0)}"
     )
     from fleet.cli.daemon import describe_clients, describe_daemon

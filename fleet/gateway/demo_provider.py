@@ -7,6 +7,13 @@ demo fleet shows real-looking spend. Replies are deterministic (seeded by a hash
 of the messages) and shaped for the three demo agents: an anomaly monitor, a
 compliance-report drafter and a marketing-campaign optimiser.
 
+So that agents written with real frameworks run offline too, it behaves like
+a tool-using model: offered ``tools`` (and not told ``tool_choice = "none"``),
+it calls the first one (or the one ``tool_choice`` names) with arguments made
+up from its JSON schema, and answers in words once the conversation ends with
+a tool result. Asked for ``response_format`` JSON, it answers with a JSON
+value shaped by the schema.
+
 The text generation below is plain stdlib; the litellm class is built inside
 :func:`register`, so importing this module does not import litellm.
 """
@@ -82,6 +89,12 @@ def demo_reply(messages: list[dict[str, Any]]) -> str:
     def pick(seq: tuple[str, ...], shift: int) -> str:
         return seq[(seed >> shift) % len(seq)]
 
+    if messages and messages[-1].get("role") == "tool":  # sum up what a tool returned
+        result = " ".join(_text_of([messages[-1]]).split())
+        shown = result if len(result) <= 160 else result[:160] + "…"
+        opener = pick(('Done.', 'Checked.', 'All set.'), 0)
+        return f"{opener} The tool returned {shown}; nothing else is needed for now."
+
     for text in (last_user, whole):
         if "anomal" in text:
             metric = pick(_METRICS, 0)
@@ -122,6 +135,81 @@ def demo_reply(messages: list[dict[str, Any]]) -> str:
     )
 
 
+def example_of(schema: Any, name: str = "value", depth: int = 0) -> Any:
+    """A value that satisfies a (simple) JSON schema: required keys, types, enums, arrays."""
+    if not isinstance(schema, dict) or depth > 6:
+        return name
+    for key in ("anyOf", "oneOf", "allOf"):
+        options = schema.get(key)
+        if isinstance(options, list) and options:
+            return example_of(options[0], name, depth + 1)
+    if "const" in schema:
+        return schema["const"]
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "string")
+    if kind == "object" or (kind is None and "properties" in schema):
+        props = schema.get("properties") or {}
+        keys = schema.get("required") or list(props)
+        return {k: example_of(props.get(k, {}), k, depth + 1) for k in keys}
+    if kind == "array":
+        return [example_of(schema.get("items") or {}, name, depth + 1)]
+    if kind == "integer":
+        return max(1, int(schema.get("minimum", 1)))
+    if kind == "number":
+        return float(schema.get("minimum", 1.5))
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    return f"demo {name}"
+
+
+def _tool_name(tool: Any) -> str | None:
+    fn = tool.get("function") if isinstance(tool, dict) else None
+    return fn.get("name") if isinstance(fn, dict) and isinstance(fn.get("name"), str) else None
+
+
+def demo_tool_call(messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any] | None:
+    """The tool call the demo model makes, or None to answer in words.
+
+    It calls a tool when offered some, unless ``tool_choice`` is ``"none"`` or the
+    conversation already ends with a tool's result (then it sums up in words).
+    """
+    tools = [t for t in params.get("tools") or () if _tool_name(t)]
+    choice = params.get("tool_choice")
+    if not tools or choice == "none" or (messages and messages[-1].get("role") == "tool"):
+        return None
+    tool = tools[0]
+    if isinstance(choice, dict):
+        wanted = _tool_name(choice)
+        tool = next((t for t in tools if _tool_name(t) == wanted), tool)
+    fn = tool["function"]
+    args = example_of(fn.get("parameters") or {"type": "object", "properties": {}}, fn["name"])
+    if not isinstance(args, dict):
+        args = {}
+    return {
+        "id": f"call_{seed_of(messages) & 0xFFFFFFFFFFFF:012x}",
+        "type": "function",
+        "function": {"name": fn["name"], "arguments": json.dumps(args)},
+    }
+
+
+def demo_json(messages: list[dict[str, Any]], params: dict[str, Any]) -> str | None:
+    """The JSON text answering a ``response_format`` request, or None for plain text."""
+    fmt = params.get("response_format")
+    if not isinstance(fmt, dict):
+        return None
+    if fmt.get("type") == "json_schema":
+        schema = (fmt.get("json_schema") or {}).get("schema") or {}
+        return json.dumps(example_of(schema))
+    if fmt.get("type") == "json_object":
+        return json.dumps({"answer": demo_reply(messages)})
+    return None
+
+
 def demo_latency(seed: int) -> float:
     """Deterministic simulated latency, 20-80 ms."""
     return 0.020 + (seed % 61) / 1000
@@ -160,13 +248,17 @@ class DemoEngine:
         delay = self._delay(seed, params)
         if delay > 0:
             await asyncio.sleep(delay)
+        as_json = demo_json(messages, params)
+        if as_json is not None:
+            return as_json, "stop", usage_of(messages, as_json)
         text, finish = _truncate(demo_reply(messages), params.get("max_tokens"))
         return text, finish, usage_of(messages, text)
 
     async def words(self, messages: list[dict[str, Any]], params: dict[str, Any]) -> AsyncIterator[str]:
         seed = seed_of(messages)
         delay = self._delay(seed, params)
-        text, _finish = _truncate(demo_reply(messages), params.get("max_tokens"))
+        as_json = demo_json(messages, params)
+        text = as_json if as_json is not None else _truncate(demo_reply(messages), params.get("max_tokens"))[0]
         words = text.split(" ")
         per_word = delay / max(1, len(words))
         for i, word in enumerate(words):
@@ -215,6 +307,26 @@ def register(litellm: Any, latency_s: float | None = None) -> Any:
             if model_response is None:  # positional call (litellm passes keywords today)
                 model_response = args[2]
                 optional_params = dict(args[7] or {})
+            call = demo_tool_call(messages, optional_params)
+            if call is not None:
+                from litellm.types.utils import ChatCompletionMessageToolCall, Function
+
+                delay = self.engine._delay(seed_of(messages), optional_params)
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                fn = call["function"]
+                message = model_response.choices[0].message
+                message.content = None
+                message.tool_calls = [
+                    ChatCompletionMessageToolCall(
+                        id=call["id"], type="function", function=Function(name=fn["name"], arguments=fn["arguments"])
+                    )
+                ]
+                model_response.choices[0].finish_reason = "tool_calls"
+                model_response.model = MODEL
+                model_response.created = int(time.time())
+                model_response.usage = litellm.Usage(**usage_of(messages, fn["name"] + " " + fn["arguments"]))
+                return model_response
             text, finish, usage = await self.engine.reply(messages, optional_params)
             model_response.choices[0].message.content = text
             model_response.choices[0].finish_reason = finish
@@ -225,7 +337,19 @@ def register(litellm: Any, latency_s: float | None = None) -> Any:
 
         async def astreaming(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:
             optional_params = dict(kwargs.get("optional_params") or (args[7] if len(args) > 7 else {}) or {})
+            call = demo_tool_call(messages, optional_params)
+            if call is not None:
+                delay = self.engine._delay(seed_of(messages), optional_params)
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                fn = call["function"]
+                chunk = _chunk("", usage_of(messages, fn["name"] + " " + fn["arguments"]), "tool_calls")
+                chunk["tool_use"] = {"id": call["id"], "type": "function", "function": dict(fn), "index": 0}
+                yield chunk
+                return
             _, finish = _truncate(demo_reply(messages), optional_params.get("max_tokens"))
+            if demo_json(messages, optional_params) is not None:
+                finish = "stop"
             sent: list[str] = []
             pending: str | None = None
             async for word in self.engine.words(messages, optional_params):

@@ -126,6 +126,7 @@ class _Call:
     est_usd: float
     policy_version: int
     secrets: tuple[str, ...]
+    endpoint: str = "sdk"
     started: float = 0.0
     reserved: bool = False
 
@@ -386,6 +387,7 @@ class Gateway:
         params: Mapping[str, Any] | None = None,
         *,
         policy_version: int = 0,
+        endpoint: str = "sdk",
     ) -> dict[str, Any]:
         """One chat completion for ``agent`` under its effective ``policy``.
 
@@ -394,9 +396,10 @@ class Gateway:
         (default 0) and ``timeout_s`` (default 60). Returns the OpenAI-shaped
         response dict. Raises ``PolicyDenied`` (``llm.models``),
         ``BudgetExhausted``, ``RateLimited``, ``ProviderError`` or
-        ``GatewayUnavailable``.
+        ``GatewayUnavailable``. ``endpoint`` names the API the call came
+        through (``sdk``, ``openai.chat`` ...) in its usage record.
         """
-        async with self._admitted(agent, policy, messages, model, params, policy_version) as call:
+        async with self._admitted(agent, policy, messages, model, params, policy_version, endpoint) as call:
             try:
                 result: Completion = await self._attempts(call, self._complete_once)
             except BaseException as exc:
@@ -416,6 +419,7 @@ class Gateway:
         params: Mapping[str, Any] | None = None,
         *,
         policy_version: int = 0,
+        endpoint: str = "sdk",
     ) -> AsyncIterator[dict[str, Any]]:
         """Like :meth:`complete`, streamed: yields OpenAI-shaped chunk dicts.
 
@@ -424,7 +428,7 @@ class Gateway:
         comes from the provider's final usage chunk, else is estimated from the
         text. Closing the iterator early settles what was received.
         """
-        async with self._admitted(agent, policy, messages, model, params, policy_version) as call:
+        async with self._admitted(agent, policy, messages, model, params, policy_version, endpoint) as call:
             usage: tuple[int, int] | None = None
             reported_cost: float | None = None
             chars = 0
@@ -481,10 +485,11 @@ class Gateway:
         model: str | None,
         params: Mapping[str, Any] | None,
         policy_version: int,
+        endpoint: str = "sdk",
     ) -> AsyncIterator[_Call]:
         """The path every call takes before the provider: checks, a slot of the agent's
         concurrency, its limits and its reservation (``complete`` and ``stream`` share it)."""
-        call = await self._prepare(agent, policy, messages, model, params, policy_version)
+        call = await self._prepare(agent, policy, messages, model, params, policy_version, endpoint)
         async with self._ledger(agent).semaphore:
             await self._admit(call, policy)
             yield call
@@ -547,6 +552,7 @@ class Gateway:
         model: str | None,
         params: Mapping[str, Any] | None,
         policy_version: int,
+        endpoint: str = "sdk",
     ) -> _Call:
         """Static checks (messages, model allow-list), wait for loading, build the call."""
         if not isinstance(messages, list) or not all(
@@ -560,7 +566,7 @@ class Gateway:
             exc = PolicyDenied(
                 f"model {chosen!r} is not allowed for {agent} (llm.models: {allowed})", "llm.models"
             )
-            await self._deny(agent, chosen or "", exc, policy_version)
+            await self._deny(agent, chosen or "", exc, policy_version, endpoint)
             raise exc
         await self.ready()
 
@@ -609,6 +615,7 @@ class Gateway:
             est_usd=self._provider.price(chosen, est_in, est_out),
             policy_version=policy_version,
             secrets=secrets,
+            endpoint=endpoint,
         )
 
     async def _admit(self, call: _Call, policy: Policy) -> None:
@@ -667,8 +674,10 @@ class Gateway:
                 self._publish(call.agent, led)
                 return
 
+            if refusal is not None:
+                refusal.retry_after_s = max(wait_s or 0.0, 0.0)
             if refusal is not None and not block:
-                await self._deny(call.agent, call.model, refusal, call.policy_version)
+                await self._deny(call.agent, call.model, refusal, call.policy_version, call.endpoint)
                 # Only the daily budget pauses the agent: a per-minute window refills by itself.
                 if refusal.policy == "budget.usd_per_day" and self._on_exhausted is not None:
                     try:
@@ -684,7 +693,7 @@ class Gateway:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     refusal.args = (f"{refusal} (waited {self.max_block_s:g}s, the gateway's max_block_s)",)
-                    await self._deny(call.agent, call.model, refusal, call.policy_version)
+                    await self._deny(call.agent, call.model, refusal, call.policy_version, call.endpoint)
                     raise refusal
                 timeout = min(max(wait_s or 0.0, 0.001), remaining)
             else:
@@ -740,6 +749,7 @@ class Gateway:
                 ts=now,
                 error=error,
                 policy_version=call.policy_version,
+                endpoint=call.endpoint,
             )
         )
 
@@ -759,7 +769,9 @@ class Gateway:
         message = self._redact(str(exc) or type(exc).__name__, call.secrets)
         return ProviderError(f"{call.model}: {message}")
 
-    async def _deny(self, agent: str, model: str, exc: PolicyDenied, policy_version: int) -> None:
+    async def _deny(
+        self, agent: str, model: str, exc: PolicyDenied, policy_version: int, endpoint: str = "sdk"
+    ) -> None:
         led = self._ledger(agent)
         led.calls += 1
         led.denied += 1
@@ -776,6 +788,7 @@ class Gateway:
                 ts=self._clock(),
                 error=f"{exc.policy}: {exc}",
                 policy_version=policy_version,
+                endpoint=endpoint,
             )
         )
 

@@ -164,6 +164,7 @@ def check_command(command: list[str], env: dict[str, str], cwd: Path, fleet_dir:
     """Why ``command``'s program cannot be started, or None when it can be found."""
     environ = {**os.environ, "FLEET_EXAMPLES": str(Path(fleet.__file__).resolve().parent / "examples"),
                "FLEET_DIR": str(fleet_dir), "FLEET_AGENT": agent, "FLEET_NAME": fleet_name,
+               "FLEET_PYTHON": sys.executable,
                **{k: str(v) for k, v in env.items()}}
     program = string.Template(command[0]).safe_substitute(environ)
     shown = repr(command[0]) + ("" if program == command[0] else f" (= {program})")

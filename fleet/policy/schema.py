@@ -67,6 +67,17 @@ class LLMPolicy(_Model):
         None, description='Sampling temperature, 0 to 2; "off" leaves it to the provider.'
     )
     max_tokens: PosInt = Field(512, description="Upper bound on completion tokens per call.")
+    aliases: dict[str, str] = Field(
+        default_factory=dict,
+        description='Model names an agent\'s own client asks for over HTTP, mapped to a model: '
+        '{ "gpt-*" = "fleet/demo" }. Keys are globs; an exact name wins, then the longest pattern. '
+        "The allow-list (models) then applies to the result.",
+    )
+    inject_env: bool = Field(
+        True,
+        description="Start the agent with OPENAI_BASE_URL, OPENAI_API_KEY, ANTHROPIC_BASE_URL ... "
+        "pointing its client at the fleet's gateway (with a per-run token instead of a real key).",
+    )
 
 
 class BudgetPolicy(_Model):
@@ -186,6 +197,15 @@ class Policy(_Model):
                     f"llm.model {self.llm.model!r} is not allowed by llm.models {self.llm.models!r}",
                 )
             )
+        for pattern, target in self.llm.aliases.items():
+            if not self.model_allowed(target):
+                out.append(
+                    (
+                        ("llm.aliases", "llm.models"),
+                        f"llm.aliases maps {pattern!r} to {target!r}, which llm.models {self.llm.models!r} "
+                        "does not allow",
+                    )
+                )
         if self.restart.backoff_initial_s > self.restart.backoff_max_s:
             out.append(
                 (
@@ -232,6 +252,11 @@ class FleetSettings(_Model):
     )
     task_lease_s: PosFloat = Field(
         30, description="An agent holding a task must report within this many seconds or lose it."
+    )
+    gateway_port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        0,
+        description="TCP port of the gateway's OpenAI/Anthropic-compatible HTTP endpoints, on 127.0.0.1 "
+        "only; 0 picks a free port (shown by fleet status).",
     )
 
 

@@ -418,8 +418,8 @@ def recent_usage(conn: sqlite3.Connection, agent: str | None = None, n: int = 50
     """The newest ``n`` LLM calls, newest last."""
     params: list[Any] = []
     sql = (
-        "SELECT agent, model, tokens_in, tokens_out, cost_usd, latency_s, outcome, ts, error, policy_version"
-        " FROM usage WHERE 1" + and_terms(params, ("agent = ?", agent))
+        "SELECT agent, model, tokens_in, tokens_out, cost_usd, latency_s, outcome, ts, error, policy_version,"
+        " endpoint FROM usage WHERE 1" + and_terms(params, ("agent = ?", agent))
     )
     sql += " ORDER BY id DESC LIMIT ?"
     params.append(n)

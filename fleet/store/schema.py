@@ -152,7 +152,13 @@ ALTER TABLE log_chunks ADD COLUMN seg INTEGER;
 ALTER TABLE log_chunks ADD COLUMN off INTEGER;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+#: Version 5: which API a call came through (``sdk``, ``openai.chat``, ``anthropic.messages`` ...):
+#: agents written with their own clients reach the gateway over HTTP (issue 16).
+_V5 = """
+ALTER TABLE usage ADD COLUMN endpoint TEXT NOT NULL DEFAULT 'sdk';
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

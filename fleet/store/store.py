@@ -331,7 +331,7 @@ class Store:
         def fn(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT INTO usage (ts, agent, model, tokens_in, tokens_out, cost_usd, latency_s, outcome,"
-                " error, policy_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " error, policy_version, endpoint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     rec.ts or time.time(),
                     rec.agent,
@@ -343,6 +343,7 @@ class Store:
                     rec.outcome,
                     rec.error,
                     rec.policy_version,
+                    rec.endpoint,
                 ),
             )
 

@@ -228,6 +228,12 @@ class Supervisor:
     def gateway_state(self) -> str:
         return getattr(self.gateway, "state", "off")
 
+    @property
+    def gateway_url(self) -> str | None:
+        """Base URL of the gateway's OpenAI/Anthropic-compatible endpoints (None when not serving)."""
+        http = self.services.http_gateway
+        return http.url if http is not None and http.port else None
+
     def spawn_all(self) -> None:
         for inst in self.instances.values():
             inst.start()
@@ -600,6 +606,7 @@ class Supervisor:
             "policy_version": self.policy_version,
             "uptime_s": round(time.time() - self.started, 3),
             "gateway": self.gateway_state,  # type: ignore[typeddict-item]
+            "gateway_url": self.gateway_url,
             "approvals_pending": approvals.pending_count if approvals is not None else 0,
             "log_pressure": self.loghub.paused,
             "daemon": self.daemon_info(),

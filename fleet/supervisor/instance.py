@@ -176,7 +176,7 @@ class AgentInstance:
         env = env if env is not None else self._env(None)
         return [string.Template(arg).safe_substitute(env) for arg in self.spec.command or []]
 
-    def _env(self, control_fd: int | None) -> dict[str, str]:
+    def _env(self, control_fd: int | None, token: str | None = None) -> dict[str, str]:
         # Provider credentials stay in the supervisor (the gateway uses them) unless
         # an agent's own ``env`` sets them.
         env = strip_provider_keys(os.environ)
@@ -186,6 +186,7 @@ class AgentInstance:
             FLEET_DIR=str(self.sup.fleet_dir),
             FLEET_AGENT=self.name,
             FLEET_NAME=self.sup.fleet_name,
+            FLEET_PYTHON=sys.executable,  # the fleet's interpreter, for command = ["${FLEET_PYTHON}", ...]
             PYTHONIOENCODING=env.get("PYTHONIOENCODING", "utf-8"),
         )
         # No PYTHONUNBUFFERED: a program keeps its own buffering, as under any other
@@ -195,6 +196,11 @@ class AgentInstance:
         env["FLEET_SUPERVISOR_TOKEN"] = self.sup.token
         if control_fd is not None:
             env["FLEET_CONTROL_FD"] = str(control_fd)
+        http = self.sup.services.http_gateway
+        if token is not None and http is not None:
+            # The gateway's URL and this run's token, in the variables the usual clients
+            # read (unless [llm] inject_env = false); the agent's own env still wins.
+            env.update(http.agent_env(token, vendor=bool(getattr(self.policy.llm, "inject_env", True))))
         env.update({k: str(v) for k, v in (self.spec.env or {}).items()})
         return env
 
@@ -223,7 +229,9 @@ class AgentInstance:
             pass_fds = (child_sock.fileno(),)
         else:
             in_r, in_w = os.pipe2(os.O_CLOEXEC)
-        env = self._env(child_sock.fileno() if child_sock else None)
+        http = self.sup.services.http_gateway
+        token = http.tokens.issue(self.name) if http is not None else None
+        env = self._env(child_sock.fileno() if child_sock else None, token)
         argv = self._argv(env)
         try:
             popen = subprocess.Popen(
@@ -238,6 +246,7 @@ class AgentInstance:
                 close_fds=True,
             )
         except BaseException:
+            self._revoke_token()
             for fd in (out_r, err_r, in_w):
                 if fd >= 0:
                     os.close(fd)
@@ -309,7 +318,8 @@ class AgentInstance:
         try:
             set_winsize(slave, self.spec.tty_cols, self.spec.tty_rows)
             link = os.ttyname(slave)
-            env = self._env(None)
+            http = self.sup.services.http_gateway
+            env = self._env(None, http.tokens.issue(self.name) if http is not None else None)
             env.update(TERM=env.get("TERM") if "TERM" in (self.spec.env or {}) else "xterm-256color")
             env.pop("COLUMNS", None)
             env.pop("LINES", None)
@@ -319,6 +329,7 @@ class AgentInstance:
                 start_new_session=True, preexec_fn=make_controlling_tty, close_fds=True,
             )
         except BaseException:
+            self._revoke_token()
             os.close(master)
             raise
         finally:
@@ -360,6 +371,12 @@ class AgentInstance:
     def input_fd(self) -> int | None:
         """The fd the agent's input is written to (a tty agent's pty master), if open."""
         return self._input_fd
+
+    def _revoke_token(self) -> None:
+        """The run is over: its gateway token authenticates nothing any more."""
+        http = self.sup.services.http_gateway
+        if http is not None:
+            http.tokens.revoke(self.name)
 
     def _pipe_closed(self, pipe: LogPipe) -> None:
         self.sup.loghub.unregister(pipe)
@@ -591,6 +608,7 @@ class AgentInstance:
             pass
         self.sup.watchdog_remove(popen.pid)
         self._close_input()
+        self._revoke_token()
         if self._link is not None:
             self._link.close()
             self._link = None

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from fleet.alerts import AlertEngine
     from fleet.asking import QuestionBook
     from fleet.gateway.approvals import ApprovalManager
+    from fleet.gateway.http.server import GatewayServer
     from fleet.policy import Policy, PolicyBook
     from fleet.policy.schema import AgentSpec, FleetSettings
     from fleet.supervisor.instance import AgentInstance
@@ -137,6 +138,8 @@ class Services:
     tasks: TaskQueue | None = None
     alerts: AlertEngine | None = None
     questions: QuestionBook | None = None
+    #: The gateway's OpenAI/Anthropic-compatible HTTP endpoints (fleet.gateway.http.server).
+    http_gateway: GatewayServer | None = None
 
 
 StateHook = Callable[["AgentInstance", AgentState], None]

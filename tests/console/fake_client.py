@@ -330,6 +330,7 @@ class FakeFleetClient:
             "policy_version": self.policy_version,
             "uptime_s": self.clock() - BASE_TS,
             "gateway": self.gateway,  # type: ignore[typeddict-item]
+            "gateway_url": "http://127.0.0.1:4000",
             "approvals_pending": sum(1 for a in self.approvals.values() if a["status"] == "pending"),
             "log_pressure": False,
             "daemon": {
@@ -576,6 +577,7 @@ class FakeFleetClient:
                         "ts": self.clock() - 60.0 * (8 - i) - 5.0,
                         "error": "provider_error: timeout" if i == 5 else "",
                         "policy_version": self.policy_version,
+                        "endpoint": "openai.chat" if i == 3 else "sdk",
                     }
                 )
         return {"calls": calls[-n:]}

@@ -42,6 +42,7 @@ def test_demo_fleet_is_valid(tmp_path: Path) -> None:
         "anomaly-watch",
         "report-drafter",
         "campaign-optimizer",
+        "support-triage",
         "ticker",
         "launch-planner",
         "triage",
@@ -53,6 +54,8 @@ def test_demo_fleet_is_valid(tmp_path: Path) -> None:
     assert book.policy_for("campaign-optimizer#2").tasks.kinds == ["campaign"]
     assert book.agent("ticker").command and book.agent("ticker").run is None
     assert book.agent("triage").tty and book.policy_for("triage").alerts.waiting_s is None
+    triage = book.policy_for("support-triage")
+    assert triage.tool_decision("issue_refund") == "approve" and triage.llm.aliases == {"*": "fleet/demo"}
     assert book.policy_names == ("default", "drafting", "growth", "ops")
 
 

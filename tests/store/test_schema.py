@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fleet.records import LogChunk
+from fleet.records import LogChunk, UsageRecord
 from fleet.store import SCHEMA_VERSION, Store
 from fleet.store.schema import PAGE_SIZE, SchemaTooNew
 
@@ -76,7 +76,7 @@ async def test_migrates_v1_in_place(tmp_path: Path) -> None:
     store = await Store.open(db)
     try:
         conn = sqlite3.connect(db)
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         assert conn.execute("SELECT count(*) FROM tasks").fetchone()[0] == 0
         conn.close()
         # Old data is intact and usable: unindexed old chunks are indexed in the background.
@@ -90,6 +90,16 @@ async def test_migrates_v1_in_place(tmp_path: Path) -> None:
         assert [ln.seq for ln in await store.search("second")] == [2, 3]
         assert (await store.events())[0].data == {"to": "running"}
         assert await store.add_policy_version("h2", "c2", "d") == 2
+        # v5: usage rows say which API the call came through; an old row reads as "sdk".
+        conn = sqlite3.connect(db)
+        conn.execute(
+            "INSERT INTO usage (ts, agent, model, tokens_in, tokens_out, cost_usd, latency_s, outcome)"
+            " VALUES (1000.0, 'old', 'm', 1, 2, 0.0, 0.1, 'ok')"
+        )
+        conn.commit()
+        conn.close()
+        await store.add_usage(UsageRecord("old", "m", 1, 2, 0.0, 0.1, "ok", 2000.0, endpoint="openai.chat"))
+        assert [r.endpoint for r in await store.recent_usage("old")] == ["sdk", "openai.chat"]
     finally:
         await store.close()
     # A file made with 4 KiB pages (before 16 KiB) is migrated and written as it is.
