@@ -56,6 +56,9 @@ def keys_read(path: Path, var: str, function: str | None = None) -> set[str]:
         ("fleet/cli/observe.py", "a", "alerts", wire.Alert),
         ("fleet/cli/observe.py", "u", "usage", wire.Usage),
         ("fleet/cli/observe.py", "e", "events", wire.Event),
+        ("fleet/cli/asking.py", "res", "send", wire.Sent),
+        ("fleet/cli/asking.py", "q", "questions", wire.Question),
+        ("fleet/cli/asking.py", "res", "answer", wire.Answered),
     ],
 )
 def test_readers_use_the_record_field_names(path: str, var: str, function: str | None, record: type) -> None:
