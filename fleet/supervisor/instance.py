@@ -644,7 +644,8 @@ class AgentInstance:
         if runtime >= max(STABLE_AFTER_S, rp.backoff_max_s):
             self._fails = 0
         self._fails += 1
-        delay = 0.0 if self._fails == 1 else min(rp.backoff_initial_s * 2 ** (self._fails - 2), rp.backoff_max_s)
+        # The first restart waits ``backoff_initial_s`` too (as documented), then it doubles.
+        delay = min(rp.backoff_initial_s * 2 ** (self._fails - 1), rp.backoff_max_s)
         self.restarts += 1
         if delay <= 0:
             self.start()
