@@ -8,13 +8,45 @@ never an unbounded buffer in the supervisor.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 MAX_LINE = 16 * 1024 * 1024
+#: Deepest nesting of arrays and objects a peer may send. ``json.loads`` recurses per
+#: level: 100 000 levels raised ``RecursionError``, which is no ``ValueError`` and
+#: closed the connection without a reply; a request nested a few hundred levels
+#: would also reach the handlers and the store, which recurse too.
+MAX_DEPTH = 128
+
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_BRACKET = re.compile(rb"[\[\]{}]")
 
 
 def dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str).encode() + b"\n"
+
+
+def loads(raw: bytes | str, max_depth: int = MAX_DEPTH) -> Any:
+    """``json.loads`` that refuses nesting deeper than ``max_depth`` with a ``ValueError``.
+
+    Counting brackets is enough for almost every line; only a line with more
+    brackets than ``max_depth`` is scanned (strings blanked out first), one step
+    per bracket, never per byte.
+    """
+    data = raw.encode() if isinstance(raw, str) else raw
+    if data.count(b"[") + data.count(b"{") > max_depth:
+        depth = 0
+        for m in _BRACKET.finditer(_STRING.sub(b"", data)):
+            if m.group() in (b"[", b"{"):
+                depth += 1
+                if depth > max_depth:
+                    raise ValueError(f"nested deeper than {max_depth} levels")
+            else:
+                depth -= 1
+    try:
+        return json.loads(data)
+    except RecursionError:  # pragma: no cover - the scan above comes first
+        raise ValueError(f"nested deeper than {max_depth} levels") from None
 
 
 class LineBuffer:

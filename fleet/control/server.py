@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import threading
 import time
@@ -33,7 +32,7 @@ from typing import Any
 from fleet.control.client import socket_answers
 from fleet.control.ops import Operations
 from fleet.errors import FleetError, ProtocolError, error_to_wire
-from fleet.jsonlines import LineBuffer, dumps
+from fleet.jsonlines import LineBuffer, dumps, loads
 from fleet.paths import ensure_private_dir
 from fleet.supervisor.core import Subscriber, Supervisor
 
@@ -134,7 +133,7 @@ class _Connection(asyncio.Protocol):
             if not raw.strip():
                 continue
             try:
-                msg = json.loads(raw)
+                msg = loads(raw)
                 if not isinstance(msg, dict):
                     raise ValueError("not an object")
             except ValueError as exc:

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fleet.errors import ProtocolError, error_to_wire
-from fleet.jsonlines import LineBuffer, dumps
+from fleet.jsonlines import LineBuffer, dumps, loads
 
 #: Agent lines are small; an SDK call carrying a big prompt still fits.
 MAX_AGENT_LINE = 8 * 1024 * 1024
@@ -54,9 +54,9 @@ class AgentLink(asyncio.Protocol):
             self._bad(f"dropped {dropped} control message(s) over {MAX_AGENT_LINE} bytes")
         for raw in lines:
             try:
-                msg = json.loads(raw)
-            except ValueError:
-                self._bad(f"control message is not JSON: {raw[:80]!r}")
+                msg = loads(raw)
+            except ValueError as exc:
+                self._bad(f"control message is not JSON ({exc}): {raw[:80]!r}")
                 continue
             if not isinstance(msg, dict):
                 self._bad(f"control message is not an object: {raw[:80]!r}")
