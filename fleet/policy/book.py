@@ -293,10 +293,60 @@ def read_files(fleet_dir: Path) -> tuple[dict[str, str], list[PolicyError]]:
 
 
 def load_book(fleet_dir: Path) -> PolicyBook:
-    """Read and validate a fleet directory; raises :class:`PolicyErrors` listing every error."""
+    """Read and validate a fleet directory; raises :class:`PolicyErrors` listing every error.
+
+    Nothing else escapes: whatever goes wrong while reading or checking a file
+    (a ``RecursionError``, a bug in a check) is a :class:`PolicyError` too, so the
+    live reload and ``fleet policy check`` report it like any other error.
+    """
     fleet_dir = Path(fleet_dir)
-    files, errors = read_files(fleet_dir)
-    return build_book(fleet_dir, files, errors)
+    try:
+        files, errors = read_files(fleet_dir)
+    except Exception as exc:  # e.g. policies/ unreadable (EACCES), an odd file system
+        raise PolicyErrors([PolicyError(POLICY_DIR, 1, 1, f"cannot read: {_describe(exc)}", "unreadable")]) from exc
+    try:
+        return build_book(fleet_dir, files, errors)
+    except PolicyErrors:
+        raise
+    except Exception as exc:
+        raise PolicyErrors([*errors, _unexpected(files, exc)]) from exc
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror + (f": {exc.filename}" if exc.filename else "")
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _unexpected(files: dict[str, str], exc: BaseException) -> PolicyError:
+    """An error no check expected, outside any one file's checks (those name their file)."""
+    return PolicyError(FLEET_FILE, 1, 1, f"cannot be checked: {_describe(exc)}", "unreadable")
+
+
+#: Nesting depth named in the error for a too deeply nested file (tomllib's own limit is
+#: Python's recursion limit, far above anything a policy needs).
+_DEPTH_SHOWN = 100
+
+
+def _too_deep_at(text: str) -> tuple[int, int]:
+    """Line and column where arrays/inline tables first nest deeper than ``_DEPTH_SHOWN``.
+
+    An approximation (strings and comments are not skipped) good enough to point at the
+    place; 1:1 when nothing that deep is found.
+    """
+    depth = 0
+    line, col = 1, 0
+    for ch in text:
+        col += 1
+        if ch == "\n":
+            line, col = line + 1, 0
+        elif ch in "[{":
+            depth += 1
+            if depth > _DEPTH_SHOWN:
+                return line, col
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+    return 1, 1
 
 
 def validate_text(fleet_dir: Path, rel_path: str, text: str) -> list[PolicyError]:
@@ -358,6 +408,10 @@ def build_book(fleet_dir: Path, files: dict[str, str], errors: list[PolicyError]
             parsed[rel] = _File(rel, text, tomllib.loads(text))
         except tomllib.TOMLDecodeError as exc:
             errors.append(_syntax_error(rel, text, exc))
+        except RecursionError:  # tomllib recurses per level of nested arrays and inline tables
+            line, col = _too_deep_at(text)
+            message = f"TOML syntax error: arrays or inline tables nested deeper than {_DEPTH_SHOWN} levels"
+            errors.append(PolicyError(rel, line, col, message, "syntax"))
 
     present = set(files) | {e.path for e in errors if e.code == "unreadable"}  # exists, even if unreadable
     policy_names = {rel[len(POLICY_DIR) + 1 : -5] for rel in present if rel not in (FLEET_FILE, OVERRIDES_FILE)}
@@ -549,6 +603,9 @@ def _validate(model: type[BaseModel], file: _File | None, errors: list[PolicyErr
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
             errors.append(_from_pydantic(model, file, err))
+        return None
+    except Exception as exc:  # RecursionError on absurd nesting, a bug in a validator: still this file's error
+        errors.append(PolicyError(file.rel, 1, 1, f"cannot be checked: {_describe(exc)}", "unreadable"))
         return None
 
 

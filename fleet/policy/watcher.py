@@ -175,7 +175,7 @@ class PolicyWatcher:
                 log.warning("inotify unavailable (%s); watching %s with watchfiles", exc, self.fleet_dir)
                 self._inotify = False
                 restart = catch_up = True
-            except (OSError, RuntimeError) as exc:  # the fleet directory itself went away, ...
+            except Exception as exc:  # the fleet directory itself went away, ... (the watcher must not die)
                 if not failing:  # once per outage: report what the book looks like now
                     failing = True
                     log.warning("policy watch of %s failed (%s); retrying", self.fleet_dir, exc)
@@ -222,7 +222,13 @@ class PolicyWatcher:
         at every retry of the watch).
         """
         try:
-            book = await self._load_settled()
+            try:
+                book = await self._load_settled()
+            except PolicyErrors:
+                raise
+            except Exception as exc:  # the watcher must outlive anything a file can do to a load
+                log.warning("loading the policy book of %s failed", self.fleet_dir, exc_info=True)
+                raise PolicyErrors([PolicyError(FLEET_FILE, 1, 1, f"cannot be loaded: {exc!r}", "unreadable")]) from exc
         except PolicyErrors as exc:
             if not repeat and [str(e) for e in exc.errors] == [str(e) for e in self.errors]:
                 return None
