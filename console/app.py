@@ -44,7 +44,7 @@ from fleet.wire import Status
 
 #: Pushed kinds that go to the events list (and some to notifications).
 EVENT_KINDS = frozenset({"alert", "policy_applied", "policy_error", "approval", "question", "state", "budget",
-                         "fleet"})
+                         "fleet", "store"})
 #: Shortest time between two "lines not shown live" notices.
 SKIP_NOTICE_S = 10.0
 #: Agent detail screens kept installed for a quick return.
@@ -264,6 +264,11 @@ class FleetConsole(App[None]):
             self.questions[data["id"]] = data
             if data.get("status") == "pending" and known is None:
                 self.notify(f"{data.get('agent')} asks: {data.get('question')} (a)", title="Question")
+        elif kind == "store":  # the store's writes failing (disk full...) or resumed
+            self.status["store"] = {"ok": bool(data.get("ok")), "error": data.get("error"), "since": data.get("since")}
+            self.fleet_screen.update_info()
+            severity = "information" if data.get("ok") else "error"
+            self.notify(str(data.get("message", "")), title="Store", severity=severity)
         elif kind == "approval":
             known = self.approvals.get(data["id"])
             self.approvals[data["id"]] = {**(known or {}), **data}

@@ -45,6 +45,9 @@ class FleetRuntime:
         self.store: Any = None
         self.watcher: Any = None
         self._watch_task: asyncio.Task[None] | None = None
+        #: Log lines the store could not write before the fleet stopped (disk full at shutdown).
+        self.unwritten = 0
+        self.store_error: str | None = None
 
     async def start(self, *, spawn: bool = True) -> Supervisor:
         from fleet.policy import PolicyWatcher, load_book
@@ -143,7 +146,9 @@ class FleetRuntime:
         if self.server is not None:
             await self.server.close()
         if self.store is not None:
-            await self.store.close()
+            health = self.store.health() if hasattr(self.store, "health") else {}
+            self.unwritten = await self.store.close()
+            self.store_error = health.get("error")
         self._unlock()
 
     def _unlock(self) -> None:
@@ -212,4 +217,7 @@ async def run_until_signal(fleet_dir: Path, *, quiet: bool = False, started_by: 
         if not quiet:
             print("fleet: stopping agents…", file=sys.stderr)
         await rt.stop()
+    if rt.unwritten:
+        why = f" ({rt.store_error})" if rt.store_error else ""
+        print(f"fleet: {rt.unwritten} log lines could not be stored{why}", file=sys.stderr)
     return 0

@@ -112,6 +112,9 @@ class FleetScreen(LogKeysMixin):
             for state, n in sorted(counts.items()):
                 symbol, style = fmt.STATE_GLYPHS.get(state, ("?", "white"))
                 info.append(f"  {symbol} {n}", style=style)
+            store_error = (app.status.get("store") or {}).get("error")
+            if store_error:  # disk full...: logs paused, nothing lost; the header says so until it clears
+                info.append(f"  ⚠ store: {str(store_error)[:60]} (logs paused)", style="bold red")
         else:
             info.append("  connecting…", style="dim")
         if self.table.selected:

@@ -201,6 +201,13 @@ def status(ctx: Ctx, as_json: bool) -> None:
 
     click.echo(describe_daemon(st))
     click.echo(describe_clients(st))
+    store = st.get("store") or {}
+    if store.get("error"):
+        import time
+
+        since = f" for {duration(time.time() - store['since'])}" if store.get("since") else ""
+        click.echo(f"store: writes failing{since}: {sanitize(str(store['error']), keep_sgr=False)}; "
+                   "log pipes paused (nothing is lost), retrying")
     rows = [("AGENT", "STATE", "PID", "RESTARTS", "UPTIME", "CPU%", "MEM", "TOKENS", "COST $", "ALERTS",
              "LAST LINE")]
     for a in st["agents"]:

@@ -173,6 +173,14 @@ class SegmentWriter:
             self.bytes_since_sync = 0
 
     def _roll(self) -> None:
+        # The new file first: if it cannot be made (disk full, EMFILE), nothing changes
+        # and the batch is retried into the current segment's numbering.
+        fd = os.open(segment_path(self.directory, self.seg + 1), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            os.ftruncate(fd, 0)
+        except OSError:
+            os.close(fd)
+            raise
         if self.bytes_since_sync:
             self._unsynced.append(self._fd)
         else:
@@ -180,8 +188,7 @@ class SegmentWriter:
         self.bytes_since_sync = 0
         self.seg += 1
         self.size = 0
-        self._fd = os.open(segment_path(self.directory, self.seg), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        os.ftruncate(self._fd, 0)
+        self._fd = fd
 
     def drop_before(self, seg: int) -> int:
         """Delete every segment numbered below ``seg`` (never the current one); return how many."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import logging
 import queue
 import sqlite3
@@ -75,6 +76,7 @@ class Store:
         self._loop = loop
         self._hard_limit = hard_limit
         self._callbacks: list[Callable[[bool], None]] = []
+        self._health_callbacks: list[Callable[[str], None]] = []
         self._delivered = False
         self._dropped = 0
         self._closed = False
@@ -133,6 +135,13 @@ class Store:
             logs_dir=logs_dir(path),
         )
         writer.retention = Retention(days=retention_days, mb=retention_mb)
+
+        def _on_health(text: str) -> None:
+            if store is not None:
+                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody to tell
+                    loop.call_soon_threadsafe(store._deliver_health, text)
+
+        writer.on_health = _on_health
         # The reader cannot write even by mistake: one writer per file, by construction.
         reader = await asyncio.to_thread(connect, path, readonly=True)
         store = cls(path, reader, writer, loop, hard)
@@ -225,6 +234,41 @@ class Store:
             except Exception:  # pragma: no cover - a callback bug must not stop the others
                 log.exception("store pressure callback failed")
 
+    def _deliver_health(self, text: str) -> None:
+        for cb in list(self._health_callbacks):
+            try:
+                cb(text)
+            except Exception:  # pragma: no cover - a callback bug must not stop the others
+                log.exception("store health callback failed")
+
+    def on_health(self, cb: Callable[[str], None]) -> None:
+        """Call ``cb(error)`` on the event loop when writes start failing (and now and then while
+        they fail), ``cb("")`` when they resume."""
+        self._health_callbacks.append(cb)
+
+    def health(self) -> dict[str, Any]:
+        """``{"ok", "error", "since", "retries", "backlog_bytes", "unwritten", "dropped"}`` for ``status``.
+
+        ``error`` is what the disk said ("disk full (ENOSPC): …"); ``since`` the wall
+        time writes started failing. Log pipes stay paused meanwhile (nothing is lost).
+        """
+        w = self._writer
+        if w is None:
+            return {"ok": True, "error": None, "since": None, "readonly": True}
+        if w.error is not None:
+            error: str | None = f"store writer stopped: {w.error!r}"
+        else:
+            error = w.last_error if w.failing_since is not None else None
+        return {
+            "ok": error is None,
+            "error": error,
+            "since": w.failing_since,
+            "retries": w.retries,
+            "backlog_bytes": w.backlog_bytes,
+            "unwritten": w.unwritten,
+            "dropped": self._dropped + w.dropped,
+        }
+
     @property
     def pressure(self) -> bool:
         """True while the backlog is above the high-water mark (until it falls below low-water)."""
@@ -289,7 +333,9 @@ class Store:
             "indexed_upto": w.fts_upto,
             "max_chunk_id": w.max_id,
             "dropped": self._dropped + w.dropped,
+            "unwritten": w.unwritten,
             "error": repr(w.error) if w.error else (w.last_error or None),
+            "failing_since": w.failing_since,
         }
 
     # ------------------------------------------------------------------ retention
@@ -499,13 +545,26 @@ class Store:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def close(self) -> None:
-        """Flush everything enqueued, stop the writer, close connections. Idempotent."""
+    async def close(self, grace_s: float = 5.0) -> int:
+        """Flush everything enqueued, stop the writer, close connections. Idempotent.
+
+        While writes fail (disk full...), waits ``grace_s`` for the cause to go, then
+        gives up: what could not be written is counted, logged and returned (the
+        number of log lines), never silently lost. Returns 0 when all was written.
+        """
         if self._closed:
-            return
+            return 0
         w = self._writer
         if w is not None and w.is_alive():
-            await self.flush()
+            flushed = asyncio.wrap_future(w.submit(lambda conn: None))
+            deadline = self._loop.time() + grace_s
+            while not flushed.done():
+                await asyncio.wait([flushed], timeout=0.1)
+                if not flushed.done() and w.failing_since is not None and self._loop.time() >= deadline:
+                    w.give_up()
+                    await asyncio.wait([flushed])
+            with contextlib.suppress(Exception):
+                flushed.result()
         self._closed = True
         # The reader goes first: the last connection to close checkpoints the WAL into
         # the main file and removes it, and only the writer's connection can do that.
@@ -515,6 +574,8 @@ class Store:
             w.stop()
             await asyncio.to_thread(w.join)
             atexit.unregister(w.shutdown_at_exit)
+            return w.unwritten + self._dropped + w.dropped
+        return 0
 
 
 class _ReaderThread:

@@ -27,6 +27,8 @@ until then a query visits more segments (measured: 6.5 ms instead of 0.4 ms).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import sqlite3
@@ -73,6 +75,42 @@ FTS_MAX_LAG_S = 30.0
 FTS_MERGE_PAGES = 64
 #: Rows deleted per retention transaction.
 RETENTION_BATCH_ROWS = 200
+#: Back-off between retries of a batch the disk refused (doubling from the first).
+RETRY_FIRST_S = 0.05
+RETRY_MAX_S = 2.0
+
+
+def retryable(exc: BaseException) -> bool:
+    """Whether ``exc`` is the disk's fault (full, I/O error, permission...), so the batch is retried.
+
+    A log segment write raises ``OSError`` (ENOSPC, EIO, EACCES, EROFS, EDQUOT...),
+    SQLite an ``OperationalError`` ("database or disk is full", "disk I/O error",
+    "attempt to write a readonly database") or a plain ``DatabaseError``. Anything
+    else (an ``IntegrityError``: a bug) is not worth retrying for ever.
+    """
+    if isinstance(exc, OSError):
+        return True
+    if not isinstance(exc, sqlite3.OperationalError) and type(exc) is not sqlite3.DatabaseError:
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is None or code & 0xFF in _DISK_CODES
+
+
+#: SQLite's primary result codes that say the disk (or the file's access) is at fault:
+#: PERM, BUSY, LOCKED, NOMEM, READONLY, IOERR, CORRUPT, FULL, CANTOPEN.
+_DISK_CODES = frozenset({3, 5, 6, 7, 8, 10, 11, 13, 14})
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a store error, as an operator reads it: "disk full (ENOSPC): <file>"."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        name = errno.errorcode.get(exc.errno, str(exc.errno))
+        what = {errno.ENOSPC: "disk full", errno.EIO: "I/O error", errno.EACCES: "permission denied",
+                errno.EROFS: "read-only file system", errno.EDQUOT: "disk quota exceeded"}.get(
+                    exc.errno, exc.strerror or "error")
+        return f"{what} ({name})" + (f": {exc.filename}" if exc.filename else "")
+    name = getattr(exc, "sqlite_errorname", None)
+    return f"{exc} ({name})" if name else f"{type(exc).__name__}: {exc}"
 
 
 class _Call:
@@ -229,6 +267,15 @@ class Writer(threading.Thread):
         self.last_log_enqueue = 0.0
         self.error: BaseException | None = None
         self.last_error = ""
+        #: While log batches fail: since when (wall time), and the error of the last attempt.
+        self.failing_since: float | None = None
+        self.retries = 0
+        #: Called from this thread with the error text when writes start failing, "" when they resume.
+        self.on_health: Callable[[str], None] | None = None
+        #: Set by ``give_up``: stop retrying, count what is left as unwritten, and end.
+        self._give_up = False
+        #: Log lines never written because the writer gave up (shutdown while the disk was full).
+        self.unwritten = 0
         # Counters (written by this thread, read anywhere; ints are atomic enough).
         self.lines_enqueued = 0
         self.lines_written = 0
@@ -273,6 +320,17 @@ class Writer(threading.Thread):
 
     def stop(self) -> None:
         with self.cond:
+            self.queue.append(_STOP)
+            self.cond.notify()
+
+    def give_up(self) -> None:
+        """Shutdown while writes keep failing: stop retrying, count the rest as unwritten, end.
+
+        Everything still queued is counted in ``unwritten`` (never silently lost) and
+        awaited small writes fail with the error.
+        """
+        with self.cond:
+            self._give_up = True
             self.queue.append(_STOP)
             self.cond.notify()
 
@@ -429,10 +487,11 @@ class Writer(threading.Thread):
         """Run one background step; an operational error (disk full...) backs off instead of crashing."""
         try:
             return step(*args)
-        except sqlite3.OperationalError as exc:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            self.last_error = f"{type(exc).__name__}: {exc}"
+        except (sqlite3.Error, OSError) as exc:
+            if not retryable(exc):
+                raise
+            self._rollback()
+            self.last_error = describe(exc)
             log.warning("store background step failed (%s); backing off", exc)
             with self.cond:
                 self.cond.wait(1.0)  # a real back-off, not synchronisation
@@ -444,24 +503,84 @@ class Writer(threading.Thread):
         return due and bool(ret.days or ret.mb or self._retention_waiters)
 
     def _write_retrying(self, items: list[Any], taken: int) -> bool:
-        """``_write``, retried while SQLite reports an operational error (disk full, I/O, busy).
+        """``_write``, retried while the disk refuses it (full, I/O error, permission...).
 
-        The batch stays counted in the backlog meanwhile, so pressure stays on and
-        the supervisor keeps its pipes paused: the agents block, nothing is lost.
+        The batch stays counted in the backlog meanwhile and pressure is turned on at
+        the first failure, so the supervisor keeps its pipes paused: the agents block,
+        nothing is lost. Retries back off from ``RETRY_FIRST_S`` to ``RETRY_MAX_S``
+        and go on until the cause is gone, or until ``give_up`` (shutdown).
         """
-        delay = 0.05
+        delay = RETRY_FIRST_S
         while True:
+            if self._give_up:
+                return self._abandon(items)
             try:
                 stop = self._write(items, taken)
-            except sqlite3.OperationalError as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("store write failed (%s); retrying in %.2f s", exc, delay)
+            except (sqlite3.Error, OSError) as exc:
+                if not retryable(exc):
+                    raise
+                self._failed(exc, delay)
                 with self.cond:
-                    self.cond.wait(delay)  # a real back-off, not synchronisation
-                delay = min(delay * 2, 5.0)
+                    if not self._give_up:
+                        self.cond.wait(delay)  # a real back-off, not synchronisation (give_up wakes it)
+                delay = min(delay * 2, RETRY_MAX_S)
                 continue
-            self.last_error = ""
+            if self.failing_since is not None:
+                self._recovered()
             return stop
+
+    def _failed(self, exc: BaseException, delay: float) -> None:
+        text = describe(exc)
+        self.retries += 1
+        first = self.failing_since is None
+        if first or text != self.last_error:
+            log.warning("store write failed (%s); retrying with back-off, log pipes paused", text)
+        self.last_error = text
+        if first:
+            self.failing_since = time.time()
+            with self.cond:
+                flip = not self.pressure
+                self.pressure = True
+            if flip:
+                self._on_pressure(True)
+        if first or self.retries % 50 == 0:
+            self._tell_health(text)
+
+    def _recovered(self) -> None:
+        log.warning("store writes resumed after %.1f s (%s)", time.time() - (self.failing_since or 0), self.last_error)
+        self.failing_since = None
+        self.last_error = ""
+        self.retries = 0
+        self._tell_health("")
+
+    def _tell_health(self, text: str) -> None:
+        if self.on_health is not None:
+            try:
+                self.on_health(text)
+            except Exception:  # pragma: no cover - a listener bug must not stop the writer
+                log.exception("store health listener failed")
+
+    def _abandon(self, items: list[Any]) -> bool:
+        """Give up ``items`` and everything queued: count the lines, fail the awaited writes."""
+        reason = self.last_error or "store closed"
+        with self.cond:
+            rest = list(self.queue)
+            self.queue.clear()
+        lines = 0
+        for item in [*items, *rest]:
+            if isinstance(item, tuple):
+                lines += sum(c.count for c in item[0])
+            elif isinstance(item, _Call) and not item.future.done():
+                item.future.set_exception(RuntimeError(f"store write abandoned at shutdown: {reason}"))
+        self.unwritten += lines
+        if lines:
+            log.error("store: %d log lines could not be written (%s)", lines, reason)
+        return True
+
+    def _rollback(self) -> None:
+        if self.conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
 
     def shutdown_at_exit(self) -> None:
         """``atexit`` hook: a normal interpreter exit without ``close()`` still commits the queue."""
@@ -477,6 +596,7 @@ class Writer(threading.Thread):
         stop = False
         lines = 0
         mark = self.segments.mark()
+        before = (self.max_id, self.chunks_written, self.rows_written, self._fts_lag_bytes, self._lag_since)
         conn.execute("BEGIN IMMEDIATE")
         try:
             for item in items:
@@ -493,6 +613,8 @@ class Writer(threading.Thread):
                 try:
                     res = item.fn(conn)
                 except Exception as exc:
+                    if isinstance(exc, sqlite3.Error | OSError) and retryable(exc):
+                        raise  # the disk's fault, not the call's: the whole batch is retried
                     conn.execute("ROLLBACK TO call")
                     conn.execute("RELEASE call")
                     results.append((item, None, exc))
@@ -505,9 +627,11 @@ class Writer(threading.Thread):
                 self.delay_hook()
             conn.execute("COMMIT")
         except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            self.segments.undo(mark)  # the retry writes them again
+            self._rollback()
+            # Nothing of it committed: the ids it took are free again (the index must not skip them).
+            self.max_id, self.chunks_written, self.rows_written, self._fts_lag_bytes, self._lag_since = before
+            with contextlib.suppress(OSError):
+                self.segments.undo(mark)  # the retry writes them again (over them, if this failed)
             raise
         self._wal_dirty = True
         self.lines_written += lines

@@ -46,7 +46,7 @@ STATUS_SAMPLE_BUDGET_S = 0.01
 STATUS_STATS_MAX_AGE_S = 10.0
 #: Event kinds that are persisted (logs go to the store through the LogHub).
 PERSISTED = {"state", "restart", "alert", "policy_applied", "policy_error", "approval", "audit", "task", "budget",
-             "question"}
+             "question", "store"}
 
 
 @dataclass(eq=False)
@@ -165,6 +165,8 @@ class Supervisor:
         self.loghub.subscribe(self._push_logs)
         if store is not None:
             store.on_pressure(self.loghub.set_pressure)
+        if store is not None and hasattr(store, "on_health"):
+            store.on_health(self._on_store_health)
 
     # --- lifecycle -------------------------------------------------------------
     async def start(self, *, spawn: bool = True) -> None:
@@ -251,6 +253,13 @@ class Supervisor:
         self._stopping = True
         self.publish("fleet", None, {"message": "fleet stopping"})
         await asyncio.gather(*(i.stop("fleet shutdown") for i in self.instances.values()), return_exceptions=True)
+        if self.loghub.paused:
+            # Pipes paused by a store that cannot write (disk full): read what the agents left
+            # in them, so the store counts it as unwritten instead of it vanishing unseen.
+            self.loghub.drain()
+            drained = [asyncio.ensure_future(i.output_drained()) for i in self.instances.values()]
+            if drained:
+                await asyncio.wait(drained, timeout=2.0)
         for t in list(self._tasks):
             t.cancel()
         self._stop_watchdog(clean=True)
@@ -317,6 +326,22 @@ class Supervisor:
         with contextlib.suppress(subprocess.TimeoutExpired):
             wd.wait(timeout=2)
         self._watchdog = None
+
+    # --- store health ------------------------------------------------------------------
+    def _on_store_health(self, error: str) -> None:
+        """The store's writes started failing (``error``) or resumed (``""``): an event, pushed and kept."""
+        health = self.store.health() if self.store is not None else {}
+        if error:
+            data = {"ok": False, "error": error, "since": health.get("since"),
+                    "message": f"store writes failing: {error}; log pipes paused, retrying"}
+        else:
+            data = {"ok": True, "error": None, "message": "store writes resumed"}
+        self.publish("store", None, data)
+
+    def store_health(self) -> dict[str, Any] | None:
+        """The store's write health for ``status`` (None without a store)."""
+        health = getattr(self.store, "health", None)
+        return health() if health is not None else None
 
     # --- events ----------------------------------------------------------------------
     def subscribe(self, sub: Subscriber) -> Callable[[], None]:
@@ -610,6 +635,7 @@ class Supervisor:
             "approvals_pending": approvals.pending_count if approvals is not None else 0,
             "log_pressure": self.loghub.paused,
             "daemon": self.daemon_info(),
+            "store": self.store_health(),
             "agents": [self.agent_status(row) for row in self._rows.values()],
         }
 

@@ -74,6 +74,9 @@ class LogHub:
         self._pipes: set[LogPipe] = set()
         self._subscribers: list[Callable[[LogChunk], None]] = []
         self.paused = False
+        #: Shutting down: pipes are read to the end whatever the store's pressure, so
+        #: what the store cannot take any more is counted rather than left in the pipes.
+        self.draining = False
         self.lines_in = 0
         #: Wall time of each agent's latest output line (for "stalled" alerts).
         self.last_output: dict[str, float] = {}
@@ -117,7 +120,7 @@ class LogHub:
         ring.add(chunk)
         if self._store is not None:
             self._store.append_logs([chunk])
-            if self._store.pressure and not self.paused:
+            if self._store.pressure and not self.paused and not self.draining:
                 self.set_pressure(True)
         for fn in self._subscribers:
             fn(chunk)
@@ -132,7 +135,14 @@ class LogHub:
     def unregister(self, pipe: LogPipe) -> None:
         self._pipes.discard(pipe)
 
+    def drain(self) -> None:
+        """Read every pipe to its end from now on, whatever the store's pressure (shutdown)."""
+        self.draining = True
+        self.set_pressure(False)
+
     def set_pressure(self, on: bool) -> None:
+        if on and self.draining:
+            return
         if on == self.paused:
             return
         self.paused = on
