@@ -110,6 +110,11 @@ def describe(exc: BaseException) -> str:
                     exc.errno, exc.strerror or "error")
         return f"{what} ({name})" + (f": {exc.filename}" if exc.filename else "")
     name = getattr(exc, "sqlite_errorname", None)
+    code = getattr(exc, "sqlite_errorcode", None)
+    what = {13: "disk full", 10: "I/O error", 8: "read-only database", 14: "cannot open the database",
+            11: "database damaged", 3: "permission denied"}.get(code & 0xFF if code is not None else -1)
+    if what and name:
+        return f"{what} ({name}: {exc})"
     return f"{exc} ({name})" if name else f"{type(exc).__name__}: {exc}"
 
 
@@ -520,6 +525,7 @@ class Writer(threading.Thread):
                 if not retryable(exc):
                     raise
                 self._failed(exc, delay)
+                self._free_wal()
                 with self.cond:
                     if not self._give_up:
                         self.cond.wait(delay)  # a real back-off, not synchronisation (give_up wakes it)
@@ -576,6 +582,23 @@ class Writer(threading.Thread):
         if lines:
             log.error("store: %d log lines could not be written (%s)", lines, reason)
         return True
+
+    def _free_wal(self) -> None:
+        """Between retries: checkpoint and truncate the WAL, which may be what fills the disk.
+
+        In a flood the WAL is checkpointed only every ``CHECKPOINT_EVERY_BYTES`` (or when
+        logs go quiet, which paused pipes never let happen while a batch is retried), and
+        it can hold several times the log bytes: on a small disk it can be the file that
+        filled it. A checkpoint that fails too (no room for the database to grow) is harmless.
+        """
+        try:
+            self.segments.sync()
+            busy, _frames, _done = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except (sqlite3.Error, OSError):
+            return
+        if not busy:
+            self._wal_dirty = False
+            self._wal_bytes = 0
 
     def _rollback(self) -> None:
         if self.conn.in_transaction:
