@@ -32,6 +32,7 @@ from typing import Any
 from fleet.control.client import socket_answers
 from fleet.control.ops import Operations
 from fleet.errors import FleetError, ProtocolError, error_to_wire
+from fleet.flow import ReadGate
 from fleet.jsonlines import LineBuffer, dumps, loads
 from fleet.paths import ensure_private_dir
 from fleet.supervisor.core import Subscriber, Supervisor
@@ -114,35 +115,56 @@ class _Connection(asyncio.Protocol):
         self.origin: str | None = None
         self.connected_at = time.time()
         self.peer_pid: int | None = None
+        #: Stops reading this client while it has too much pending (see ``fleet.flow``).
+        self.gate = ReadGate(self._start)
+        self.last_active = time.monotonic()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.peer_pid = _peer_pid(transport)
+        self.gate.attach(self.transport)  # type: ignore[arg-type]
+        self.last_active = time.monotonic()
 
     def describe(self) -> dict[str, Any]:
         """This client as ``fleet status`` lists it: what it is, its process and terminal, since when."""
         return {"kind": self.origin or "unknown", "pid": self.peer_pid, "tty": _tty_of(self.peer_pid),
                 "since": self.connected_at, "subscribed": self.sub is not None}
 
+    def pause_writing(self) -> None:  # the client is not reading its replies: stop reading its requests
+        self.gate.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.gate.resume_writing()
+
     def data_received(self, data: bytes) -> None:
+        self.last_active = time.monotonic()
         lines, dropped = self.buf.feed(data)
         if dropped:
             self._write({"id": None, "ok": False, "error": error_to_wire(
                 ProtocolError(f"request over {MAX_REQUEST} bytes discarded"))})
         for raw in lines:
-            if not raw.strip():
-                continue
-            try:
-                msg = loads(raw)
-                if not isinstance(msg, dict):
-                    raise ValueError("not an object")
-            except ValueError as exc:
-                self._write({"id": None, "ok": False,
-                             "error": error_to_wire(ProtocolError(f"invalid JSON request: {exc}"))})
-                continue
-            task = asyncio.ensure_future(self._handle(msg))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            if raw.strip():
+                self.gate.offer(raw)
+
+    def _start(self, raw: bytes) -> bool:
+        """Handle one request line (``ReadGate``): True if a request task now runs."""
+        try:
+            msg = loads(raw)
+            if not isinstance(msg, dict):
+                raise ValueError("not an object")
+        except ValueError as exc:
+            self._write({"id": None, "ok": False,
+                         "error": error_to_wire(ProtocolError(f"invalid JSON request: {exc}"))})
+            return False
+        task = asyncio.ensure_future(self._handle(msg))
+        self.tasks.add(task)
+        task.add_done_callback(self._finished)
+        return True
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        self.last_active = time.monotonic()
+        self.gate.done()
 
     async def _handle(self, msg: dict[str, Any]) -> None:
         rid = msg.get("id")
@@ -259,6 +281,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        self.gate.close()
         if self.unsubscribe is not None:
             self.server.call_on_supervisor(self.unsubscribe)
         for t in list(self.tasks):

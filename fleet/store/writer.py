@@ -492,9 +492,7 @@ class Writer(threading.Thread):
         """Run one background step; an operational error (disk full...) backs off instead of crashing."""
         try:
             return step(*args)
-        except (sqlite3.Error, OSError) as exc:
-            if not retryable(exc):
-                raise
+        except (sqlite3.Error, OSError) as exc:  # maintenance only: whatever the disk says, try later
             self._rollback()
             self.last_error = describe(exc)
             log.warning("store background step failed (%s); backing off", exc)
@@ -729,7 +727,7 @@ class Writer(threading.Thread):
             )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._rollback()  # SQLite may have rolled back by itself (SQLITE_FULL): never raise here
             raise
         self.fts_upto = upto
         self._fts_lag_bytes = max(0, self._fts_lag_bytes - total)
@@ -799,7 +797,7 @@ class Writer(threading.Thread):
                 conn.execute("DELETE FROM events WHERE ts < ?", (cutoff_ts,))
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._rollback()  # SQLite may have rolled back by itself (SQLITE_FULL): never raise here
             raise
         if rows:
             self._drop_segments()

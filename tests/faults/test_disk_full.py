@@ -20,6 +20,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,10 +61,31 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
-def fill(disk: Path) -> Path:
+class Filler(threading.Thread):
+    """Keeps ``disk`` full until ``free()``: what the fleet frees (its WAL, a cut batch) is taken back."""
+
+    def __init__(self, disk: Path) -> None:
+        super().__init__(daemon=True)
+        self.disk = disk
+        self.stop = threading.Event()
+        fill(disk)
+
+    def run(self) -> None:
+        while not self.stop.wait(0.01):
+            fill(self.disk, check=False)
+
+    def free(self) -> None:
+        self.stop.set()
+        self.join()
+        (self.disk / "filler").unlink()
+        with contextlib.suppress(FileNotFoundError):
+            (self.disk / "probe").unlink()
+
+
+def fill(disk: Path, check: bool = True) -> Path:
     """Fill ``disk`` to the last byte; returns the filler file (delete it to free the space)."""
     path = disk / "filler"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         for size in (1 << 20, 1 << 12, 1):
             block = b"\0" * size
@@ -72,6 +94,8 @@ def fill(disk: Path) -> Path:
                     os.write(fd, block)
     finally:
         os.close(fd)
+    if not check:
+        return path
     probe = os.open(disk / "probe", os.O_WRONLY | os.O_CREAT)
     try:
         with pytest.raises(OSError) as exc:
@@ -128,7 +152,8 @@ async def test_disk_full_mid_flood_then_freed_loses_nothing(tmpfs: Path, fleet_f
     await f.events.wait_for(lambda e: e["event"] == "logs" and f"line {BEFORE} " in e["data"]["text"], 30)
     await store.flush()
     assert store.stats()["lines_written"] >= BEFORE
-    filler = fill(tmpfs)
+    filler = Filler(tmpfs)
+    filler.start()
     await asyncio.to_thread(gate.touch)
     failing = await f.events.wait_for(lambda e: e["event"] == "store" and e["data"]["ok"] is False, 30)
     assert "disk full" in failing["data"]["error"]  # ENOSPC from a segment, or SQLITE_FULL
@@ -144,8 +169,7 @@ async def test_disk_full_mid_flood_then_freed_loses_nothing(tmpfs: Path, fleet_f
     assert "store: writes failing" in r.stdout and "disk full" in r.stdout, r.stdout + r.stderr
 
     freed = time.time()
-    filler.unlink()
-    (tmpfs / "probe").unlink()
+    await asyncio.to_thread(filler.free)
     await f.events.wait_for(lambda e: e["event"] == "store" and e["data"]["ok"] is True and e["data"]["ts"] > freed, 30)
     await f.events.state("flood", "exited", 60)
     await asyncio.wait_for(f.sup.instances["flood"].output_drained(), 60)
@@ -167,6 +191,7 @@ def test_sigterm_while_the_disk_is_full_ends_within_grace_and_says_what_was_lost
 ) -> None:
     d = flood_fleet(tmp_path / "fleet", tmpfs)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    filler = None
     cli = [sys.executable, "-m", "fleet.cli", "-C", str(d)]
     proc = subprocess.Popen([*cli, "run", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
@@ -178,7 +203,8 @@ def test_sigterm_while_the_disk_is_full_ends_within_grace_and_says_what_was_lost
         while (status().get("agents") or [{}])[0].get("lines", 0) < BEFORE:
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.05)
-        fill(tmpfs)
+        filler = Filler(tmpfs)
+        filler.start()
         (d / "gate").touch()
         deadline = time.monotonic() + 30
         while (status().get("store") or {}).get("ok", True):
@@ -196,3 +222,5 @@ def test_sigterm_while_the_disk_is_full_ends_within_grace_and_says_what_was_lost
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if filler is not None:
+            filler.stop.set()
