@@ -32,6 +32,7 @@ pushed) an ``alert`` event and carries out the agent's ``alerts.action``:
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
 from collections import deque
@@ -59,6 +60,13 @@ SEVERITIES = ("info", "warning", "error", "critical")
 #: Rules whose condition the engine re-evaluates (they close when it turns false).
 CONDITION_RULES = frozenset({"stalled", "waiting", "error_rate", "cost_rate", "budget_warn", "budget_exhausted"})
 KEEP_RECENT = 500
+#: Open alerts one agent may have: an agent raising ``ctx.alert`` under ever-new rule
+#: names would otherwise grow ``open`` without bound. Past it, its new rules are counted
+#: in one ``too_many_alerts`` alert.
+MAX_OPEN_PER_AGENT = 32
+OVERFLOW_RULE = "too_many_alerts"
+#: Bytes of JSON an alert's ``fields`` may hold; bigger ones are cut to a string of that size.
+MAX_FIELDS_BYTES = 4096
 
 
 @dataclass(eq=False)
@@ -167,6 +175,11 @@ class AlertEngine:
         severity = severity if severity in SEVERITIES else "warning"
         key = (agent, rule)
         al = self.open.get(key)
+        fields = _bounded_fields(fields)
+        if al is None and agent is not None and rule != OVERFLOW_RULE and self.count(agent) >= MAX_OPEN_PER_AGENT:
+            return self.fire(agent, OVERFLOW_RULE, "warning",
+                             f"more than {MAX_OPEN_PER_AGENT} open alerts; latest: {rule}: {message}"[:2000],
+                             {"rule": rule})
         if al is not None:
             al.count += 1
             al.last = now
@@ -466,3 +479,16 @@ def attach(sup: Supervisor, *, cooldown_s: float = COOLDOWN_S, interval: float =
 
 
 __all__ = ["AlertEngine", "attach"]
+
+
+def _bounded_fields(fields: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``fields`` as given if its JSON stays under ``MAX_FIELDS_BYTES``, else cut to a string."""
+    if not fields:
+        return fields
+    try:
+        text = json.dumps(fields, ensure_ascii=False, default=str)
+    except (TypeError, ValueError, RecursionError):
+        return {"truncated": "fields not serialisable"}
+    if len(text.encode()) <= MAX_FIELDS_BYTES:
+        return fields
+    return {"truncated": text.encode()[:MAX_FIELDS_BYTES].decode("utf-8", "ignore")}

@@ -78,6 +78,12 @@ class GatewayUnavailable(FleetError):
     code = "gateway_unavailable"
 
 
+class TooManyConnections(FleetError):
+    """The control socket is at its connection cap and no idle connection could make room."""
+
+    code = "too_many_connections"
+
+
 ERRORS_BY_CODE: dict[str, type[FleetError]] = {
     cls.code: cls
     for cls in (
@@ -92,6 +98,7 @@ ERRORS_BY_CODE: dict[str, type[FleetError]] = {
         ApprovalDenied,
         ProviderError,
         GatewayUnavailable,
+        TooManyConnections,
     )
 }
 

@@ -50,9 +50,11 @@ class FleetRuntime:
         self.store_error: str | None = None
 
     async def start(self, *, spawn: bool = True) -> Supervisor:
+        from fleet.control.server import raise_fd_limit
         from fleet.policy import PolicyWatcher, load_book
         from fleet.store import Store
 
+        raise_fd_limit()  # connections are capped from what is left of it beside the agents
         book = load_book(self.fleet_dir)
         sdir = self._state or state_dir(self.fleet_dir, book.fleet.state_dir)
         ensure_private_dir(sdir)

@@ -8,6 +8,7 @@ commands (``logs -f``, the console) keep the asyncio ``SocketClient``.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import socket
@@ -40,9 +41,21 @@ class BlockingClient:
     def call(self, op: str, **args: Any) -> Any:
         rid = next(self._ids)
         try:
-            self._sock.sendall(dumps({"id": rid, "op": op, "args": args, "origin": self.origin}))
+            try:
+                self._sock.sendall(dumps({"id": rid, "op": op, "args": args, "origin": self.origin}))
+            except OSError:
+                # Closed before the request went out: refused at the connection cap? It said so first.
+                msg: dict[str, Any] = {}
+                with contextlib.suppress(OSError, FleetNotRunning):
+                    self._sock.settimeout(0.5)
+                    msg = self._next_message()
+                if msg.get("id") is None and msg.get("ok") is False:
+                    raise error_from_wire(msg.get("error") or {}) from None
+                raise
             while True:
                 msg = self._next_message()
+                if msg.get("id") is None and msg.get("ok") is False:  # refused (at the connection cap)
+                    raise error_from_wire(msg.get("error") or {})
                 if msg.get("id") != rid or "event" in msg:
                     continue
                 if msg.get("ok"):

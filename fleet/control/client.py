@@ -82,6 +82,13 @@ class SocketClient:
                     if "event" in msg:
                         self._events.put_nowait(msg)
                         continue
+                    if msg.get("id") is None and (msg.get("error") or {}).get("code") == "too_many_connections":
+                        refused = error_from_wire(msg["error"])
+                        for pending in self._pending.values():
+                            if not pending.done():
+                                pending.set_exception(refused)
+                        self._pending.clear()
+                        continue
                     fut = self._pending.pop(msg.get("id"), None)
                     if fut is None or fut.done():
                         continue

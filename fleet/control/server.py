@@ -31,7 +31,7 @@ from typing import Any
 
 from fleet.control.client import socket_answers
 from fleet.control.ops import Operations
-from fleet.errors import FleetError, ProtocolError, error_to_wire
+from fleet.errors import FleetError, ProtocolError, TooManyConnections, error_to_wire
 from fleet.flow import ReadGate
 from fleet.jsonlines import LineBuffer, dumps, loads
 from fleet.paths import ensure_private_dir
@@ -51,6 +51,44 @@ LOG_PUSH_BURST = 4 * 1024 * 1024
 SKIP_REPORT_S = 0.5
 #: Sampling done per turn of the control loop when refreshing CPU and memory figures.
 STATS_SLICE_S = 0.005
+#: Connections the control socket keeps at most (fewer when file descriptors are short:
+#: see ``connection_cap``). ~20 000 idle connections used to exhaust the descriptors, after
+#: which ``status`` hung and agent restarts failed with EMFILE. At the cap the idlest
+#: connection (no request in flight, quiet for ``EVICT_IDLE_S``; plain clients before
+#: subscribers) is closed to make room, so ``fleet status`` still gets in; when none is
+#: idle, the newcomer is refused with a ``too_many_connections`` error.
+MAX_CONNECTIONS = 512
+EVICT_IDLE_S = 1.0
+#: Descriptors kept free for everything else: the store, log segments read back (32),
+#: inotify, the watchdog, and 8 per agent (pipes, channel, pidfd, and a spawn's own).
+FD_RESERVE_BASE = 160
+FD_RESERVE_PER_AGENT = 8
+
+
+def connection_cap(agents: int) -> int:
+    """How many control connections fit beside what the fleet's agents need of ``RLIMIT_NOFILE``."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):  # pragma: no cover - not Unix
+        return MAX_CONNECTIONS
+    if soft == getattr(resource, "RLIM_INFINITY", -1):
+        return MAX_CONNECTIONS
+    return max(8, min(MAX_CONNECTIONS, soft - FD_RESERVE_BASE - FD_RESERVE_PER_AGENT * agents))
+
+
+def raise_fd_limit() -> None:
+    """Raise the soft ``RLIMIT_NOFILE`` to the hard one (commonly 1024 of 524 288): agents and
+    clients then share room the system already grants; inherited by the agents unchanged."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, OSError, ValueError):  # pragma: no cover - not allowed: keep the cap lower
+        pass
 
 
 #: Clients named in ``status`` (the count of connections is not bounded by this).
@@ -279,6 +317,15 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(dumps(msg))
 
+    def evict(self, reason: str) -> None:
+        """Close this connection to make room for another, telling the client why."""
+        self._closed = True
+        self.gate.close()
+        self.server.connections.discard(self)
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(dumps({"event": "closed", "data": {"reason": reason}}))
+            self.transport.close()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self.gate.close()
@@ -287,6 +334,18 @@ class _Connection(asyncio.Protocol):
         for t in list(self.tasks):
             t.cancel()
         self.server.connections.discard(self)
+
+
+class _Refused(asyncio.Protocol):
+    """A connection over the cap: one error line saying so, then closed."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(dumps({"id": None, "ok": False, "error": error_to_wire(TooManyConnections(self.message))}))
+        transport.close()
 
 
 class ControlServer:
@@ -302,6 +361,9 @@ class ControlServer:
         self._sup_loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
         self._thread: threading.Thread | None = None
+        #: Connections refused at the cap, and idle ones closed to make room.
+        self.refused = 0
+        self.evicted = 0
 
     async def start(self) -> None:
         """Listen on the socket (called on the supervisor's loop)."""
@@ -323,10 +385,30 @@ class ControlServer:
             os.umask(old)
         os.chmod(self.path, 0o600)
 
-    def _factory(self) -> _Connection:
+    def _factory(self) -> asyncio.Protocol:
+        cap = connection_cap(len(self.sup.instances))
+        if len(self.connections) >= cap and not self._make_room(cap):
+            self.refused += 1
+            return _Refused(f"the fleet's control socket is at its cap of {cap} connections, all busy;"
+                            " close some and retry")
         conn = _Connection(self)
         self.connections.add(conn)
         return conn
+
+    def _make_room(self, cap: int) -> bool:
+        """Close the idlest connections until one fits under ``cap``; False if none can go."""
+        now = time.monotonic()
+        idle = sorted(
+            (c for c in self.connections
+             if not c.tasks and not c.gate.waiting and now - c.last_active >= EVICT_IDLE_S and not c._closed),
+            key=lambda c: (c.sub is not None, c.last_active),
+        )
+        while len(self.connections) >= cap and idle:
+            victim = idle.pop(0)
+            victim.evict(f"closed to make room: the control socket is at its cap of {cap} connections"
+                         " and this one was the idlest")
+            self.evicted += 1
+        return len(self.connections) < cap
 
     # --- crossing between the two loops ------------------------------------------------
     async def on_supervisor(self, coro: Any) -> Any:

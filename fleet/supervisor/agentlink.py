@@ -14,10 +14,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fleet.errors import ProtocolError, error_to_wire
+from fleet.flow import ReadGate
 from fleet.jsonlines import LineBuffer, dumps, loads
 
 #: Agent lines are small; an SDK call carrying a big prompt still fits.
 MAX_AGENT_LINE = 8 * 1024 * 1024
+#: SDK calls of one agent handled at once (tasks taken, LLM calls...); more wait unread.
+MAX_AGENT_CALLS = 256
 
 CallHandler = Callable[[str, dict[str, Any], Callable[[dict[str, Any]], None]], Awaitable[Any]]
 
@@ -41,39 +44,52 @@ class AgentLink(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.bad_messages = 0
         self._early: list[bytes] = []  # sent before the transport was attached
+        #: Calls in flight and unread replies are bounded: past either, the agent is not read.
+        self._gate = ReadGate(self._handle_line, max_inflight=MAX_AGENT_CALLS)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self._gate.attach(self.transport)  # type: ignore[arg-type]
         for data in self._early:
             self.transport.write(data)
         self._early.clear()
+
+    def pause_writing(self) -> None:  # the agent is not reading what it is sent: stop reading it
+        self._gate.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._gate.resume_writing()
 
     def data_received(self, data: bytes) -> None:
         lines, dropped = self._buf.feed(data)
         if dropped:
             self._bad(f"dropped {dropped} control message(s) over {MAX_AGENT_LINE} bytes")
         for raw in lines:
-            try:
-                msg = loads(raw)
-            except ValueError as exc:
-                self._bad(f"control message is not JSON ({exc}): {raw[:80]!r}")
-                continue
-            if not isinstance(msg, dict):
-                self._bad(f"control message is not an object: {raw[:80]!r}")
-                continue
-            if msg.get("t") == "call":
-                self._start_call(msg)
-            else:
-                try:
-                    self._on_message(msg)
-                except ProtocolError as exc:
-                    self._bad(str(exc))
+            self._gate.offer(raw)
+
+    def _handle_line(self, raw: bytes) -> bool:
+        """One line from the agent (``ReadGate``): True if it started a call that is still running."""
+        try:
+            msg = loads(raw)
+        except ValueError as exc:
+            self._bad(f"control message is not JSON ({exc}): {raw[:80]!r}")
+            return False
+        if not isinstance(msg, dict):
+            self._bad(f"control message is not an object: {raw[:80]!r}")
+            return False
+        if msg.get("t") == "call":
+            return self._start_call(msg)
+        try:
+            self._on_message(msg)
+        except ProtocolError as exc:
+            self._bad(str(exc))
+        return False
 
     def _bad(self, note: str) -> None:
         self.bad_messages += 1
         self._on_note(note)
 
-    def _start_call(self, msg: dict[str, Any]) -> None:
+    def _start_call(self, msg: dict[str, Any]) -> bool:
         rid = msg.get("id")
         op = msg.get("op")
         args = msg.get("args")
@@ -81,10 +97,15 @@ class AgentLink(asyncio.Protocol):
             self._bad(f"malformed call: {json.dumps(msg)[:120]}")
             if isinstance(rid, int):
                 self.reply(rid, error=ProtocolError("malformed call: needs id, op and args"))
-            return
+            return False
         task = asyncio.ensure_future(self._run_call(rid, op, args))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._call_done)
+        return True
+
+    def _call_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._gate.done()
 
     async def _run_call(self, rid: int, op: str, args: dict[str, Any]) -> None:
         def push(data: dict[str, Any]) -> None:
@@ -112,6 +133,7 @@ class AgentLink(asyncio.Protocol):
             self.transport.write(dumps(msg))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._gate.close()
         for t in list(self._tasks):
             t.cancel()
         self._on_lost()
