@@ -57,18 +57,30 @@ class FleetRuntime:
         raise_fd_limit()  # connections are capped from what is left of it beside the agents
         book = load_book(self.fleet_dir)
         sdir = self._state or state_dir(self.fleet_dir, book.fleet.state_dir)
-        ensure_private_dir(sdir)
+        try:
+            ensure_private_dir(sdir)
+        except OSError as exc:  # a read-only mount, another user's directory: one line, what to do
+            from fleet.store.damage import StoreUnavailable, explain_unwritable
+
+            raise StoreUnavailable(explain_unwritable(sdir / "fleet.db", exc)) from exc
         # aiohttp (~0.3 s to import) before the state directory is locked: a second fleet
         # started at the same moment finds the first one's socket answering as soon as before.
         from fleet.gateway.http.server import load_http
 
         load_http()
-        self._lock_fd = _lock_state_dir(sdir)
+        try:
+            self._lock_fd = _lock_state_dir(sdir)
+        except OSError as exc:
+            from fleet.store.damage import StoreUnavailable, explain_unwritable
+
+            raise StoreUnavailable(explain_unwritable(sdir / "fleet.db", exc)) from exc
         try:
             self.store = await Store.open(sdir / "fleet.db")
         except BaseException:
             self._unlock()
             raise
+        if self.store.recovered:  # the old file was damaged: moved aside (kept), a new one started
+            print(f"fleet: {self.store.recovered}", file=sys.stderr)
         if book.fleet.log_retention_days or book.fleet.log_retention_mb:
             self.store.set_retention(book.fleet.log_retention_days, book.fleet.log_retention_mb)
         sup = Supervisor(self.fleet_dir, book, store=self.store, gateway=self._gateway, state_dir=sdir)
@@ -115,6 +127,8 @@ class FleetRuntime:
         self.attach_server = AttachServer(sup, sdir)
         await self.attach_server.start()
         await sup.start(spawn=spawn)
+        if self.store.recovered:
+            sup.publish("store", None, {"ok": True, "error": None, "recovered": True, "message": self.store.recovered})
         if self._watch:
             self.watcher = PolicyWatcher(
                 self.fleet_dir, on_change=sup.apply_book, on_error=sup.policy_error, book=book

@@ -162,7 +162,7 @@ def run(ctx: Ctx, quiet: bool, with_logs: bool, started_by: str) -> None:
         for e in exc.errors:
             click.echo(str(e), err=True)
         sys.exit(1)
-    except AlreadyRunning as exc:
+    except (AlreadyRunning, FleetError) as exc:  # e.g. StoreUnavailable: one line, what to do
         fail(str(exc))
     finally:
         if printer is not None:

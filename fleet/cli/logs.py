@@ -98,11 +98,40 @@ def logs(ctx: Ctx, name: str | None, follow: bool, lines: int, grep: str | None,
 
 async def _history(ctx: Ctx, name: str | None, n: int, grep: str | None, since: float | None) -> list[dict]:
     """Read from the store directly: works with no fleet running."""
-    from fleet.store import Store
+    import sqlite3
 
     db = ctx.state_dir() / "fleet.db"
     if not db.exists():
         return []
+    try:
+        return await _read_history(db, name, n, grep, since)
+    except sqlite3.DatabaseError as exc:  # damaged, unreadable: what can be read, and one line
+        from fleet.store.damage import explain_unreadable, is_damage
+
+        if not is_damage(exc):
+            fail(explain_unreadable(db, exc))
+        from fleet.store.damage import salvage_connection
+        from fleet.store.readers import salvage_tail
+        from fleet.store.segments import logs_dir
+
+        try:
+            conn = salvage_connection(db)
+        except (sqlite3.DatabaseError, OSError):
+            fail(explain_unreadable(db, exc))
+            return []
+        try:
+            lines, _ = salvage_tail(conn, name, n, grep, since, logs_dir=logs_dir(db))
+        finally:
+            conn.close()
+        if not lines:
+            fail(explain_unreadable(db, exc))
+        click.echo(f"fleet: {explain_unreadable(db, exc)}; showing the lines that could still be read", err=True)
+        return [ln.to_wire() for ln in lines]
+
+
+async def _read_history(db: Any, name: str | None, n: int, grep: str | None, since: float | None) -> list[dict]:
+    from fleet.store import Store
+
     store = await Store.open(db, readonly=True)
     try:
         agent = name

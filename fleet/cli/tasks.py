@@ -161,23 +161,54 @@ def report(ctx: Ctx, since: str | None, fmt: str, output: Path | None) -> None:
     db = ctx.state_dir() / "fleet.db"
     if not db.exists():
         fail(f"no fleet database at {db}: this fleet has not run yet")
-    conn = open_readonly(db)
+    import sqlite3
+
+
     try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version != SCHEMA_VERSION:
-            fail(
-                f"{db} has schema version {version}, this fleet reads {SCHEMA_VERSION}; "
-                "start the fleet once with this version to upgrade it"
-            )
-        rep = rpt.build(conn, since_ts, None, _fleet_name(ctx))
-    finally:
-        conn.close()
+        conn = open_readonly(db)
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version != SCHEMA_VERSION:
+                fail(
+                    f"{db} has schema version {version}, this fleet reads {SCHEMA_VERSION}; "
+                    "start the fleet once with this version to upgrade it"
+                )
+            rep = rpt.build(conn, since_ts, None, _fleet_name(ctx))
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:  # damaged: report on what can still be read, else one line
+        rep = _salvaged_report(db, exc, since_ts, _fleet_name(ctx))
     text = rpt.render(rep, fmt)
     if output is None:
         click.echo(text)
         return
     output.write_text(text + ("\n" if not text.endswith("\n") else ""))
     click.echo(f"report written to {output}", err=True)
+
+
+def _salvaged_report(db: Path, exc: Exception, since_ts: float | None, name: str | None) -> dict:
+    """The report from what a damaged store still holds, with one line saying so; else fail in one line."""
+    import sqlite3
+
+    from fleet import report as rpt
+    from fleet.store.damage import explain_unreadable, is_damage, salvage_connection
+
+    if not is_damage(exc):
+        fail(explain_unreadable(db, exc))
+    try:
+        conn = salvage_connection(db)
+    except (sqlite3.DatabaseError, OSError):
+        fail(explain_unreadable(db, exc))
+        raise AssertionError("unreachable") from None
+    try:
+        rep = rpt.build(conn, since_ts, None, name)
+    except sqlite3.DatabaseError as again:
+        fail(explain_unreadable(db, again))
+        raise AssertionError("unreachable") from None
+    finally:
+        conn.close()
+    click.echo(f"fleet: {explain_unreadable(db, exc)}; this report covers what could still be read", err=True)
+    return rep
 
 
 def _fleet_name(ctx: Ctx) -> str | None:

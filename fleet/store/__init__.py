@@ -8,8 +8,9 @@ of ``fleet.store.readers``, or ``await Store.open(path, readonly=True)``.
 
 from __future__ import annotations
 
+from fleet.store.damage import StoreUnavailable
 from fleet.store.readers import open_readonly
 from fleet.store.schema import SCHEMA_VERSION
 from fleet.store.store import DB_NAME, Store, StoreError
 
-__all__ = ["DB_NAME", "SCHEMA_VERSION", "Store", "StoreError", "open_readonly"]
+__all__ = ["DB_NAME", "SCHEMA_VERSION", "Store", "StoreError", "StoreUnavailable", "open_readonly"]

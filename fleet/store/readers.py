@@ -48,13 +48,14 @@ def _with_text(
     conn: sqlite3.Connection,
     rows: Iterable[tuple[Any, ...]],
     may_match: Callable[[bytes], bool] | None = None,
+    logs_dir: Path | None = None,
 ) -> Iterator[tuple[Any, ...]]:
     """``rows`` of ``_CHUNK_COLS`` (plus any further columns) as ``_ChunkRow`` (plus the same
     further columns), the text read from the segment files only as each row is reached.
 
     Rows whose bytes fail ``may_match`` are skipped before anything is decoded.
     """
-    d = segments.db_logs_dir(conn)
+    d = logs_dir if logs_dir is not None else segments.db_logs_dir(conn)
     for row in rows:
         text, seg, off, nbytes = row[8:12]
         if seg is not None:
@@ -171,6 +172,38 @@ def tail(
     del out[n:]
     out.reverse()
     return out
+
+
+def salvage_tail(
+    conn: sqlite3.Connection, name: str | None, n: int, grep: str | None = None, since: float | None = None,
+    logs_dir: Path | None = None,
+) -> tuple[list[LogLine], str | None]:
+    """The last ``n`` lines of ``name`` (an instance or a group; None: all) that a damaged
+    database still yields, and the error that stopped the scan (None if it read to the end).
+
+    For ``fleet logs`` when the normal, indexed query fails: rows are read in table order,
+    with no index (an index page may be what is gone), until SQLite reports the damage.
+    """
+    from collections import deque
+
+    out: deque[LogLine] = deque(maxlen=max(n, 0))
+    rx = line_matcher(grep) if grep else None
+    error: str | None = None
+    try:
+        rows = conn.execute(f"SELECT {_CHUNK_COLS} FROM log_chunks NOT INDEXED")
+        for row in _with_text(conn, rows, logs_dir=logs_dir):
+            agent = row[1]
+            if name is not None and agent != name and agent.split("#", 1)[0] != name:
+                continue
+            for line in _row_lines(row):
+                if since is not None and line.ts < since:
+                    continue
+                if rx is not None and not rx.search(line.text):
+                    continue
+                out.append(line)
+    except sqlite3.DatabaseError as exc:
+        error = str(exc)
+    return sorted(out, key=lambda ln: (ln.ts, ln.agent, ln.seq)), error
 
 
 def _tail_all(

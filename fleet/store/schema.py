@@ -219,6 +219,16 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
         uri = f"{path.resolve().as_uri()}?mode=ro"
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError as exc:
+            # A WAL database in a directory we cannot write (a read-only mount): SQLite cannot
+            # make its -shm file. Read the main file as it stands (what was checkpointed).
+            if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) not in (8, 14):  # READONLY, CANTOPEN
+                conn.close()
+                raise
+            conn.close()
+            conn = sqlite3.connect(f"{uri}&immutable=1", uri=True, isolation_level=None, check_same_thread=False)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)

@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 
 from fleet.errors import FleetError
 from fleet.records import Event, LogChunk, LogLine, UsageRecord
-from fleet.store import readers
+from fleet.store import damage, readers
 from fleet.store import tasks as tasks_sql
 from fleet.store.schema import connect, migrate
 from fleet.store.segments import logs_dir
@@ -80,6 +80,8 @@ class Store:
         self._delivered = False
         self._dropped = 0
         self._closed = False
+        #: Set when the file found at open was damaged and moved aside: the one line saying so.
+        self.recovered: str | None = None
 
     @classmethod
     async def open(
@@ -111,12 +113,6 @@ class Store:
             reader = await asyncio.to_thread(connect, path, readonly=True)
             return cls(path, reader, None, loop, hard)
 
-        def _open_writer() -> sqlite3.Connection:
-            conn = connect(path)
-            migrate(conn)
-            return conn
-
-        wconn = await asyncio.to_thread(_open_writer)
         store: Store | None = None
 
         def _on_pressure(_on: bool) -> None:
@@ -126,14 +122,39 @@ class Store:
                 except RuntimeError:  # the loop is closed (interpreter exit): nobody to tell
                     pass
 
-        writer = await asyncio.to_thread(
-            Writer,
-            wconn,
-            high_water=high_water_bytes,
-            low_water=low,
-            on_pressure=_on_pressure,
-            logs_dir=logs_dir(path),
-        )
+        def _open_writer() -> Writer:
+            conn = connect(path)
+            try:
+                migrate(conn)
+                return Writer(conn, high_water=high_water_bytes, low_water=low, on_pressure=_on_pressure,
+                              logs_dir=logs_dir(path))
+            except BaseException:
+                conn.close()
+                raise
+
+        recovered: str | None = None
+
+        def _move_aside(why: str) -> None:
+            nonlocal recovered
+            moved, logs_moved = damage.move_aside(path)
+            recovered = damage.moved_message(path, why, moved, logs_moved)
+            log.warning("%s", recovered)
+
+        # A damaged file is moved aside (kept) and a new store started; any other failure
+        # to open it is one line saying what, which file and what to do.
+        try:
+            why = await asyncio.to_thread(damage.probe, path)
+            if why is not None:
+                _move_aside(why)
+            try:
+                writer = await asyncio.to_thread(_open_writer)
+            except sqlite3.DatabaseError as exc:
+                if recovered is not None or not damage.is_damage(exc):
+                    raise
+                _move_aside(str(exc))
+                writer = await asyncio.to_thread(_open_writer)
+        except (sqlite3.Error, OSError) as exc:
+            raise damage.StoreUnavailable(damage.explain_unwritable(path, exc)) from exc
         writer.retention = Retention(days=retention_days, mb=retention_mb)
 
         def _on_health(text: str) -> None:
@@ -145,6 +166,7 @@ class Store:
         # The reader cannot write even by mistake: one writer per file, by construction.
         reader = await asyncio.to_thread(connect, path, readonly=True)
         store = cls(path, reader, writer, loop, hard)
+        store.recovered = recovered
         writer.start()
         atexit.register(writer.shutdown_at_exit)
         return store
