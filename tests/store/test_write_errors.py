@@ -33,15 +33,25 @@ class Disk:
         self.broken = False
         self.code = code
         self.attempts = 0
+        self._wanted: tuple[int, asyncio.Event, asyncio.AbstractEventLoop] | None = None
         real = segments_module._pwritev
 
         def pwritev(fd, buffers, offset):  # type: ignore[no-untyped-def]
             if self.broken:
                 self.attempts += 1
+                wanted = self._wanted
+                if wanted is not None and self.attempts >= wanted[0]:
+                    wanted[2].call_soon_threadsafe(wanted[1].set)
                 raise OSError(self.code, "injected")
             return real(fd, buffers, offset)
 
         monkeypatch.setattr(segments_module, "_pwritev", pwritev)
+
+    async def retried(self, more: int) -> None:
+        """Resolve once the writer has tried ``more`` more times."""
+        event = asyncio.Event()
+        self._wanted = (self.attempts + more, event, asyncio.get_running_loop())
+        await asyncio.wait_for(event.wait(), TIMEOUT)
 
 
 async def _health(store: Store) -> asyncio.Queue[str]:
@@ -79,9 +89,7 @@ async def test_segment_write_errors_pause_retry_and_resume(tmp_path: Path, monke
     assert store._writer is not None and store._writer.is_alive()
     # A small write meanwhile waits for the disk instead of failing.
     event = asyncio.ensure_future(store.add_event(Event("fleet", None, {"message": "during"}, 0)))
-    attempts = disk.attempts
-    while disk.attempts < attempts + 2:  # it keeps retrying (with back-off)
-        await asyncio.sleep(0.05)
+    await disk.retried(2)  # it keeps retrying (with back-off)
     assert not event.done()
 
     disk.broken = False
