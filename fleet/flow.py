@@ -45,11 +45,14 @@ class ReadGate:
         self.write_paused = False
         self.read_paused = False
         self.closed = False
+        #: Held from outside (the store cannot keep up): read nothing until released.
+        self.held = False
         self.transport: asyncio.Transport | None = None
 
     def attach(self, transport: asyncio.Transport, high: int = REPLY_HIGH_WATER, low: int = REPLY_LOW_WATER) -> None:
         self.transport = transport
         transport.set_write_buffer_limits(high=high, low=low)
+        self._update()  # held before the transport came
 
     def offer(self, line: bytes) -> None:
         """A complete line: handled now if there is room, else kept (and reading paused) until there is."""
@@ -74,6 +77,11 @@ class ReadGate:
                 self.inflight -= 1
         self._update()
 
+    def hold(self, on: bool) -> None:
+        """Stop (or resume) reading for a reason of the caller's (store backpressure)."""
+        self.held = on
+        self._update()
+
     def pause_writing(self) -> None:
         self.write_paused = True
         self._update()
@@ -86,7 +94,7 @@ class ReadGate:
         t = self.transport
         if t is None or t.is_closing():
             return
-        want = self.write_paused or bool(self.waiting) or self.inflight >= self.max_inflight
+        want = self.held or self.write_paused or bool(self.waiting) or self.inflight >= self.max_inflight
         if want and not self.read_paused:
             t.pause_reading()
             self.read_paused = True

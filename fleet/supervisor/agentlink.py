@@ -46,6 +46,7 @@ class AgentLink(asyncio.Protocol):
         self._early: list[bytes] = []  # sent before the transport was attached
         #: Calls in flight and unread replies are bounded: past either, the agent is not read.
         self._gate = ReadGate(self._handle_line, max_inflight=MAX_AGENT_CALLS)
+        self._retired = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -53,6 +54,18 @@ class AgentLink(asyncio.Protocol):
         for data in self._early:
             self.transport.write(data)
         self._early.clear()
+
+    def retire(self) -> None:
+        """The agent exited: read what it logged before (even under backpressure), nothing else."""
+        self._retired = True
+        self._gate.hold(False)
+
+    def pause(self) -> None:
+        """Store backpressure (``LogHub``): read nothing more from the agent, as its pipes."""
+        self._gate.hold(True)
+
+    def resume(self) -> None:
+        self._gate.hold(False)
 
     def pause_writing(self) -> None:  # the agent is not reading what it is sent: stop reading it
         self._gate.pause_writing()
@@ -77,6 +90,8 @@ class AgentLink(asyncio.Protocol):
         if not isinstance(msg, dict):
             self._bad(f"control message is not an object: {raw[:80]!r}")
             return False
+        if self._retired and msg.get("t") not in ("log", "metric", "alert"):
+            return False  # the agent is gone: only what it logged still counts
         if msg.get("t") == "call":
             return self._start_call(msg)
         try:

@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 S = AgentState
 F_SETPIPE_SZ = 1031
 PIPE_SIZE = 1024 * 1024
+#: After an SDK agent exits, its channel is read this long for what it sent before (then closed).
+LINK_DRAIN_S = 1.0
 #: A run that lasted this long resets the backoff ladder.
 STABLE_AFTER_S = 10.0
 
@@ -293,6 +295,7 @@ class AgentInstance:
                 on_lost=lambda: None,
             )
             self._link = link
+            self.sup.loghub.register(link)  # its ``sdk`` log lines obey store backpressure too
             self._setup.add(loop.create_task(loop.create_unix_connection(lambda: link, sock=parent_sock)))
             link_init = self.sup.init_message(self)
             if self.want_paused:
@@ -610,7 +613,11 @@ class AgentInstance:
         self._close_input()
         self._revoke_token()
         if self._link is not None:
-            self._link.close()
+            # Read what the agent sent before it died (its end is closed: EOF comes once
+            # read), even under store backpressure; close it regardless after a moment.
+            self.sup.loghub.unregister(self._link)
+            self._link.retire()
+            asyncio.get_running_loop().call_later(LINK_DRAIN_S, self._link.close)
             self._link = None
         self.exit_code = rc
         runtime = time.monotonic() - self.run.started_mono if self.run else 0.0

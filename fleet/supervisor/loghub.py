@@ -36,6 +36,14 @@ def _rfind_newline(data: bytes | memoryview, end: int) -> int:
     return bytes(data).rfind(b"\n", 0, end)  # pragma: no cover
 
 
+class Pausable(Protocol):
+    """What backpressure stops reading: a log pipe, or an SDK agent's channel (its ``sdk`` log lines)."""
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+
 class LogStore(Protocol):
     def append_logs(self, chunks: list[LogChunk]) -> None: ...
 
@@ -71,7 +79,7 @@ class LogHub:
         self._store = store
         self._seq: dict[str, int] = {}
         self._rings: dict[str, _Ring] = {}
-        self._pipes: set[LogPipe] = set()
+        self._pipes: set[LogPipe | Pausable] = set()
         self._subscribers: list[Callable[[LogChunk], None]] = []
         self.paused = False
         #: Shutting down: pipes are read to the end whatever the store's pressure, so
@@ -127,12 +135,12 @@ class LogHub:
         return chunk
 
     # --- backpressure ----------------------------------------------------------
-    def register(self, pipe: LogPipe) -> None:
+    def register(self, pipe: LogPipe | Pausable) -> None:
         self._pipes.add(pipe)
         if self.paused:
             pipe.pause()
 
-    def unregister(self, pipe: LogPipe) -> None:
+    def unregister(self, pipe: LogPipe | Pausable) -> None:
         self._pipes.discard(pipe)
 
     def drain(self) -> None:
