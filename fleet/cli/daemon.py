@@ -89,7 +89,11 @@ def up(ctx: Ctx, timeout: float) -> None:
     if socket_answers(sock):
         _say_running(ctx, "already running")
         return
-    proc = start_background_fleet(ctx.fleet_dir, ctx.state_dir(), started_by="up")
+    try:
+        proc = start_background_fleet(ctx.fleet_dir, ctx.state_dir(), started_by="up")
+    except FleetError as exc:  # e.g. a state directory that cannot be written
+        fail(str(exc))
+        return
     log = ctx.state_dir() / "fleet.log"
     deadline = time.monotonic() + timeout
     # No event tells a socket has started listening: try it every 50 ms until it answers.

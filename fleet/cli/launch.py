@@ -30,8 +30,13 @@ def start_background_fleet(fleet_dir: Path, state_dir: Path, started_by: str = "
     """
     from fleet.paths import ensure_private_dir
 
-    ensure_private_dir(state_dir)
-    log = open(state_dir / "fleet.log", "ab")  # noqa: SIM115 - handed to the child
+    try:
+        ensure_private_dir(state_dir)
+        log = open(state_dir / "fleet.log", "ab")  # noqa: SIM115 - handed to the child
+    except OSError as exc:  # a read-only mount...: one line saying what to do, not a traceback
+        from fleet.store.damage import StoreUnavailable, explain_unwritable
+
+        raise StoreUnavailable(explain_unwritable(state_dir / "fleet.db", exc)) from exc
     how = "`fleet up`" if started_by == "up" else "the console"
     log.write(f"\n--- fleet started by {how} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
     log.flush()

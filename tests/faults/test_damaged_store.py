@@ -128,6 +128,8 @@ async def test_a_read_only_state_directory(ro_mount: Path, tmp_path: Path) -> No
     r = cli(d, "run")
     assert r.returncode == 1 and "Traceback" not in r.stderr and r.stderr.count("\n") == 1, r.stderr
     assert r.stderr.startswith("fleet: cannot write the fleet's store")
+    r = cli(d, "up")
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "cannot write the fleet's store" in r.stderr, r.stderr
     # What is there can still be read.
     r = cli(d, "logs", "a", "-n", "2")
     assert r.returncode == 0 and "a line 1000 payload" in r.stdout, r.stderr
