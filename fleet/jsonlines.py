@@ -59,6 +59,17 @@ class LineBuffer:
         self._skipping = False
         self.max_line = max_line
 
+    @property
+    def pending(self) -> int:
+        """Bytes held of a line whose newline has not come yet."""
+        return len(self._buf)
+
+    def discard(self) -> None:
+        """Drop the incomplete line held, and the rest of it when it comes."""
+        if self._buf:
+            self._buf.clear()
+            self._skipping = True
+
     def feed(self, data: bytes) -> tuple[list[bytes], int]:
         """Add ``data``; return (complete lines, number of oversize lines dropped)."""
         lines: list[bytes] = []

@@ -38,6 +38,12 @@ from fleet.paths import ensure_private_dir
 from fleet.supervisor.core import Subscriber, Supervisor
 
 MAX_REQUEST = 32 * 1024 * 1024
+#: Incomplete requests held across all connections. One client may send a request of up
+#: to ``MAX_REQUEST``; 500 clients each half-way through one would hold gigabytes. Past
+#: this total, a connection holding more than ``PARTIAL_SHARE`` of an unfinished line has
+#: it discarded (and is told so).
+MAX_PARTIAL_TOTAL = 64 * 1024 * 1024
+PARTIAL_SHARE = 64 * 1024
 #: Bytes a subscriber may have queued before pushes to it are dropped.
 SUBSCRIBER_HIGH_WATER = 8 * 1024 * 1024
 #: Log text pushed to one subscriber per second (and in one burst). A flood goes to the
@@ -156,6 +162,8 @@ class _Connection(asyncio.Protocol):
         #: Stops reading this client while it has too much pending (see ``fleet.flow``).
         self.gate = ReadGate(self._start)
         self.last_active = time.monotonic()
+        #: Bytes of an unfinished request line held (counted in ``server.partial_bytes``).
+        self._partial = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -180,9 +188,24 @@ class _Connection(asyncio.Protocol):
         if dropped:
             self._write({"id": None, "ok": False, "error": error_to_wire(
                 ProtocolError(f"request over {MAX_REQUEST} bytes discarded"))})
+        self._count_partial()
         for raw in lines:
             if raw.strip():
                 self.gate.offer(raw)
+
+    def _count_partial(self) -> None:
+        """Keep the server's total of incomplete requests; shed this one's if the total is over."""
+        held = self.buf.pending
+        server = self.server
+        server.partial_bytes += held - self._partial
+        self._partial = held
+        if held > PARTIAL_SHARE and server.partial_bytes > MAX_PARTIAL_TOTAL:
+            self.buf.discard()
+            server.partial_bytes -= held
+            self._partial = 0
+            self._write({"id": None, "ok": False, "error": error_to_wire(ProtocolError(
+                f"incomplete request of over {held} bytes discarded: the fleet holds more than "
+                f"{MAX_PARTIAL_TOTAL >> 20} MiB of unfinished requests; send it again"))})
 
     def _start(self, raw: bytes) -> bool:
         """Handle one request line (``ReadGate``): True if a request task now runs."""
@@ -317,10 +340,15 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(dumps(msg))
 
+    def _forget_partial(self) -> None:
+        self.server.partial_bytes -= self._partial
+        self._partial = 0
+
     def evict(self, reason: str) -> None:
         """Close this connection to make room for another, telling the client why."""
         self._closed = True
         self.gate.close()
+        self._forget_partial()
         self.server.connections.discard(self)
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(dumps({"event": "closed", "data": {"reason": reason}}))
@@ -329,6 +357,7 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self.gate.close()
+        self._forget_partial()
         if self.unsubscribe is not None:
             self.server.call_on_supervisor(self.unsubscribe)
         for t in list(self.tasks):
@@ -364,6 +393,8 @@ class ControlServer:
         #: Connections refused at the cap, and idle ones closed to make room.
         self.refused = 0
         self.evicted = 0
+        #: Bytes of unfinished request lines held across connections.
+        self.partial_bytes = 0
 
     async def start(self) -> None:
         """Listen on the socket (called on the supervisor's loop)."""

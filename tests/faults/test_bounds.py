@@ -206,3 +206,32 @@ def test_connections_are_capped_and_status_and_restarts_still_work(tmp_path: Pat
     finally:
         for s in socks:
             s.close()
+
+
+def test_unfinished_requests_are_bounded_across_connections(tmp_path: Path, procs) -> None:
+    fp = FleetProcess(tmp_path / "fleet", '[[agent]]\nname = "a"\ncommand = ["sleep", "600"]\n')
+    procs.append(fp)
+    fp.wait(lambda st: st["agents"][0]["state"] == "running", 60, "the agent")
+    before = fp.rss()
+    chunk = b'{"id": 1, "op": "status", "args": {"pad": "' + b"x" * (2 * MiB)  # never finished
+    socks = []
+    try:
+        for _ in range(80):  # 160 MiB of unfinished requests if all were kept
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(str(fp.socket))
+            s.sendall(chunk)
+            socks.append(s)
+        assert len(fp.status()["agents"]) == 1  # answered meanwhile
+        grown = fp.rss() - before
+        print(f"\nunfinished requests: 80 x 2 MiB sent, supervisor RSS +{grown / MiB:.1f} MiB")
+        told = 0
+        for s in socks:
+            s.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                if b"incomplete request of over" in s.recv(4096):
+                    told += 1
+        assert told >= 1
+        assert grown < 110 * MiB, f"80 unfinished requests of 2 MiB cost {grown / MiB:.1f} MiB"
+    finally:
+        for s in socks:
+            s.close()
