@@ -64,6 +64,11 @@ CHECKPOINT_QUIET_S = 0.5
 CHECKPOINT_EVERY_BYTES = 512 * 1024 * 1024
 #: What the WAL file is cut back to after a checkpoint (it would otherwise keep its peak size).
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
+#: Once the disk has been full, the WAL is kept small for the rest of the run: in a flood it
+#: holds several times the log bytes written since the last checkpoint, and on a nearly
+#: full disk that is what fills it again (then nothing can be checkpointed for want of room).
+LOW_SPACE_CHECKPOINT_BYTES = 4 * 1024 * 1024
+LOW_SPACE_WAL_LIMIT = 4 * 1024 * 1024
 #: Logs that never go quiet are indexed between log batches too, once the unindexed
 #: tail is this big (a search scans it: ~0.8 s for 512 MiB here) ...
 FTS_MAX_LAG_BYTES = 512 * 1024 * 1024
@@ -99,6 +104,13 @@ def retryable(exc: BaseException) -> bool:
 #: SQLite's primary result codes that say the disk (or the file's access) is at fault:
 #: PERM, BUSY, LOCKED, NOMEM, READONLY, IOERR, CORRUPT, FULL, CANTOPEN.
 _DISK_CODES = frozenset({3, 5, 6, 7, 8, 10, 11, 13, 14})
+
+
+def _is_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == 13  # SQLITE_FULL
 
 
 def describe(exc: BaseException) -> str:
@@ -281,6 +293,8 @@ class Writer(threading.Thread):
         self._give_up = False
         #: Log lines never written because the writer gave up (shutdown while the disk was full).
         self.unwritten = 0
+        #: The disk has been full during this run: keep the WAL small (see ``LOW_SPACE_CHECKPOINT_BYTES``).
+        self.low_space = False
         # Counters (written by this thread, read anywhere; ints are atomic enough).
         self.lines_enqueued = 0
         self.lines_written = 0
@@ -470,7 +484,7 @@ class Writer(threading.Thread):
                     self._background(self._index_batch)
                 # ... the WAL from growing without bound ...
                 self._wal_bytes += taken
-                if self._wal_bytes >= CHECKPOINT_EVERY_BYTES:
+                if self._wal_bytes >= (LOW_SPACE_CHECKPOINT_BYTES if self.low_space else CHECKPOINT_EVERY_BYTES):
                     self._background(self._checkpoint)
                 # ... and retention from never running under one.
                 if since_index % 16 == 0 and (retention_state is not None or self._retention_due()):
@@ -535,6 +549,10 @@ class Writer(threading.Thread):
 
     def _failed(self, exc: BaseException, delay: float) -> None:
         text = describe(exc)
+        if not self.low_space and _is_full(exc):
+            self.low_space = True
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute(f"PRAGMA journal_size_limit = {LOW_SPACE_WAL_LIMIT}")
         self.retries += 1
         first = self.failing_since is None
         if first or text != self.last_error:
