@@ -101,6 +101,22 @@ class Client(TypedDict):
     subscribed: bool
 
 
+class StoreHealth(TypedDict):
+    """``status``'s ``store``: whether the store's writes succeed (a full disk, an I/O error...)."""
+
+    ok: bool
+    #: What the disk said ("disk full (ENOSPC)"), while writes fail; else None.
+    error: str | None
+    #: Wall time the writes started failing (None while they succeed).
+    since: float | None
+    retries: NotRequired[int]
+    backlog_bytes: NotRequired[int]
+    #: Log lines given up at a shutdown while the disk was full.
+    unwritten: NotRequired[int]
+    dropped: NotRequired[int]
+    readonly: NotRequired[bool]
+
+
 class Status(TypedDict):
     """``status`` / ``fleet status --json``: the fleet at a glance."""
 
@@ -117,6 +133,8 @@ class Status(TypedDict):
     #: True while the store's writer is behind and pipes are not read.
     log_pressure: bool
     daemon: Daemon
+    #: The store's write health (None for a fleet without a store).
+    store: NotRequired[StoreHealth | None]
     agents: list[AgentRow]
     #: Added by the control socket (not by an in-process client): who is connected.
     clients: NotRequired[list[Client]]
@@ -481,6 +499,23 @@ class QuestionPushed(Question):
     ts: float
 
 
+class StorePushed(_Pushed):
+    """The store's writes started failing (log pipes paused, retrying) or resumed; or a damaged
+    store was moved aside at start (``recovered``)."""
+
+    ok: bool
+    error: str | None
+    message: str
+    since: NotRequired[float | None]
+    recovered: NotRequired[bool]
+
+
+class ConnectionClosed(TypedDict):
+    """This connection is closed to make room for another (the socket is at its connection cap)."""
+
+    reason: str
+
+
 class LogsSkipped(TypedDict):
     """Lines not pushed to this subscriber (over its log rate); the store has them all."""
 
@@ -510,6 +545,8 @@ PUSHES: dict[str, Any] = {
     "audit": Audited,
     "budget": BudgetPushed,
     "fleet": FleetNote,
+    "store": StorePushed,
+    "closed": ConnectionClosed,
     "logs_skipped": LogsSkipped,
     "dropped": Dropped,
 }

@@ -333,6 +333,8 @@ class FakeFleetClient:
             "gateway_url": "http://127.0.0.1:4000",
             "approvals_pending": sum(1 for a in self.approvals.values() if a["status"] == "pending"),
             "log_pressure": False,
+            "store": {"ok": True, "error": None, "since": None, "retries": 0, "backlog_bytes": 0, "unwritten": 0,
+                      "dropped": 0},
             "daemon": {
                 "pid": 123, "started_at": BASE_TS, "uptime_s": self.clock() - BASE_TS, "started_by": "console",
                 "ready": True, "fleet_dir": f"/srv/{self.fleet}", "state_dir": f"/srv/{self.fleet}/.fleet",
