@@ -192,7 +192,7 @@ class AlertEngine:
         return al
 
     def _pause(self, inst: AgentInstance, al: Alert) -> None:
-        if not inst.pause(f"alert {al.rule}: {al.message}"[:200]):
+        if not inst.pause(f"alert {al.rule}: {al.message}"[:200], "alert"):
             return
         details = {"rule": al.rule, "severity": al.severity, "message": al.message, "alert_opened": al.opened}
         store = self.sup.store

@@ -99,7 +99,7 @@ async def op_subscribe(sup: Supervisor, kinds: list[str] | None = None,
 async def op_pause(sup: Supervisor, names: list[str] | None = None, all: bool = False) -> wire.AgentsTouched:
     """Pause agents (a group, one name#N, or all): SIGSTOP, or at the next checkpoint for SDK agents."""
     insts = sup.select(names, all)
-    changed = [i.name for i in insts if i.pause("paused by operator")]
+    changed = [i.name for i in insts if i.pause("paused by operator", "operator")]
     return {"agents": [i.name for i in insts], "changed": changed}
 
 
@@ -123,7 +123,7 @@ async def op_restart(sup: Supervisor, names: list[str] | None = None, all: bool 
 async def op_stop(sup: Supervisor, names: list[str] | None = None, all: bool = False) -> wire.AgentsTouched:
     """Stop agents: SIGTERM to the process group, SIGKILL after the grace period."""
     insts = sup.select(names, all)
-    await asyncio.gather(*(i.stop("stopped by operator") for i in insts))
+    await asyncio.gather(*(i.stop("stopped by operator", "operator") for i in insts))
     return {"agents": [i.name for i in insts]}
 
 
