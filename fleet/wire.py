@@ -264,6 +264,8 @@ class PolicyShown(TypedDict):
     policy: dict[str, Any]
     origins: dict[str, str]
     version: int
+    #: Allowed models the fleet has no provider key for, with why (``"no OPENAI_API_KEY set ..."``).
+    unavailable: NotRequired[dict[str, str]]
 
 
 class OverrideSet(TypedDict):

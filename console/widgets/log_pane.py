@@ -119,10 +119,11 @@ class LogPane(Vertical):
         name = "all agents" if self.source == MERGED else self.source
         title = Text.assemble((" ▸ ", "bold"), (name, "bold"))
         title.append("  ")
+        # Not an agent state's glyph or word: this is where the view is, not what the agent does.
         if self.follow:
-            title.append("● follow", style="green")
+            title.append("⇣ following", style="green")
         else:
-            title.append("‖ paused scroll (f)", style="yellow")
+            title.append("↑ scrolled back — f follows", style="cyan")
         if self.wrap:
             title.append("  wrap", style="dim")
         if self.timestamps:
@@ -185,6 +186,16 @@ class LogPane(Vertical):
             self.view.focus()
             return True
         return False
+
+    def clear_search(self) -> bool:
+        """Forget the search (its marks and ``n``/``N``); False when there was none."""
+        if not self.search:
+            return False
+        self.search = ""
+        self._matches = 0
+        self.query_one("#log-search", Input).value = ""
+        self._update_title()
+        return True
 
     # -- history ---------------------------------------------------------------
 

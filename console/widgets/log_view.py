@@ -36,6 +36,7 @@ from textual.timer import Timer
 from textual.widgets import Log
 
 from console.logring import MERGED, Block, LogRing, LogRings
+from console.widgets.nav import SCROLL_KEYS
 from fleet.ansi import strip_sgr
 
 if TYPE_CHECKING:
@@ -124,6 +125,8 @@ def agent_colour(agent: str) -> str:
 
 class LogView(Log, inherit_bindings=True):
     """The rows of one log source (an agent or ``MERGED``), painted in colour."""
+
+    BINDINGS = SCROLL_KEYS
 
     DEFAULT_CSS = """
     LogView {
@@ -401,10 +404,13 @@ class LogView(Log, inherit_bindings=True):
         total = len(lines)
         if not total:
             return None
-        if self.current_match is not None and self.current_match < total:
-            start = self.current_match
+        top = int(self.scroll_y)
+        bottom = top + self.scrollable_content_region.height - 1
+        if self.current_match is not None and top <= self.current_match <= bottom:
+            start = self.current_match  # from the match on screen
         else:
-            start = total if not forward else int(self.scroll_y) - 1
+            # From where the view is: forward from just above its top, back from just below its bottom.
+            start = top - 1 if forward else min(total, bottom + 1)
         step = 1 if forward else -1
         index = start
         for _ in range(total):

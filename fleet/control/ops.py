@@ -231,8 +231,14 @@ async def op_usage(sup: Supervisor, agent: str | None = None, n: int = 50) -> wi
 
 @operation(cli="fleet policy show")
 async def op_policy_show(sup: Supervisor, name: str) -> wire.PolicyShown:
-    """The effective policy of an agent (or a named policy) and the file each value came from."""
-    return {**sup.book.describe(name), "version": sup.policy_version}  # type: ignore[typeddict-item]
+    """The effective policy of an agent (or a named policy), the file each value came from, keyless models."""
+    shown = sup.book.describe(name)
+    llm = shown["policy"].get("llm", {})
+    # Allowed models the gateway has no key for, with why (the console marks and refuses them).
+    check = getattr(sup.gateway, "missing_key", None)
+    models = [*llm.get("models", []), llm.get("model", "")]
+    unavailable = {m: why for m in models if m and "*" not in m and check is not None and (why := check(m))}
+    return {**shown, "version": sup.policy_version, "unavailable": unavailable}  # type: ignore[typeddict-item]
 
 
 @operation(cli=None, why_no_cli="the console's policy editor; from a shell, edit the files")
