@@ -29,12 +29,12 @@ from typing import Any, ClassVar
 
 from textual import work
 from textual.app import App
-from textual.binding import Binding
 from textual.command import Provider
 from textual.worker import Worker, WorkerState
 
 from console import format as fmt
 from console.commands import FleetCommands
+from console.keymap import APP_BINDINGS
 from console.logring import MERGED, Block, LogRings
 from console.screens.agent import AgentScreen
 from console.screens.approvals import ApprovalsScreen
@@ -86,14 +86,7 @@ class FleetConsole(App[None]):
         *App.COMMANDS,
         FleetCommands,
     }
-    BINDINGS = [
-        Binding("a", "approvals", "Approvals", show=False),  # the badge says "(a)"
-        Binding("e", "edit_policy", "Policy"),
-        Binding("question_mark", "help", "Help"),
-        Binding("q", "quit", "Quit"),
-        Binding("ctrl+c", "quit", "Quit", show=False),  # as q: asks whether to detach or stop the fleet
-        Binding("E", "events", "Events", show=False),
-    ]
+    BINDINGS = APP_BINDINGS  # declared with the help that lists them (console.keymap)
 
     def __init__(
         self,

@@ -67,14 +67,14 @@ class AgentScreen(LogKeysMixin):
     """Everything about one agent."""
 
     BINDINGS = [
-        Binding("escape", "back", "Back", tooltip="clear the search, else back to the fleet"),
+        Binding("escape", "back", "Back", tooltip="clear search, else back"),
         Binding("p", "op('pause')", "Pause"),
         Binding("r", "op('resume')", "Resume"),
         Binding("x", "op('restart')", "Restart"),
         Binding("s", "stop_start", "Stop/Start", tooltip="stop (asks first) or start this agent"),
         Binding("left_square_bracket", "tab(-1)", "Tab", key_display="[", show=False, tooltip="previous tab"),
-        Binding("right_square_bracket", "tab(1)", "Tab", key_display="]", tooltip="next tab ([ previous)"),
-        Binding("tab", "app.focus_next", "Pane", show=False, tooltip="move the focus (shift+tab: back)"),
+        Binding("right_square_bracket", "tab(1)", "Tab", key_display="]", tooltip="next tab"),
+        Binding("tab", "app.focus_next", "Pane", show=False, tooltip="focus the next pane"),
         Binding("b", "budget", "Budget", tooltip="set the daily budget (quick edit)"),
         Binding("M", "model", "Model", tooltip="switch the model (quick edit)"),
         *LOG_BINDINGS,
@@ -116,7 +116,7 @@ class AgentScreen(LogKeysMixin):
         self.update_head()
         self.set_interval(1.0, self.update_head)  # the uptime in seconds (pushes omit uptime-only changes)
         policy = self.query_one("#policy-table", DataTable)
-        policy.add_columns("key", "value", "from")
+        policy.add_columns("key", "from", "value")  # long values scroll; where each comes from stays in view
         calls = self.query_one("#calls-table", DataTable)
         calls.add_columns("model", "in", "out", "cost", "latency", "outcome")
 
@@ -175,7 +175,7 @@ class AgentScreen(LogKeysMixin):
         for key, value in flatten(shown.get("policy", {})):
             origin = origins.get(key, "")
             table.add_row(
-                Text(key), Text(fmt.off(value)), Text(origin, style="dim" if origin == "built-in" else "cyan")
+                Text(key), Text(origin, style="dim" if origin == "built-in" else "cyan"), Text(fmt.off(value))
             )
 
     @work(group="agent-usage", exclusive=True, exit_on_error=False)

@@ -39,25 +39,27 @@ class FleetScreen(LogKeysMixin):
     """Home screen of the console."""
 
     BINDINGS = [
-        Binding("p", "agents('pause')", "Pause", tooltip="pause the selection, else the cursor row"),
-        Binding("r", "agents('resume')", "Resume", tooltip="resume the selection, else the cursor row"),
+        Binding("p", "agents('pause')", "Pause", tooltip="pause (selection or row)"),
+        Binding("r", "agents('resume')", "Resume", tooltip="resume (selection or row)"),
         Binding("P", "all('pause')", "Pause all", show=False),
         Binding("R", "all('resume')", "Resume all", show=False),
-        Binding("x", "agents('restart')", "Restart", tooltip="restart (asks first for more than one)"),
-        Binding("s", "stop_start", "Stop/Start", tooltip="stop a live agent (asks first), start a stopped one"),
+        Binding("x", "agents('restart')", "Restart", tooltip="restart (asks if several)"),
+        Binding("s", "stop_start", "Stop/Start", tooltip="stop (asks first) or start"),
         *LOG_BINDINGS[:2],
-        Binding("tab", "app.focus_next", "Pane", tooltip="move the focus to the next pane (shift+tab: back)"),
-        Binding("shift+tab", "app.focus_previous", "Pane back", show=False),
+        Binding("tab", "app.focus_next", "Pane", tooltip="focus the next pane"),
         Binding(
-            "backslash", "filter_agents", "Filter", key_display="\\", tooltip="filter agents by name, state, policy"
+            "shift+tab", "app.focus_previous", "Pane back", show=False, tooltip="focus the previous pane"
         ),
-        Binding("o", "sort", "Sort", tooltip="sort by cost, cpu, memory, restarts, state, then none"),
-        Binding("space", "select", "Select", show=False, tooltip="select or unselect the cursor row"),
-        Binding("enter", "detail", "Detail", show=False, tooltip="the agent's detail: logs, policy, calls, trends"),
-        Binding("m", "toggle_merged", "All logs", show=False, tooltip="the log pane: this agent or all agents"),
-        Binding("b", "budget", "Budget", show=False, tooltip="set this agent's daily budget (quick edit)"),
-        Binding("M", "model", "Model", show=False, tooltip="switch this agent's model (quick edit)"),
-        Binding("escape", "clear", "Clear", show=False, tooltip="close or clear a search, a filter, the selection"),
+        Binding(
+            "backslash", "filter_agents", "Filter", key_display="\\", tooltip="filter: name, state, policy"
+        ),
+        Binding("o", "sort", "Sort", tooltip="sort: cost cpu mem rst state"),
+        Binding("space", "select", "Select", show=False, tooltip="select / unselect the row"),
+        Binding("enter", "detail", "Detail", show=False, tooltip="agent detail"),
+        Binding("m", "toggle_merged", "All logs", show=False, tooltip="log: this agent / all agents"),
+        Binding("b", "budget", "Budget", show=False, tooltip="daily budget (quick edit)"),
+        Binding("M", "model", "Model", show=False, tooltip="model (quick edit)"),
+        Binding("escape", "clear", "Clear", show=False, tooltip="clear search/filter/selection"),
         *LOG_BINDINGS[2:],
     ]
 

@@ -1,4 +1,4 @@
-"""The key reference, generated from the bindings so it cannot drift."""
+"""The key reference, generated from the bindings so it cannot drift (``console.keymap``)."""
 
 from __future__ import annotations
 
@@ -8,19 +8,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-HELP = """\
-[b]Fleet[/b]                              [b]Logs[/b]
- p  pause        P  pause all          /    search     n/N  next/prev
- r  resume       R  resume all         f    follow     w    wrap
- x  restart      s  stop/start         t    timestamps F    filter
- space select    esc clear selection   m    all agents / selected agent
- enter agent detail                    ↑ pgup home  scroll back, more history
- b  raise budget M  switch model
- i  type to its input (ctrl+d EOF), or answer its question
-[b]Screens[/b]
- e  policy editor (ctrl+s save)        a  needs you: approvals (y, n), questions (enter)
- E  events       ctrl+p command palette   ?  this help    q  quit
-"""
+from console.keymap import help_text
 
 
 class HelpScreen(ModalScreen[None]):
@@ -38,5 +26,5 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog help"):
             yield Static("[b]Fleet Console keys[/b]", classes="dialog-title")
-            yield Static(HELP)
+            yield Static(help_text())
             yield Static("esc: close", classes="dialog-hint")

@@ -49,7 +49,7 @@ BASE = (
     Column("name", "agent", 0),
     Column("state", "state", 19),
     Column("uptime", "up", 4),
-    Column("cost", "today/budget", 12),
+    Column("cost", "today/cap", 10),
     Column("alerts", "⚠", 1),
 )
 #: Added, in this order, while the last line keeps ``LAST_MIN`` cells.

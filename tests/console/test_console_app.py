@@ -67,7 +67,7 @@ async def test_table_shows_agents_and_state_symbols(client: FakeFleetClient) -> 
         await settle(pilot, lambda: loaded(app))
         table = app.fleet_screen.table
         assert str(table.get_cell(FIRST, "state")) == "● running"
-        assert str(table.get_cell("nightly-script", "state")) == "■ stopped"
+        assert str(table.get_cell("nightly-script", "state")) == "■ stopped 50m"  # since when
         assert "approval" in str(app.screen.query_one("#approvals-badge").render())
 
 
@@ -79,7 +79,7 @@ async def test_pause_and_resume_cursor_row(client: FakeFleetClient) -> None:
         await settle(pilot, lambda: state(app, FIRST) == "paused")
         assert ("pause", {"names": [FIRST]}) in client.calls
         assert any("Pausing" in n for n in notes(app))
-        assert str(app.fleet_screen.table.get_cell(FIRST, "state")) == "‖ paused"
+        assert str(app.fleet_screen.table.get_cell(FIRST, "state")) == "‖ paused by you 0s"  # why, since when
         await pilot.press("r")
         await settle(pilot, lambda: state(app, FIRST) == "running")
 
@@ -155,7 +155,7 @@ async def test_crash_state_notifies(client: FakeFleetClient) -> None:
         client._set_state("ticker", "crash-loop", "5 restarts in 300s")
         await settle(pilot, lambda: state(app, "ticker") == "crash-loop")
         assert any("crash-loop" in n for n in notes(app))
-        assert str(app.fleet_screen.table.get_cell("ticker", "state")) == "⟳ crash-loop"
+        assert str(app.fleet_screen.table.get_cell("ticker", "state")) == "⟳ crash-loop 0s"
 
 
 async def test_live_logs_reach_the_visible_pane_in_batches(client: FakeFleetClient) -> None:
