@@ -182,9 +182,8 @@ class Supervisor:
         self._start_watchdog()
         await self._record_policy_version(None)
         for spec in self.book.agents:
-            policy = self.book.policy_for(spec.name)
             for name in spec.instances():
-                inst = AgentInstance(self, spec, name, policy)
+                inst = AgentInstance(self, spec, name, self.book.policy_for(name))
                 self.instances[name] = inst
         self._publish_rows()
         if spawn:
@@ -664,7 +663,7 @@ class Supervisor:
                 stopped.append(name)
                 coros.append(self._remove(inst))
         for name, spec in wanted.items():
-            policy = new.policy_for(spec.name)
+            policy = new.policy_for(name)  # a replica may have overrides of its own
             inst = self.instances.get(name)
             if inst is None:
                 inst = AgentInstance(self, spec, name, policy)
