@@ -8,7 +8,6 @@ colour-blind operators.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from rich.text import Text
@@ -134,16 +133,12 @@ def state_cell(agent: dict[str, Any], now: float) -> Text:
 
 
 def state_detail(agent: dict[str, Any], now: float) -> Text:
-    """The state line of the agent screen: state, the whole reason, since when."""
+    """The state for the agent screen: ``‖ paused for 4m00s`` (how long, for a paused or stopped agent)."""
     state = agent.get("state", "?")
     text = state_text(state)
-    reason = agent.get("reason")
-    if reason:
-        text.append(f" — {reason}", style="yellow")
     since = agent.get("since")
     if since and state in EXPLAINED:
-        clock = time.strftime("%H:%M", time.localtime(since))
-        text.append(f" (since {clock}, {duration(now - since)} ago)", style="dim")
+        text.append(f" for {duration(now - since)}", style="bold")
     return text
 
 

@@ -152,15 +152,17 @@ class AgentScreen(LogKeysMixin):
         self.log_pane.set_active(False)
 
     def update_head(self) -> None:
+        """Name, state (for how long), uptime, policy, spend; why it is paused or stopped; the goal."""
         agent = self.console_app.agents.get(self.agent, {})
         now = self.console_app.clock()
-        head = Text.assemble((f" {self.agent} ", "bold"))
+        head = Text.assemble((f" {self.agent} ", "bold"), no_wrap=True, overflow="ellipsis")
         head.append_text(fmt.state_detail(agent, now))
-        head.append("\n ")
-        head.append(f"up {fmt.duration(fmt.live_uptime(agent, now))}", style="dim")
-        head.append(f"  policy {agent.get('policy', '?')}  ", style="dim")
+        head.append("  ")
         head.append_text(fmt.cost_vs_budget(agent))
         head.append(" today", style="dim")
+        head.append(f"  up {fmt.duration(fmt.live_uptime(agent, now))}  policy {agent.get('policy', '?')}", "dim")
+        if agent.get("reason") and agent.get("state") in fmt.EXPLAINED:
+            head.append(f"\n why: {agent['reason']}", style="yellow")  # the fleet's words: operator, budget, alert
         head.append(f"\n goal: {agent.get('goal') or '-'}", style="italic")
         self.query_one("#agent-head", Static).update(head)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from console.keymap import help_text
+from console.widgets.nav import NavScroll
 
 
 class HelpScreen(ModalScreen[None]):
@@ -24,7 +24,8 @@ class HelpScreen(ModalScreen[None]):
         super().__init__(classes="dialog-screen")
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(classes="dialog help"):
+        with NavScroll(classes="dialog help"):
             yield Static("[b]Fleet Console keys[/b]", classes="dialog-title")
-            yield Static(help_text())
+            # The dialog is at most 78 cells, 95 % of a narrower screen; less its border, padding, scrollbar.
+            yield Static(help_text(min(72, int(self.app.size.width * 0.95) - 6)))
             yield Static("esc: close", classes="dialog-hint")

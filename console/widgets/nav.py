@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from textual.binding import Binding
+from textual.containers import VerticalScroll
 from textual.widgets import DataTable, OptionList
 
 
@@ -46,3 +47,9 @@ class NavList(OptionList):
     """An ``OptionList`` that also moves with j/k, g/G, ctrl+d/ctrl+u."""
 
     BINDINGS = LIST_KEYS
+
+
+class NavScroll(VerticalScroll):
+    """A ``VerticalScroll`` that also scrolls with j/k, g/G, ctrl+d/ctrl+u."""
+
+    BINDINGS = SCROLL_KEYS
