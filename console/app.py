@@ -475,16 +475,14 @@ class FleetConsole(App[None]):
             then(agent, agent)
             return
         group = self.agents.get(agent, {}).get("group") or agent.rpartition("#")[0]
-        labels = {
-            agent: f"this replica only: {agent}",
-            group: f"the group: {group} ({len(mates)} replicas)",
-        }
+        labels = {agent: f"{agent}: this replica only", group: f"{group}: the group ({len(mates)} replicas)"}
+        scopes = {agent: f"{agent} (this replica only)", group: f"{group} (all {len(mates)} replicas)"}
 
         def chosen(target: str | None) -> None:
             if target:
-                then(target, labels[target].split(": ", 1)[0] + f" {target}")
+                then(target, scopes[target])
 
-        self.push_screen(ChoicePrompt(f"{what}: for which agents?", [agent, group], agent, labels=labels), chosen)
+        self.push_screen(ChoicePrompt(f"{what}: for which agents?", [agent, group], None, labels=labels), chosen)
 
     def quick_budget(self, agent: str) -> None:
         self._with_scope(agent, f"Daily budget of {agent}", self._budget_for)

@@ -203,14 +203,13 @@ class ChoicePrompt(ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         options = self.query_one(OptionList)
-        if self.current in self.choices:
-            options.highlighted = self.choices.index(self.current)
+        options.highlighted = self.choices.index(self.current) if self.current in self.choices else 0
 
     @on(OptionList.OptionSelected)
     def _selected(self, event: OptionList.OptionSelected) -> None:
         choice = event.option.id
         why = self.unavailable.get(choice or "")
         if why:
-            self.notify(f"{choice}: {why}", severity="error", timeout=4, markup=False)
+            self.notify(f"{choice} cannot be chosen: {why}", severity="error", timeout=4, markup=False)
             return
         self.dismiss(choice)

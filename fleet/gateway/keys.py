@@ -170,7 +170,7 @@ def missing_key(model: str, keys: Mapping[str, str]) -> str | None:
     """Why ``model`` cannot be called with ``keys``, or None (it can, or its provider is unknown here).
 
     A cheap check without importing litellm, for the console's model list and
-    the quick edit that switches a model: ``"no OPENAI_API_KEY"``.
+    the quick edit that switches a model: ``"no OPENAI_API_KEY set (...)"``.
     """
     provider, sep, _rest = model.partition("/")
     if not sep:
@@ -178,4 +178,4 @@ def missing_key(model: str, keys: Mapping[str, str]) -> str | None:
     wanted = PROVIDER_KEY_VARS.get(provider)
     if not wanted or any(keys.get(name) for name in wanted):
         return None
-    return f"no {' or '.join(wanted)} in the fleet's environment or .env"
+    return f"no {' or '.join(wanted)} set (fleet environment or .env)"

@@ -376,8 +376,8 @@ async def test_quick_budget_and_model(client: FakeFleetClient) -> None:
         await pilot.press("b")
         await settle(pilot, lambda: isinstance(app.screen, ChoicePrompt))
         scope = app.screen.query_one(OptionList)
-        assert "this replica only: campaign-optimizer#1" in str(scope.get_option_at_index(0).prompt)
-        assert "the group: campaign-optimizer (2 replicas)" in str(scope.get_option_at_index(1).prompt)
+        assert "campaign-optimizer#1: this replica only" in str(scope.get_option_at_index(0).prompt)
+        assert "campaign-optimizer: the group (2 replicas)" in str(scope.get_option_at_index(1).prompt)
         await pilot.press("enter")  # this replica
         await settle(pilot, lambda: isinstance(app.screen, TextPrompt))
         prompt = app.screen.query_one(Input)
