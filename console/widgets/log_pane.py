@@ -159,7 +159,9 @@ class LogPane(Vertical):
             return
         self.follow = False
         if self.view.find(forward) is None:
-            self.notify(f"No match for {self.search!r}", severity="warning", timeout=2)
+            self.notify(f"No match for {self.search!r}", severity="warning", timeout=2, markup=False)
+        elif self.view.wrapped:
+            self.notify("Search wrapped to the " + ("oldest" if forward else "newest") + " lines", timeout=1.5)
 
     @on(Input.Submitted, "#log-search")
     def _search_submitted(self, event: Input.Submitted) -> None:
@@ -226,7 +228,7 @@ class LogPane(Vertical):
         self._history_pending = False
         if added == 0:
             self._history_exhausted.add(agent)
-            self.notify(f"Start of {agent}'s log", timeout=2)
+            self.notify(f"Start of {agent}'s log", timeout=2, markup=False)
             return
         if agent == self.source and self.view.active:
             self.view.rebuild(keep_offset=added if not self.view.wrap else None)

@@ -159,6 +159,8 @@ class LogView(Log, inherit_bindings=True):
         self._strips: LRUCache[tuple[str, str, bool], Strip] = LRUCache(2048)
         self._built_width = 0
         self.current_match: int | None = None
+        #: The last ``find`` went past the last line to the first (or back past the first).
+        self.wrapped = False
         self.painted_lines = 0
         self._rebuilding = False
         self._longest_raw = 0
@@ -413,8 +415,11 @@ class LogView(Log, inherit_bindings=True):
             start = top - 1 if forward else min(total, bottom + 1)
         step = 1 if forward else -1
         index = start
+        self.wrapped = False
         for _ in range(total):
             index = (index + step) % total
+            if index == (0 if forward else total - 1) and start not in (-1, total):
+                self.wrapped = True  # passed the end (or the start): the operator is told
             plain = strip_sgr(lines[index])
             if needle in (plain.casefold() if fold else plain):
                 self.current_match = index
