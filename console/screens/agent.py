@@ -94,6 +94,8 @@ class AgentScreen(LogKeysMixin):
 
     def compose(self) -> ComposeResult:
         yield Static(id="agent-head")
+        yield Static(id="agent-why")  # why it is paused or stopped: the fleet's words, wrapped, never cut
+        yield Static(id="agent-goal")
         with TabbedContent(id="agent-tabs"):
             with TabPane("Logs", id="tab-logs"):
                 self._log_pane = LogPane(self.console_app.hub, self.agent, id="agent-log")
@@ -152,19 +154,21 @@ class AgentScreen(LogKeysMixin):
         self.log_pane.set_active(False)
 
     def update_head(self) -> None:
-        """Name, state (for how long), uptime, policy, spend; why it is paused or stopped; the goal."""
+        """Name, state (for how long), spend, uptime, policy; why it is paused or stopped; the goal."""
         agent = self.console_app.agents.get(self.agent, {})
         now = self.console_app.clock()
-        head = Text.assemble((f" {self.agent} ", "bold"), no_wrap=True, overflow="ellipsis")
+        head = Text.assemble((f" {self.agent} ", "bold"))
         head.append_text(fmt.state_detail(agent, now))
         head.append("  ")
         head.append_text(fmt.cost_vs_budget(agent))
         head.append(" today", style="dim")
         head.append(f"  up {fmt.duration(fmt.live_uptime(agent, now))}  policy {agent.get('policy', '?')}", "dim")
-        if agent.get("reason") and agent.get("state") in fmt.EXPLAINED:
-            head.append(f"\n why: {agent['reason']}", style="yellow")  # the fleet's words: operator, budget, alert
-        head.append(f"\n goal: {agent.get('goal') or '-'}", style="italic")
         self.query_one("#agent-head", Static).update(head)
+        why = agent.get("reason") if agent.get("state") in fmt.EXPLAINED else None
+        box = self.query_one("#agent-why", Static)
+        box.update(Text(f" why: {why}", style="yellow") if why else "")
+        box.display = bool(why)
+        self.query_one("#agent-goal", Static).update(Text(f" goal: {agent.get('goal') or '-'}", style="italic"))
 
     # -- loading -----------------------------------------------------------------
 

@@ -283,7 +283,7 @@ async def test_agent_detail_screen(client: FakeFleetClient) -> None:
         await pilot.press("enter")
         await settle(pilot, lambda: isinstance(app.screen, AgentScreen))
         screen = app.screen
-        assert "goal: Keep campaign-optimizer healthy" in str(screen.query_one("#agent-head").render())
+        assert "goal: Keep campaign-optimizer healthy" in str(screen.query_one("#agent-goal").render())
         # The other tabs load when first shown, not while the operator waits for the logs.
         await settle(pilot)
         assert not {op for op, _ in client.calls} & {"policy_show", "usage", "metrics"}
