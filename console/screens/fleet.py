@@ -130,10 +130,14 @@ class FleetScreen(LogKeysMixin):
         table = self.table
         if table.selected:
             info.append(f"  {len(table.selected)} selected", style="bold magenta")
+        # The table's own title says how it is filtered and sorted (the top bar is full at 80 columns).
+        title = "agents"
         if table.filter_text:
-            info.append(f"  filter {table.filter_text!r} ({len(table.order)}/{len(app.agents)})", style="cyan")
+            title += f" · filter {table.filter_text!r} {len(table.order)}/{len(app.agents)}"
         if table.sort_key:
-            info.append(f"  by {table.sort_key}", style="cyan")
+            title += f" · by {table.sort_key}"
+        if table.border_title != title:
+            table.border_title = Text(title)
         pending = app.pending_approvals
         # Stats arrive every second; Static.update re-lays the screen out, so only on a change.
         if (info, pending) == self._info_shown:
