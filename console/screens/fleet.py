@@ -59,6 +59,7 @@ class FleetScreen(LogKeysMixin):
         Binding("m", "toggle_merged", "All logs", show=False, tooltip="log: this agent / all agents"),
         Binding("b", "budget", "Budget", show=False, tooltip="daily budget (quick edit)"),
         Binding("M", "model", "Model", show=False, tooltip="model (quick edit)"),
+        Binding("i", "input", "Input", show=False, tooltip="type to its input / answer it"),
         Binding("escape", "clear", "Clear", show=False, tooltip="clear search/filter/selection"),
         *LOG_BINDINGS[2:],
     ]
@@ -66,7 +67,7 @@ class FleetScreen(LogKeysMixin):
     def __init__(self) -> None:
         super().__init__(id="fleet")
         self.merged = False
-        self._info_shown: tuple[Text, int] | None = None
+        self._info_shown: tuple[Text, int, int] | None = None
 
     @property
     def console_app(self) -> ConsoleApp:
@@ -139,14 +140,17 @@ class FleetScreen(LogKeysMixin):
         if table.border_title != title:
             table.border_title = Text(title)
         pending = app.pending_approvals
+        questions = len(app.open_questions)
         # Stats arrive every second; Static.update re-lays the screen out, so only on a change.
-        if (info, pending) == self._info_shown:
+        if (info, pending, questions) == self._info_shown:
             return
-        self._info_shown = (info, pending)
+        self._info_shown = (info, pending, questions)
         self.query_one("#fleet-info", Static).update(info)
         badge = self.query_one("#approvals-badge", Static)
-        badge.update(f" ⚑ {pending} approval{'s' if pending != 1 else ''} (a) " if pending else "")
-        badge.set_class(bool(pending), "-pending")
+        parts = [f"{pending} approval{'s' if pending != 1 else ''}"] if pending else []
+        parts += [f"{questions} question{'s' if questions != 1 else ''}"] if questions else []
+        badge.update(f" ⚑ {', '.join(parts)} (a) " if parts else "")
+        badge.set_class(bool(parts), "-pending")
 
     def update_agents(self, names: list[str]) -> None:
         """The app updated these agents (or learnt of them)."""
@@ -162,7 +166,7 @@ class FleetScreen(LogKeysMixin):
     def fleet_event(self, kind: str, data: dict[str, Any]) -> None:
         if kind == "state":
             self.agent_state(data)
-        elif kind in ("approval", "approvals_changed", "policy_applied", "policy_version"):
+        elif kind in ("approval", "question", "approvals_changed", "policy_applied", "policy_version"):
             self.update_info()
 
     def agent_state(self, data: dict[str, Any]) -> None:
@@ -219,6 +223,11 @@ class FleetScreen(LogKeysMixin):
             return bool(states)
         if action in ("stop_start", "detail", "budget", "model"):
             return bool(states)
+        if action == "input":
+            agent = table.cursor_agent
+            info = self.console_app.agents.get(agent or "") or {}
+            asking = any(q.get("agent") == agent for q in self.console_app.open_questions)
+            return asking or (info.get("kind") == "command" and info.get("state") in fmt.INPUTTABLE)
         if action == "all":
             wanted = fmt.PAUSABLE if parameters[0] == "pause" else fmt.RESUMABLE
             return any(a.get("state") in wanted for a in table.agents.values())
@@ -246,8 +255,17 @@ class FleetScreen(LogKeysMixin):
 
     def action_detail(self) -> None:
         agent = self.table.cursor_agent
-        if agent:
+        if not agent:
+            return
+        if (self.console_app.agents.get(agent) or {}).get("tty"):
+            self.console_app.offer_attach(agent)  # a terminal agent: its screen, or its detail
+        else:
             self.console_app.open_detail(agent)
+
+    def action_input(self) -> None:
+        agent = self.table.cursor_agent
+        if agent:
+            self.console_app.ask_input(agent)
 
     def action_budget(self) -> None:
         agent = self.table.cursor_agent

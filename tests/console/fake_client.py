@@ -88,6 +88,8 @@ class FakeFleetClient:
         self.gateway = "ready"
         self.policy_files = dict(POLICY_FILES)
         self.overrides: dict[tuple[str, str], Any] = {}
+        #: Allowed models the fleet has no key for, with why (``policy_show``'s ``unavailable``).
+        self.unavailable: dict[str, str] = {}
         self.shut_down = False
         self.closed = False
         self._queues: list[tuple[asyncio.Queue[dict[str, Any]], set[str] | None]] = []
@@ -551,9 +553,9 @@ class FakeFleetClient:
         return {
             "agent": name,
             "version": self.policy_version,
-            "unavailable": {"anthropic/claude-3-5-haiku": "no ANTHROPIC_API_KEY set (fleet environment or .env)"},
+            "unavailable": dict(self.unavailable),
             "policy": {
-                "llm": {"model": model, "models": ["fleet/demo", "gpt-4o-mini", "anthropic/claude-3-5-haiku"]},
+                "llm": {"model": model, "models": ["fleet/demo", "gpt-4o-mini", *self.unavailable]},
                 "budget": {"usd_per_day": budget, "tokens_per_minute": 20000, "on_exhausted": "pause"},
                 "tools": {"deny": ["shell"], "approve": ["send_email"]},
                 "restart": {"mode": "on-failure", "max_restarts": 5},

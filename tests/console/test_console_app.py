@@ -370,6 +370,7 @@ async def test_footer_shows_what_applies_redraws_on_change_and_presses_on_click(
 
 async def test_quick_budget_and_model(client: FakeFleetClient) -> None:
     """A replica's quick edit names its scope and writes exactly that; keyless models are marked and refused."""
+    client.unavailable = {"anthropic/claude-3-5-haiku": "no ANTHROPIC_API_KEY set (fleet environment or .env)"}
     app = make_app(client)
     async with app.run_test(size=(120, 35)) as pilot:
         await settle(pilot, lambda: loaded(app))
