@@ -118,8 +118,6 @@ class FleetScreen(LogKeysMixin):
             style = {"ready": "green", "loading": "yellow", "idle": "bright_black"}.get(gateway, "red")
             info.append("  gateway ", style="dim")
             info.append(gateway, style=style)
-            if app.status.get("gateway_url"):  # where agents' own clients reach it
-                info.append(f" {app.status['gateway_url']}/v1", style="dim")
             counts: dict[str, int] = {}
             for agent in app.agents.values():
                 counts[agent.get("state", "?")] = counts.get(agent.get("state", "?"), 0) + 1
@@ -131,6 +129,8 @@ class FleetScreen(LogKeysMixin):
         table = self.table
         if table.selected:
             info.append(f"  {len(table.selected)} selected", style="bold magenta")
+        if app.status.get("gateway_url"):  # where agents' own clients reach it (last: the first cut at 80 columns)
+            info.append(f"  {app.status['gateway_url']}/v1", style="dim")
         # The table's own title says how it is filtered and sorted (the top bar is full at 80 columns).
         title = "agents"
         if table.filter_text:
