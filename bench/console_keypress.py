@@ -4,7 +4,7 @@ A fake fleet (tests/console/fake_client.py) of 50 agents pushes 2 000
 lines/s each (100 000 lines/s in 50 ms chunks) into the console running
 headless at 160x48 with the merged log pane visible. For each sample we move
 the cursor to a running agent, press ``p`` and take the time until the
-agent's state cell shows "paused" (stamped by ``AgentTable.set_state``), then
+agent's state cell shows "paused" (stamped by ``AgentTable.show_state``), then
 resume it. The console process CPU is measured over the same window with
 ``time.process_time``; the fake fleet lives in the same process, so its own
 generator cost is measured separately (same flood, no console) and reported.

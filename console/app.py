@@ -3,9 +3,15 @@
 Why the app owns everything that comes from the fleet: there is one
 subscription (one stream of pushed events) and one place that calls the
 client, so screens stay views. Screens ask the app for actions
-(``agent_op``, ``open_detail`` ...) and the app calls back the screens in
-the stack that care about an event (``fleet_event``), synchronously, so a
-``state`` push reaches the table cell without a message hop.
+(``agent_op``, ``open_detail`` ...) and reads (``policy_show`` ...) through
+the ``console.contract.ConsoleApp`` protocol — they never import this module
+— and the app calls back the screens in the stack that care about an event
+(``fleet_event``), synchronously, so a ``state`` push reaches the table cell
+without a message hop. ``self.agents`` is the one copy of every agent's
+figures: the table reads it and is told which names changed.
+
+Anything that came from a file, an agent or a user is shown as text, never
+as Rich markup: notifications carrying such text pass ``markup=False``.
 
 Nothing in ``compose``/``on_mount`` awaits the client: the first frame is
 painted at once and data arrives through workers, so a supervisor still
@@ -23,18 +29,19 @@ from typing import Any, ClassVar
 
 from textual import work
 from textual.app import App
-from textual.binding import Binding
 from textual.command import Provider
 from textual.worker import Worker, WorkerState
 
+from console import format as fmt
 from console.commands import FleetCommands
+from console.keymap import APP_BINDINGS
 from console.logring import MERGED, Block, LogRings
 from console.screens.agent import AgentScreen
 from console.screens.approvals import ApprovalsScreen
 from console.screens.events import EventsScreen
 from console.screens.fleet import FleetScreen
 from console.screens.help import HelpScreen
-from console.screens.modals import ChoicePrompt, ConfirmQuit, TextPrompt
+from console.screens.modals import ChoicePrompt, ConfirmAction, ConfirmQuit, TextPrompt
 from console.screens.policy import PolicyScreen
 from console.screens.send_input import SendInput, SentInput
 from console.widgets.log_pane import LogPane
@@ -79,14 +86,7 @@ class FleetConsole(App[None]):
         *App.COMMANDS,
         FleetCommands,
     }
-    BINDINGS = [
-        Binding("a", "approvals", "Approvals", show=False),  # the badge says "(a)"
-        Binding("e", "edit_policy", "Policy"),
-        Binding("question_mark", "help", "Help"),
-        Binding("q", "quit", "Quit"),
-        Binding("ctrl+c", "quit", "Quit", show=False),  # as q: asks whether to detach or stop the fleet
-        Binding("E", "events", "Events", show=False),
-    ]
+    BINDINGS = APP_BINDINGS  # declared with the help that lists them (console.keymap)
 
     def __init__(
         self,
@@ -128,9 +128,16 @@ class FleetConsole(App[None]):
 
     @property
     def fleet_screen(self) -> FleetScreen:
-        screen = self.screen_stack[1] if len(self.screen_stack) > 1 else self.screen
-        assert isinstance(screen, FleetScreen)
-        return screen
+        """The fleet screen, wherever it is in the stack (found by its type)."""
+        for screen in self.screen_stack:
+            if isinstance(screen, FleetScreen):
+                return screen
+        raise LookupError("the fleet screen is not mounted")
+
+    def _update_fleet_screen(self, names: list[str]) -> None:
+        for screen in self.screen_stack:
+            if isinstance(screen, FleetScreen):
+                screen.update_agents(names)
 
     @property
     def pending_approvals(self) -> int:
@@ -159,7 +166,7 @@ class FleetConsole(App[None]):
                 self.notify("Event stream lost: the fleet does not answer; retrying", severity="warning",
                             timeout=3)
             except (FleetError, OSError) as exc:
-                self.notify(f"Event stream lost: {exc}; retrying", severity="warning", timeout=3)
+                self.notify(f"Event stream lost: {exc}; retrying", severity="warning", timeout=3, markup=False)
             await asyncio.sleep(delay)  # reconnect backoff, not a test wait
             delay = min(delay * 2, 10.0)
 
@@ -182,8 +189,8 @@ class FleetConsole(App[None]):
         self.title = f"Fleet Console — {self.fleet_name}"
         agents = self._stamp(status.get("agents", []))
         for agent in agents:
-            self.agents[agent["name"]] = agent
-        self.fleet_screen.update_agents(agents)
+            self.agents.setdefault(agent["name"], {}).update(agent)
+        self._update_fleet_screen([a["name"] for a in agents])
 
     def _stamp(self, agents: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Note when each uptime was received: screens advance it from there (``fmt.live_uptime``)."""
@@ -227,25 +234,35 @@ class FleetConsole(App[None]):
             agents = self._stamp(data.get("agents", []))
             for agent in agents:
                 self.agents.setdefault(agent["name"], {}).update(agent)
-            gateway = data.get("gateway")  # idle -> loading -> ready arrives here, no polling
-            if gateway is not None and self.status and self.status.get("gateway") != gateway:
-                self.status["gateway"] = gateway
-                self.fleet_screen.update_info()
-            self.fleet_screen.update_agents(agents)
+            # idle -> loading -> ready, and the policy version, arrive here: no polling
+            changed = False
+            for key in ("gateway", "policy_version"):
+                value = data.get(key)
+                if value is not None and self.status and self.status.get(key) != value:
+                    self.status[key] = value
+                    changed = True
+            self._update_fleet_screen([a["name"] for a in agents])
+            if changed:
+                self._broadcast("policy_version", data)
             self._broadcast("stats", data)
             return
         if kind == "state":
             name = data.get("agent", "")
-            self.agents.setdefault(name, {"name": name}).update(state=data.get("state"), reason=data.get("reason"))
+            if data.get("state") == "removed":
+                self.agents.pop(name, None)
+            else:
+                fields = {k: v for k, v in data.items() if k not in ("agent", "prev", "ts")}
+                self.agents.setdefault(name, {"name": name}).update(fields)
             level = ALARM_STATES.get(data.get("state", ""))
             if level:
                 reason = f": {data['reason']}" if data.get("reason") else ""
-                self.notify(f"{name} {data['state']}{reason}", severity=level)  # type: ignore[arg-type]
+                self.notify(f"{name} {data['state']}{reason}", severity=level, markup=False)  # type: ignore[arg-type]
         elif kind == "alert":
             self.notify(
                 f"{data.get('agent')}: {data.get('message')}",
                 title=f"Alert {data.get('rule', '')}",
                 severity="error" if data.get("severity") == "critical" else "warning",
+                markup=False,
             )
         elif kind == "policy_applied":
             self.status["policy_version"] = data.get("version")
@@ -258,22 +275,25 @@ class FleetConsole(App[None]):
                 f"{where}{first.get('message', 'invalid policy')}",
                 title="Policy not applied",
                 severity="error",
+                markup=False,
             )
         elif kind == "question":
             known = self.questions.get(data["id"])
             self.questions[data["id"]] = data
             if data.get("status") == "pending" and known is None:
-                self.notify(f"{data.get('agent')} asks: {data.get('question')} (a)", title="Question")
+                self.notify(f"{data.get('agent')} asks: {data.get('question')} (a)", title="Question", markup=False)
         elif kind == "store":  # the store's writes failing (disk full...) or resumed
             self.status["store"] = {"ok": bool(data.get("ok")), "error": data.get("error"), "since": data.get("since")}
             self.fleet_screen.update_info()
             severity = "information" if data.get("ok") else "error"
-            self.notify(str(data.get("message", "")), title="Store", severity=severity)
+            self.notify(str(data.get("message", "")), title="Store", severity=severity, markup=False)
         elif kind == "approval":
             known = self.approvals.get(data["id"])
             self.approvals[data["id"]] = {**(known or {}), **data}
             if data.get("status") == "pending" and known is None:
-                self.notify(f"{data.get('agent')} asks to {data.get('action')} (a)", title="Approval needed")
+                self.notify(
+                    f"{data.get('agent')} asks to {data.get('action')} (a)", title="Approval needed", markup=False
+                )
         if kind in EVENT_KINDS:
             self.events.append({"id": None, "kind": kind, "agent": data.get("agent"), "data": data, "ts": self.clock()})
         self._broadcast(kind, data)
@@ -357,15 +377,38 @@ class FleetConsole(App[None]):
         try:
             result = await self.client.call(op, **args)
         except FleetError as exc:
-            self.notify(f"{op} failed: {exc}", severity="error")
+            self.notify(f"{op} failed: {exc}", severity="error", markup=False)
             return
         affected = result.get("agents", names or [])
         if affected:
             who = ", ".join(affected) if len(affected) <= 3 else f"{len(affected)} agents"
-            self.notify(f"{PAST_TENSE.get(op, op)} {who}", timeout=2)
+            self.notify(f"{PAST_TENSE.get(op, op)} {who}", timeout=2, markup=False)
         else:
             target = "all agents" if names is None else ", ".join(names)
-            self.notify(f"Nothing to {op} in {target}", severity="warning", timeout=2)
+            self.notify(f"Nothing to {op} in {target}", severity="warning", timeout=2, markup=False)
+
+    def request_op(self, op: str, names: list[str]) -> None:
+        """``op`` on ``names``, asking first when it is hard to undo.
+
+        Stopping a live agent, and stopping or restarting more than one, asks
+        for ``y`` in a dialog that names them; pause, resume, start and a
+        single restart go ahead at once.
+        """
+        live = [n for n in names if self.agents.get(n, {}).get("state") in fmt.STOPPABLE]
+        if op == "stop" and live:
+            question = f"Stop {live[0]}?" if len(names) == 1 else f"Stop {len(names)} agents?"
+            detail = "Its process gets SIGTERM, then SIGKILL after the grace period. s starts it again."
+        elif op == "restart" and len(names) > 1:
+            question, detail = f"Restart {len(names)} agents?", "Each process is stopped and started again."
+        else:
+            self.agent_op(op, names)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.agent_op(op, names)
+
+        self.push_screen(ConfirmAction(question, names, detail=detail, yes=op.capitalize()), answered)
 
     def open_detail(self, agent: str) -> None:
         """Show ``agent``'s detail screen, reusing it if it was open lately.
@@ -422,18 +465,45 @@ class FleetConsole(App[None]):
             self.notify(f"This terminal cannot be handed over: run `fleet attach {agent}` in a shell",
                         severity="warning")
 
+    # -- quick edits (written by the fleet to policies/overrides.toml) ----------------------
+
+    def _replicas(self, agent: str) -> list[str]:
+        """The instances of ``agent``'s group, when it has more than one."""
+        group = self.agents.get(agent, {}).get("group") or agent.rpartition("#")[0] or agent
+        mates = [n for n, a in self.agents.items() if (a.get("group") or n) == group]
+        return mates if len(mates) > 1 else []
+
+    def _with_scope(self, agent: str, what: str, then: Callable[[str, str], None]) -> None:
+        """Ask whether an edit is for this replica or its group (if it has replicas), then ``then(target, scope)``."""
+        mates = self._replicas(agent)
+        if not mates:
+            then(agent, agent)
+            return
+        group = self.agents.get(agent, {}).get("group") or agent.rpartition("#")[0]
+        labels = {agent: f"{agent}: this replica only", group: f"{group}: the group ({len(mates)} replicas)"}
+        scopes = {agent: f"{agent} (this replica only)", group: f"{group} (all {len(mates)} replicas)"}
+
+        def chosen(target: str | None) -> None:
+            if target:
+                then(target, scopes[target])
+
+        self.push_screen(ChoicePrompt(f"{what}: for which agents?", [agent, group], None, labels=labels), chosen)
+
+    def quick_budget(self, agent: str) -> None:
+        self._with_scope(agent, f"Daily budget of {agent}", self._budget_for)
+
     @work(group="quick", exclusive=True, exit_on_error=False)
-    async def quick_budget(self, agent: str) -> None:
-        shown = await self.client.call("policy_show", name=agent)
+    async def _budget_for(self, target: str, scope: str) -> None:
+        shown = await self.client.call("policy_show", name=target)
         current = shown.get("policy", {}).get("budget", {}).get("usd_per_day")
 
         def chosen(value: str | None) -> None:
             if value:
-                self.set_override(agent, "budget.usd_per_day", float(value))
+                self.set_override(target, "budget.usd_per_day", float(value), scope)
 
         self.push_screen(
             TextPrompt(
-                f"Daily budget (USD) for {agent}",
+                f"Daily budget (USD) for {scope} (now {fmt.off(current)})",
                 placeholder="e.g. 5.0",
                 value="" if current is None else str(current),
                 number=True,
@@ -441,26 +511,76 @@ class FleetConsole(App[None]):
             chosen,
         )
 
+    def quick_model(self, agent: str) -> None:
+        self._with_scope(agent, f"Model of {agent}", self._model_for)
+
     @work(group="quick", exclusive=True, exit_on_error=False)
-    async def quick_model(self, agent: str) -> None:
-        shown = await self.client.call("policy_show", name=agent)
+    async def _model_for(self, target: str, scope: str) -> None:
+        shown = await self.client.call("policy_show", name=target)
         llm = shown.get("policy", {}).get("llm", {})
         models = [m for m in llm.get("models", []) if "*" not in m] or [llm.get("model", "")]
+        unavailable: dict[str, str] = shown.get("unavailable") or {}
 
         def chosen(model: str | None) -> None:
             if model:
-                self.set_override(agent, "llm.model", model)
+                self.set_override(target, "llm.model", model, scope)
 
-        self.push_screen(ChoicePrompt(f"Model for {agent}", models, llm.get("model")), chosen)
+        self.push_screen(
+            ChoicePrompt(f"Model for {scope}", models, llm.get("model"), unavailable=unavailable), chosen
+        )
 
     @work(group="override", exit_on_error=False)
-    async def set_override(self, agent: str, key: str, value: Any) -> None:
+    async def set_override(self, target: str, key: str, value: Any, scope: str | None = None) -> None:
+        """Write one quick edit for ``target`` (an instance or a group, as the operator chose)."""
+        scope = scope or target
         try:
-            await self.client.call("set_override", target=agent, key=key, value=value)
+            await self.client.call("set_override", target=target, key=key, value=value)
         except FleetError as exc:
-            self.notify(f"Could not set {key}: {exc}", severity="error")
+            self.notify(f"Could not set {key} for {scope}: {exc}", severity="error", markup=False)
             return
-        self.notify(f"{agent}: {key} = {value} (waiting for the fleet to apply)", timeout=3)
+        self.notify(f"{scope}: {key} = {value} (waiting for the fleet to apply)", timeout=3, markup=False)
+        if key == "budget.usd_per_day":
+            self._offer_resume(target)
+
+    def _offer_resume(self, target: str) -> None:
+        """After a budget raise, offer to resume the agents its budget had paused."""
+        paused = [
+            n
+            for n, a in self.agents.items()
+            if (n == target or a.get("group") == target)
+            and a.get("state") in fmt.RESUMABLE
+            and a.get("reason_kind") == "budget"
+        ]
+        if not paused:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.agent_op("resume", paused)
+
+        question = f"Resume {paused[0]}?" if len(paused) == 1 else f"Resume {len(paused)} agents?"
+        detail = "Paused by the budget you just raised."
+        self.push_screen(ConfirmAction(question, paused, detail=detail, yes="Resume"), answered)
+
+    # -- reads a screen awaits (the app alone calls the client) -----------------------------
+
+    async def policy_show(self, agent: str) -> dict[str, Any]:
+        return await self.client.call("policy_show", name=agent)
+
+    async def usage(self, agent: str, n: int) -> dict[str, Any]:
+        return await self.client.call("usage", agent=agent, n=n)
+
+    async def metrics(self, agent: str) -> dict[str, Any]:
+        return await self.client.call("metrics", agent=agent)
+
+    async def policy_files(self) -> dict[str, Any]:
+        return await self.client.call("policy_files")
+
+    async def policy_check(self, path: str, text: str) -> dict[str, Any]:
+        return await self.client.call("policy_check", path=path, text=text)
+
+    async def policy_write(self, path: str, text: str) -> dict[str, Any]:
+        return await self.client.call("policy_write", path=path, text=text)
 
     # -- approvals -----------------------------------------------------------------------
 
@@ -472,7 +592,7 @@ class FleetConsole(App[None]):
             else:
                 await self.client.call("deny", id=approval_id, reason=reason)
         except FleetError as exc:
-            self.notify(f"Approval {approval_id}: {exc}", severity="error")
+            self.notify(f"Approval {approval_id}: {exc}", severity="error", markup=False)
             return
         self.notify(f"{'Approved' if approve else 'Denied'} request {approval_id}", timeout=2)
 
@@ -619,4 +739,4 @@ class FleetConsole(App[None]):
         """The one place worker failures surface: as an error notification."""
         if event.state is WorkerState.ERROR:
             error = event.worker.error
-            self.notify(f"{event.worker.name}: {error}", title="Error", severity="error", timeout=6)
+            self.notify(f"{event.worker.name}: {error}", title="Error", severity="error", timeout=6, markup=False)

@@ -82,6 +82,95 @@ def state_text(state: str) -> Text:
     return Text(f"{symbol} {state}", style=style)
 
 
+#: Why an agent is in its state (the fleet's ``reason_kind``), as the table says it.
+REASON_WORDS = {
+    "operator": "by you",
+    "budget": "budget",
+    "alert": "alert",
+    "crash-loop": "",  # the state says it
+    "exit": "",  # the state says it (crashed, exited)
+    "restart": "restart",
+    "removed": "removed",
+}
+#: States whose reason and age are worth a place in the table.
+EXPLAINED = frozenset({"pausing", "paused", "stopped", "crashed", "exited", "backoff", "crash-loop"})
+
+
+def age(seconds: float | None) -> str:
+    """A compact age for a table cell: ``12s``, ``4m``, ``3h``, ``2d``."""
+    if seconds is None:
+        return ""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h"
+    return f"{s // 86400}d"
+
+
+def reason_word(agent: dict[str, Any]) -> str:
+    """One word for why the agent is in its state (``budget``, ``by you``, ``alert``), or ''."""
+    kind = agent.get("reason_kind")
+    if kind:
+        return REASON_WORDS.get(kind, str(kind))
+    return ""
+
+
+def state_cell(agent: dict[str, Any], now: float) -> Text:
+    """``‖ paused budget 4m``: the state, then why and since when for a stopped or paused agent."""
+    state = agent.get("state", "?")
+    text = state_text(state)
+    if state in EXPLAINED:
+        word = reason_word(agent)
+        if word:
+            text.append(f" {word}", style="bold")
+        since = agent.get("since")
+        if since:
+            text.append(f" {age(now - since)}", style="dim")
+    return text
+
+
+def state_detail(agent: dict[str, Any], now: float) -> Text:
+    """The state for the agent screen: ``‖ paused for 4m00s`` (how long, for a paused or stopped agent)."""
+    state = agent.get("state", "?")
+    text = state_text(state)
+    since = agent.get("since")
+    if since and state in EXPLAINED:
+        text.append(f" for {duration(now - since)}", style="bold")
+    return text
+
+
+def cost_vs_budget(agent: dict[str, Any]) -> Text:
+    """Cost today against the daily budget: ``$0.40/2.00``, coloured by how much is used."""
+    cost = agent.get("cost_today_usd")
+    budget = agent.get("budget_usd")
+    used = agent.get("budget_used")
+    if budget is None and used:  # an older fleet: the budget from the share used
+        budget = (cost or 0.0) / used
+    text = Text(usd(cost))
+    if budget is None:
+        text.append("/off", style="dim")
+        return text
+    text.append(f"/{budget:.2f}" if budget < 100 else f"/{budget:.0f}", style="dim")
+    fraction = used if used is not None else ((cost or 0.0) / budget if budget else 1.0)
+    if fraction >= 1.0:
+        text.stylize("bold red", 0, len(usd(cost)))
+    elif fraction >= 0.75:
+        text.stylize("yellow", 0, len(usd(cost)))
+    return text
+
+
+def off(value: Any) -> str:
+    """A policy value as the CLI prints it: ``None`` (no limit) is ``off``."""
+    if value is None:
+        return "off"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
 def bar(fraction: float | None, width: int = 8) -> Text:
     """Budget use as ``▇▇▇░░░░░ 38%``; colour turns yellow at 75 %, red at 100 %."""
     if fraction is None:

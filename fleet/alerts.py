@@ -205,7 +205,8 @@ class AlertEngine:
         return al
 
     def _pause(self, inst: AgentInstance, al: Alert) -> None:
-        if not inst.pause(f"alert {al.rule}: {al.message}"[:200]):
+        kind = "budget" if al.rule.startswith("budget") else "alert"  # a raised budget lifts it: say so
+        if not inst.pause(f"alert {al.rule}: {al.message}"[:200], kind):
             return
         details = {"rule": al.rule, "severity": al.severity, "message": al.message, "alert_opened": al.opened}
         store = self.sup.store

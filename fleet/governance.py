@@ -44,13 +44,15 @@ async def attach(sup: Supervisor, gateway: Any = None) -> None:
         if store is not None:
             await store.add_usage(rec)
         sup.publish("usage", rec.agent, {k: v for k, v in rec.to_wire().items() if k != "agent"})
+        if rec.outcome != "ok":  # in the agent's own log too, not only in a toast or the usage table
+            sup.note(rec.agent, f"LLM call to {rec.model} {rec.outcome}: {rec.error or 'no detail'}"[:500])
         fire(sup.hooks.on_usage, rec)
 
     def exhausted(agent: str, reason: str) -> None:
         inst = sup.instances.get(agent)
         sup.publish("budget", agent, {"message": reason, "action": "pause"})
         if inst is not None:
-            inst.pause(f"budget exhausted: {reason}")
+            inst.pause(f"budget exhausted: {reason}", "budget")
 
     if gateway is None:
         env_file = os.environ.get("FLEET_ENV_FILE") or (

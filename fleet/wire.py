@@ -44,6 +44,10 @@ class AgentRow(TypedDict):
     kind: Literal["sdk", "command"]
     state: State
     reason: str | None
+    #: Who or what put it in its state: operator, budget, alert, crash-loop, exit, restart; None.
+    reason_kind: str | None
+    #: Wall time its state began (a paused agent: since when).
+    since: float
     pid: int | None
     restarts: int
     exit_code: int | None
@@ -55,6 +59,8 @@ class AgentRow(TypedDict):
     cost_today_usd: float
     #: Today's spend over ``budget.usd_per_day``; None without a daily budget.
     budget_used: float | None
+    #: Its daily budget (``budget.usd_per_day``); None without one.
+    budget_usd: float | None
     #: Open alerts of this agent.
     alerts: int
     last_line: str
@@ -276,6 +282,8 @@ class PolicyShown(TypedDict):
     policy: dict[str, Any]
     origins: dict[str, str]
     version: int
+    #: Allowed models the fleet has no provider key for, with why (``"no OPENAI_API_KEY set ..."``).
+    unavailable: NotRequired[dict[str, str]]
 
 
 class OverrideSet(TypedDict):
@@ -408,6 +416,8 @@ class StateChanged(_Pushed):
     pid: NotRequired[int | None]
     restarts: NotRequired[int]
     exit_code: NotRequired[int | None]
+    reason_kind: NotRequired[str | None]
+    since: NotRequired[float]
 
 
 class StatsPushed(_Pushed):
@@ -415,6 +425,8 @@ class StatsPushed(_Pushed):
 
     agents: list[AgentRow]
     gateway: GatewayState
+    #: The policy version in force (a console that asked before the first was recorded learns it here).
+    policy_version: NotRequired[int]
 
 
 class LogsPushed(TypedDict):

@@ -1,32 +1,31 @@
 """Agent detail: full logs, goal, effective policy with origins, LLM calls, trends.
 
 Tabs keep it usable at 80x24: the log tab gets the whole body; policy, calls
-and sparklines are one key away. A tab's data is loaded by its own worker the
+and sparklines are one key away (``[``/``]`` switch tabs). A tab's data is loaded by its own worker the
 first time the tab is shown, not when the screen opens: filling the policy and
 calls tables and the sparklines re-laid the screen out several times while the
 operator waited for the logs (enter -> detail idle ~170 ms of ~500 here). Live
-``usage``/``policy`` pushes keep a loaded tab current.
+``usage``/``policy`` pushes keep a loaded tab current. The data comes from
+the app (``ConsoleApp.policy_show`` ...): the screen never calls the client.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.widgets import DataTable, Label, Sparkline, Static, TabbedContent, TabPane
+from textual.widgets import Label, Sparkline, Static, TabbedContent, TabPane
 
 from console import format as fmt
+from console.contract import ConsoleApp, app_of
 from console.screens.log_keys import LOG_BINDINGS, LogKeysMixin
 from console.widgets.footer import FleetFooter
 from console.widgets.log_pane import LogPane
-
-if TYPE_CHECKING:
-    from console.app import FleetConsole
-
+from console.widgets.nav import NavTable as DataTable
 
 TREND_MINUTES = 30
 TREND_CALLS = 500
@@ -68,15 +67,19 @@ class AgentScreen(LogKeysMixin):
     """Everything about one agent."""
 
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back"),
+        Binding("escape", "back", "Back", tooltip="clear search, else back"),
         Binding("p", "op('pause')", "Pause"),
         Binding("r", "op('resume')", "Resume"),
         Binding("x", "op('restart')", "Restart"),
-        Binding("s", "stop_start", "Stop/Start"),
-        Binding("b", "budget", "Budget"),
-        Binding("M", "model", "Model"),
+        Binding("s", "stop_start", "Stop/Start", tooltip="stop (asks first) or start this agent"),
+        Binding("left_square_bracket", "tab(-1)", "Tab", key_display="[", show=False, tooltip="previous tab"),
+        Binding("right_square_bracket", "tab(1)", "Tab", key_display="]", tooltip="next tab"),
+        Binding("tab", "app.focus_next", "Pane", show=False, tooltip="focus the next pane"),
+        Binding("b", "budget", "Budget", tooltip="set the daily budget (quick edit)"),
+        Binding("M", "model", "Model", tooltip="switch the model (quick edit)"),
         *LOG_BINDINGS,
     ]
+    TABS = ("tab-logs", "tab-policy", "tab-calls", "tab-trends")
 
     def __init__(self, agent: str) -> None:
         super().__init__(classes="agent-screen")
@@ -86,14 +89,13 @@ class AgentScreen(LogKeysMixin):
         self.loaded: set[str] = set()
 
     @property
-    def console_app(self) -> FleetConsole:
-        from console.app import FleetConsole
-
-        assert isinstance(self.app, FleetConsole)
-        return self.app
+    def console_app(self) -> ConsoleApp:
+        return app_of(self)
 
     def compose(self) -> ComposeResult:
         yield Static(id="agent-head")
+        yield Static(id="agent-why")  # why it is paused or stopped: the fleet's words, wrapped, never cut
+        yield Static(id="agent-goal")
         with TabbedContent(id="agent-tabs"):
             with TabPane("Logs", id="tab-logs"):
                 self._log_pane = LogPane(self.console_app.hub, self.agent, id="agent-log")
@@ -116,7 +118,7 @@ class AgentScreen(LogKeysMixin):
         self.update_head()
         self.set_interval(1.0, self.update_head)  # the uptime in seconds (pushes omit uptime-only changes)
         policy = self.query_one("#policy-table", DataTable)
-        policy.add_columns("key", "value", "from")
+        policy.add_columns("key", "from", "value")  # long values scroll; where each comes from stays in view
         calls = self.query_one("#calls-table", DataTable)
         calls.add_columns("model", "in", "out", "cost", "latency", "outcome")
 
@@ -152,32 +154,39 @@ class AgentScreen(LogKeysMixin):
         self.log_pane.set_active(False)
 
     def update_head(self) -> None:
+        """Name, state (for how long), spend, uptime, policy; why it is paused or stopped; the goal."""
         agent = self.console_app.agents.get(self.agent, {})
+        now = self.console_app.clock()
         head = Text.assemble((f" {self.agent} ", "bold"))
-        head.append_text(fmt.state_text(agent.get("state", "?")))
-        if agent.get("reason"):
-            head.append(f" ({agent['reason']})", style="yellow")
-        head.append(f"  up {fmt.duration(fmt.live_uptime(agent, self.console_app.clock()))}", style="dim")
-        head.append(f"  policy {agent.get('policy', '?')}", style="dim")
-        head.append(f"  {fmt.usd(agent.get('cost_today_usd'))} today", style="dim")
-        head.append(f"\n goal: {agent.get('goal') or '-'}", style="italic")
+        head.append_text(fmt.state_detail(agent, now))
+        head.append("  ")
+        head.append_text(fmt.cost_vs_budget(agent))
+        head.append(" today", style="dim")
+        head.append(f"  up {fmt.duration(fmt.live_uptime(agent, now))}  policy {agent.get('policy', '?')}", "dim")
         self.query_one("#agent-head", Static).update(head)
+        why = agent.get("reason") if agent.get("state") in fmt.EXPLAINED else None
+        box = self.query_one("#agent-why", Static)
+        box.update(Text(f" why: {why}", style="yellow") if why else "")
+        box.display = bool(why)
+        self.query_one("#agent-goal", Static).update(Text(f" goal: {agent.get('goal') or '-'}", style="italic"))
 
     # -- loading -----------------------------------------------------------------
 
     @work(group="agent-policy", exclusive=True, exit_on_error=False)
     async def load_policy(self) -> None:
-        shown = await self.console_app.client.call("policy_show", name=self.agent)
+        shown = await self.console_app.policy_show(self.agent)
         origins = shown.get("origins", {})
         table = self.query_one("#policy-table", DataTable)
         table.clear()
         for key, value in flatten(shown.get("policy", {})):
             origin = origins.get(key, "")
-            table.add_row(key, _value(value), Text(origin, style="dim" if origin == "built-in" else "cyan"))
+            table.add_row(
+                Text(key), Text(origin, style="dim" if origin == "built-in" else "cyan"), Text(fmt.off(value))
+            )
 
     @work(group="agent-usage", exclusive=True, exit_on_error=False)
     async def load_usage(self) -> None:
-        result = await self.console_app.client.call("usage", agent=self.agent, n=TREND_CALLS)
+        result = await self.console_app.usage(self.agent, TREND_CALLS)
         calls = sorted(result.get("calls", []), key=lambda c: c.get("ts", 0.0))
         self.calls = calls[-TREND_CALLS:]
         table = self.query_one("#calls-table", DataTable)
@@ -191,7 +200,7 @@ class AgentScreen(LogKeysMixin):
         outcome = call.get("outcome", "")
         endpoint = call.get("endpoint") or "sdk"
         row = (
-            call.get("model", "") + ("" if endpoint == "sdk" else f" · {endpoint}"),
+            Text(str(call.get("model", "")) + ("" if endpoint == "sdk" else f" · {endpoint}")),
             str(call.get("tokens_in", 0)),
             str(call.get("tokens_out", 0)),
             f"${call.get('cost_usd', 0.0):.4f}",
@@ -223,7 +232,7 @@ class AgentScreen(LogKeysMixin):
     @work(group="agent-metrics", exclusive=True, exit_on_error=False)
     async def load_metrics(self) -> None:
         """The agent's own metrics (``ctx.metric``), one sparkline each."""
-        result = await self.console_app.client.call("metrics", agent=self.agent)
+        result = await self.console_app.metrics(self.agent)
         mine = (result.get("metrics") or {}).get(self.agent) or {}
         box = self.query_one("#custom-metrics", Vertical)
         await box.remove_children()
@@ -231,7 +240,7 @@ class AgentScreen(LogKeysMixin):
         for name, points in sorted(mine.items()):
             values = [float(p[1]) if isinstance(p, list | tuple) else float(p) for p in points][-120:]
             last = f"{values[-1]:.4g}" if values else "-"
-            widgets.append(Vertical(Label(f"{name}: {last}"), Sparkline(values), classes="trend"))
+            widgets.append(Vertical(Label(Text(f"{name}: {last}")), Sparkline(values), classes="trend"))
         if widgets:
             await box.mount_all(widgets)
 
@@ -263,11 +272,21 @@ class AgentScreen(LogKeysMixin):
         return self.log_check_action(action)
 
     def action_op(self, op: str) -> None:
-        self.console_app.agent_op(op, [self.agent])
+        self.console_app.request_op(op, [self.agent])
 
     def action_stop_start(self) -> None:
         state = self.console_app.agents.get(self.agent, {}).get("state")
-        self.console_app.agent_op("start" if state in fmt.STARTABLE else "stop", [self.agent])
+        self.console_app.request_op("start" if state in fmt.STARTABLE else "stop", [self.agent])
+
+    def action_tab(self, step: int) -> None:
+        tabs = self.query_one(TabbedContent)
+        index = self.TABS.index(tabs.active) if tabs.active in self.TABS else 0
+        tabs.active = self.TABS[(index + step) % len(self.TABS)]
+
+    def action_back(self) -> None:
+        if self.log_pane.close_search() or self.log_pane.clear_search():
+            return
+        self.app.pop_screen()
 
     def action_budget(self) -> None:
         self.console_app.quick_budget(self.agent)
@@ -275,8 +294,3 @@ class AgentScreen(LogKeysMixin):
     def action_model(self) -> None:
         self.console_app.quick_model(self.agent)
 
-
-def _value(value: Any) -> str:
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    return str(value)

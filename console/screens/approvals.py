@@ -12,20 +12,19 @@ independently.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from console import format as fmt
+from console.contract import ConsoleApp, app_of
 from console.screens.modals import TextPrompt
 from console.widgets.footer import FleetFooter
-
-if TYPE_CHECKING:
-    from console.app import FleetConsole
+from console.widgets.nav import NavTable as DataTable
 
 
 def details_text(details: Any) -> str:
@@ -49,11 +48,8 @@ class ApprovalsScreen(Screen[None]):
     ]
 
     @property
-    def console_app(self) -> FleetConsole:
-        from console.app import FleetConsole
-
-        assert isinstance(self.app, FleetConsole)
-        return self.app
+    def console_app(self) -> ConsoleApp:
+        return app_of(self)
 
     def compose(self) -> ComposeResult:
         yield Static(" ⚑ Needs you", id="approvals-title", classes="screen-title")
@@ -99,7 +95,8 @@ class ApprovalsScreen(Screen[None]):
             else:
                 what = Text(item.get("action", ""), style="bold")
                 details = details_text(item.get("details", ""))
-            table.add_row(str(item["id"]), item.get("agent", ""), what, age, left, details[:200], key=item["key"])
+            agent = Text(str(item.get("agent", "")))  # text from agents: never markup
+            table.add_row(str(item["id"]), agent, what, age, left, Text(details[:200]), key=item["key"])
         if pending:
             table.move_cursor(row=min(cursor, len(pending) - 1))
         title = f" ⚑ Needs you — {len(pending)} pending" if pending else " ⚑ Needs you — nothing pending"

@@ -8,18 +8,17 @@ the app collected since it started.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
+from console.contract import ConsoleApp, app_of
 from console.widgets.footer import FleetFooter
-
-if TYPE_CHECKING:
-    from console.app import FleetConsole
+from console.widgets.nav import NavTable as DataTable
 
 KIND_STYLE = {"alert": "yellow", "policy_error": "red", "policy_applied": "green", "approval": "magenta"}
 
@@ -50,11 +49,8 @@ class EventsScreen(Screen[None]):
     BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
 
     @property
-    def console_app(self) -> FleetConsole:
-        from console.app import FleetConsole
-
-        assert isinstance(self.app, FleetConsole)
-        return self.app
+    def console_app(self) -> ConsoleApp:
+        return app_of(self)
 
     def compose(self) -> ComposeResult:
         yield Static(" Events", classes="screen-title")
@@ -76,8 +72,8 @@ class EventsScreen(Screen[None]):
             table.add_row(
                 time.strftime("%H:%M:%S", time.localtime(event.get("ts") or 0)),
                 Text(kind, style=KIND_STYLE.get(kind, "")),
-                event.get("agent") or "",
-                describe(event),
+                Text(event.get("agent") or ""),
+                Text(describe(event)),
             )
         table.move_cursor(row=max(0, table.row_count - 1))
         table.call_after_refresh(table.scroll_end, animate=False)

@@ -4,21 +4,27 @@ The table's cursor chooses whose logs the pane shows; ``m`` switches the pane
 to the merged log of all agents and back. Agent actions act on the
 multi-selection when there is one, else on the cursor row; ``check_action``
 hides keys that cannot apply (no "Pause" on a paused agent) so the footer
-always shows what can be done now.
+always shows what can be done now. ``\\`` filters the table as you type and
+``o`` sorts it; ``tab`` moves the focus between the table and the log, and
+the focused pane's top border lights up.
+
+The screen is a view: it reads the app's agents and asks the app to act
+(``ConsoleApp``); it never calls the client.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Input, Static
 
 from console import format as fmt
+from console.contract import ConsoleApp, app_of
 from console.logring import MERGED
 from console.screens.log_keys import LOG_BINDINGS, LogKeysMixin
 from console.widgets.agent_table import AgentTable
@@ -28,27 +34,34 @@ from console.widgets.log_pane import LogPane
 #: How often the uptime column is advanced locally (its cells change every 10 s at most).
 UPTIME_TICK_S = 1.0
 
-if TYPE_CHECKING:
-    from console.app import FleetConsole
-
 
 class FleetScreen(LogKeysMixin):
     """Home screen of the console."""
 
     BINDINGS = [
-        Binding("p", "agents('pause')", "Pause"),
-        Binding("r", "agents('resume')", "Resume"),
+        Binding("p", "agents('pause')", "Pause", tooltip="pause (selection or row)"),
+        Binding("r", "agents('resume')", "Resume", tooltip="resume (selection or row)"),
         Binding("P", "all('pause')", "Pause all", show=False),
         Binding("R", "all('resume')", "Resume all", show=False),
-        Binding("x", "agents('restart')", "Restart"),
-        Binding("s", "stop_start", "Stop/Start"),
-        Binding("enter", "detail", "Detail", show=False),
-        Binding("m", "toggle_merged", "All logs", show=False),
-        Binding("b", "budget", "Budget", show=False),
-        Binding("M", "model", "Model", show=False),
-        Binding("i", "input", "Input", show=False),
-        Binding("escape", "clear_selection", "Unselect", show=False),
-        *LOG_BINDINGS,
+        Binding("x", "agents('restart')", "Restart", tooltip="restart (asks if several)"),
+        Binding("s", "stop_start", "Stop/Start", tooltip="stop (asks first) or start"),
+        *LOG_BINDINGS[:2],
+        Binding("tab", "app.focus_next", "Pane", tooltip="focus the next pane"),
+        Binding(
+            "shift+tab", "app.focus_previous", "Pane back", show=False, tooltip="focus the previous pane"
+        ),
+        Binding(
+            "backslash", "filter_agents", "Filter", key_display="\\", tooltip="filter: name, state, policy"
+        ),
+        Binding("o", "sort", "Sort", tooltip="sort: cost cpu mem rst state"),
+        Binding("space", "select", "Select", show=False, tooltip="select / unselect the row"),
+        Binding("enter", "detail", "Detail", show=False, tooltip="agent detail"),
+        Binding("m", "toggle_merged", "All logs", show=False, tooltip="log: this agent / all agents"),
+        Binding("b", "budget", "Budget", show=False, tooltip="daily budget (quick edit)"),
+        Binding("M", "model", "Model", show=False, tooltip="model (quick edit)"),
+        Binding("i", "input", "Input", show=False, tooltip="type to its input / answer it"),
+        Binding("escape", "clear", "Clear", show=False, tooltip="clear search/filter/selection"),
+        *LOG_BINDINGS[2:],
     ]
 
     def __init__(self) -> None:
@@ -57,17 +70,17 @@ class FleetScreen(LogKeysMixin):
         self._info_shown: tuple[Text, int, int] | None = None
 
     @property
-    def console_app(self) -> FleetConsole:
-        from console.app import FleetConsole
-
-        assert isinstance(self.app, FleetConsole)
-        return self.app
+    def console_app(self) -> ConsoleApp:
+        return app_of(self)
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="topbar"):
             yield Static(id="fleet-info")
             yield Static(id="approvals-badge")
-        yield AgentTable(id="agents")
+        yield Input(placeholder="filter agents: name, state, policy (enter: keep, esc: clear)", id="agent-filter")
+        table = AgentTable(self.console_app.agents, id="agents")
+        table.border_title = "agents"
+        yield table
         self._log_pane = LogPane(self.console_app.hub, MERGED, id="fleet-log")
         yield self._log_pane
         yield FleetFooter()
@@ -79,7 +92,7 @@ class FleetScreen(LogKeysMixin):
     def on_mount(self) -> None:
         self.table.focus()
         if self.console_app.agents:
-            self.update_agents(list(self.console_app.agents.values()))
+            self.update_agents(list(self.console_app.agents))
         self.update_info()
         # Pushes omit an agent whose only change is its uptime: the table runs that clock.
         self.set_interval(UPTIME_TICK_S, self.table.tick_uptime)
@@ -99,15 +112,14 @@ class FleetScreen(LogKeysMixin):
         app = self.console_app
         info = Text.assemble((" ◆ ", "bold"), (app.fleet_name, "bold"))
         if app.status:
-            info.append(f"  policy v{app.status.get('policy_version', '?')}", style="dim")
-            gateway = app.status.get("gateway", "?")
+            version = app.status.get("policy_version")
+            info.append(f"  policy v{version}" if version else "  policy …", style="dim")
+            gateway = str(app.status.get("gateway", "?"))
             style = {"ready": "green", "loading": "yellow", "idle": "bright_black"}.get(gateway, "red")
             info.append("  gateway ", style="dim")
             info.append(gateway, style=style)
-            if app.status.get("gateway_url"):  # where agents' own clients reach it
-                info.append(f" {app.status['gateway_url']}/v1", style="dim")
             counts: dict[str, int] = {}
-            for agent in self.table.agents.values():
+            for agent in app.agents.values():
                 counts[agent.get("state", "?")] = counts.get(agent.get("state", "?"), 0) + 1
             for state, n in sorted(counts.items()):
                 symbol, style = fmt.STATE_GLYPHS.get(state, ("?", "white"))
@@ -117,8 +129,19 @@ class FleetScreen(LogKeysMixin):
                 info.append(f"  ⚠ store: {str(store_error)[:60]} (logs paused)", style="bold red")
         else:
             info.append("  connecting…", style="dim")
-        if self.table.selected:
-            info.append(f"  {len(self.table.selected)} selected", style="bold magenta")
+        table = self.table
+        if table.selected:
+            info.append(f"  {len(table.selected)} selected", style="bold magenta")
+        if app.status.get("gateway_url"):  # where agents' own clients reach it (last: the first cut at 80 columns)
+            info.append(f"  {app.status['gateway_url']}/v1", style="dim")
+        # The table's own title says how it is filtered and sorted (the top bar is full at 80 columns).
+        title = "agents"
+        if table.filter_text:
+            title += f" · filter {table.filter_text!r} {len(table.order)}/{len(app.agents)}"
+        if table.sort_key:
+            title += f" · by {table.sort_key}"
+        if table.border_title != title:
+            table.border_title = Text(title)
         pending = app.pending_approvals
         questions = len(app.open_questions)
         # Stats arrive every second; Static.update re-lays the screen out, so only on a change.
@@ -132,12 +155,13 @@ class FleetScreen(LogKeysMixin):
         badge.update(f" ⚑ {', '.join(parts)} (a) " if parts else "")
         badge.set_class(bool(parts), "-pending")
 
-    def update_agents(self, agents: list[dict[str, Any]]) -> None:
+    def update_agents(self, names: list[str]) -> None:
+        """The app updated these agents (or learnt of them)."""
         if not self.query(AgentTable):
             return  # not composed yet: on_mount pulls the app's agents
         table = self.table
         first = not table.row_count
-        table.update_agents(agents)
+        table.update_agents(names)
         if first and table.row_count:
             self._follow_cursor()
         self.update_info()
@@ -145,13 +169,16 @@ class FleetScreen(LogKeysMixin):
     def fleet_event(self, kind: str, data: dict[str, Any]) -> None:
         if kind == "state":
             self.agent_state(data)
-        elif kind in ("approval", "question", "approvals_changed", "policy_applied"):
+        elif kind in ("approval", "question", "approvals_changed", "policy_applied", "policy_version"):
             self.update_info()
 
     def agent_state(self, data: dict[str, Any]) -> None:
         if not self.query(AgentTable):
             return
-        self.table.set_state(data["agent"], data["state"], data.get("reason"))
+        if data.get("state") == "removed":
+            self.table.remove_agent(data["agent"])
+        else:
+            self.table.show_state(data["agent"])
         self.update_info()
         self.refresh_bindings()
 
@@ -207,14 +234,14 @@ class FleetScreen(LogKeysMixin):
         if action == "all":
             wanted = fmt.PAUSABLE if parameters[0] == "pause" else fmt.RESUMABLE
             return any(a.get("state") in wanted for a in table.agents.values())
-        if action == "clear_selection":
-            return bool(table.selected)
+        if action == "clear":
+            return bool(table.selected or table.filter_text or self.log_pane.search or self._filter_open)
         return self.log_check_action(action)
 
     def action_agents(self, op: str) -> None:
         names = self.table.targets()
         if names:
-            self.console_app.agent_op(op, names)
+            self.console_app.request_op(op, names)
 
     def action_all(self, op: str) -> None:
         self.console_app.agent_op(op, None)
@@ -225,7 +252,7 @@ class FleetScreen(LogKeysMixin):
         to_start = [n for n in names if table.state_of(n) in fmt.STARTABLE]
         to_stop = [n for n in names if n not in to_start]
         if to_stop:
-            self.console_app.agent_op("stop", to_stop)
+            self.console_app.request_op("stop", to_stop)
         if to_start:
             self.console_app.agent_op("start", to_start)
 
@@ -253,6 +280,56 @@ class FleetScreen(LogKeysMixin):
         if agent:
             self.console_app.quick_model(agent)
 
-    def action_clear_selection(self) -> None:
-        if not self.log_pane.close_search():
-            self.table.clear_selection()
+    def action_select(self) -> None:
+        self.table.action_toggle_select()
+
+    def action_clear(self) -> None:
+        """One thing at a time: the log search box, the log search, the agent filter, the selection."""
+        if self._filter_open:
+            self._close_filter(clear=True)
+            return
+        if self.log_pane.close_search() or self.log_pane.clear_search():
+            return
+        if self.table.filter_text:
+            self._close_filter(clear=True)
+            return
+        self.table.clear_selection()
+
+    # -- filter and sort ---------------------------------------------------------------
+
+    @property
+    def _filter_open(self) -> bool:
+        return self.has_class("-filtering")
+
+    def action_filter_agents(self) -> None:
+        self.add_class("-filtering")
+        box = self.query_one("#agent-filter", Input)
+        box.value = self.table.filter_text
+        box.focus()
+
+    @on(Input.Changed, "#agent-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.table.set_filter(event.value)
+        self._follow_cursor()
+        self.update_info()
+        self.refresh_bindings()
+
+    @on(Input.Submitted, "#agent-filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._close_filter(clear=False)
+
+    def _close_filter(self, *, clear: bool) -> None:
+        self.remove_class("-filtering")
+        if clear:
+            self.query_one("#agent-filter", Input).value = ""
+            self.table.set_filter("")
+        self.table.focus()
+        self.update_info()
+        self.refresh_bindings()
+
+    def action_sort(self) -> None:
+        key = self.table.cycle_sort()
+        self.notify(f"Agents sorted by {key}" if key else "Agents in fleet.toml order", timeout=1.5)
+        self.update_info()

@@ -15,13 +15,13 @@ from console.widgets.log_pane import LogPane
 from console.widgets.log_view import LogFilter
 
 LOG_BINDINGS = [
-    Binding("slash", "log_search", "Search"),
-    Binding("f", "log_follow", "Follow"),
-    Binding("n", "log_next", "Next", show=False),
-    Binding("N", "log_prev", "Prev", show=False),
-    Binding("w", "log_wrap", "Wrap", show=False),
-    Binding("t", "log_time", "Time", show=False),
-    Binding("F", "log_filter", "Filter", show=False),
+    Binding("slash", "log_search", "Search", tooltip="search the log"),
+    Binding("f", "log_follow", "Follow", tooltip="follow new lines, or stop"),
+    Binding("n", "log_next", "Next", show=False, tooltip="next match (from the view)"),
+    Binding("N", "log_prev", "Prev", show=False, tooltip="previous match"),
+    Binding("w", "log_wrap", "Wrap", show=False, tooltip="wrap long lines"),
+    Binding("t", "log_time", "Time", show=False, tooltip="timestamps"),
+    Binding("F", "log_filter", "Filter", show=False, tooltip="filter: stream, level, text"),
 ]
 
 

@@ -1,12 +1,14 @@
-"""Small modal dialogs: confirm quit, ask for a line of text, pick one option.
+"""Small modal dialogs: confirm quit, confirm an action, ask for a line of text, pick one option.
 
 Each returns its answer through ``dismiss`` (``push_screen(..., callback)``),
 so the caller, not the modal, decides what to do with it and which client
-call to make: the modals never touch the fleet.
+call to make: the modals never touch the fleet. Names, reasons and values
+come from files, agents and users: they are shown as text, never as markup.
 """
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -16,6 +18,8 @@ from textual.screen import ModalScreen
 from textual.validation import Function
 from textual.widgets import Button, Footer, Input, Label, OptionList
 from textual.widgets.option_list import Option
+
+from console.widgets.nav import NavList
 
 
 class ConfirmQuit(ModalScreen[str | None]):
@@ -68,6 +72,54 @@ class ConfirmQuit(ModalScreen[str | None]):
         self.dismiss(None if event.button.id == "cancel" else event.button.id)
 
 
+class ConfirmAction(ModalScreen[bool]):
+    """Ask before something hard to undo (stopping agents, restarting several): ``y`` does it.
+
+    Args:
+        question: what will happen, e.g. "Stop 2 agents?".
+        names: the agents it touches, listed one per line (the first 8, then a count).
+        detail: one more line (what it means), or ''.
+        yes: the label of the confirming button, e.g. "Stop".
+    """
+
+    BINDINGS = [
+        Binding("y", "dismiss(True)", "Yes"),
+        Binding("n", "dismiss(False)", "No"),
+        Binding("escape", "dismiss(False)", "Cancel"),
+    ]
+    SHOWN_NAMES = 8
+
+    def __init__(self, question: str, names: list[str], *, detail: str = "", yes: str = "Yes") -> None:
+        super().__init__(classes="dialog-screen")
+        self.question = question
+        self.names = names
+        self.detail = detail
+        self.yes = yes
+
+    def compose(self) -> ComposeResult:
+        shown = self.names[: self.SHOWN_NAMES]
+        listing = "\n".join(f"  {name}" for name in shown)
+        if len(self.names) > len(shown):
+            listing += f"\n  … and {len(self.names) - len(shown)} more"
+        with Vertical(classes="dialog confirm"):
+            yield Label(Text(self.question), classes="dialog-title")
+            yield Label(Text(listing, style="bold"), classes="dialog-body")
+            if self.detail:
+                yield Label(Text(self.detail), classes="dialog-body")
+            yield Label(Text.assemble(("y", "bold"), f" {self.yes.lower()}   ", ("n", "bold"), "/", ("esc", "bold"),
+                                      " cancel"), classes="dialog-hint")  # fmt: skip
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(f"{self.yes} (y)", variant="error", id="yes")
+                yield Button("Cancel", variant="default", id="no")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+
 class TextPrompt(ModalScreen[str | None]):
     """Ask for one line (a deny reason, a new budget); ``None`` when cancelled."""
 
@@ -83,7 +135,7 @@ class TextPrompt(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         validators = [Function(_is_number, "a number ≥ 0")] if self.number else []
         with Vertical(classes="dialog"):
-            yield Label(self.title_text, classes="dialog-title")
+            yield Label(Text(self.title_text), classes="dialog-title")
             yield Input(
                 value=self.value,
                 placeholder=self.placeholder,
@@ -109,29 +161,55 @@ def _is_number(text: str) -> bool:
 
 
 class ChoicePrompt(ModalScreen[str | None]):
-    """Pick one of a few strings (a model from the allow-list)."""
+    """Pick one of a few strings (a model from the allow-list, the scope of an edit).
+
+    Args:
+        unavailable: choices shown but refused, with why (a model without a key).
+        labels: what to show for a choice, when not the choice itself.
+    """
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
-    def __init__(self, title: str, choices: list[str], current: str | None = None) -> None:
+    def __init__(
+        self,
+        title: str,
+        choices: list[str],
+        current: str | None = None,
+        *,
+        unavailable: dict[str, str] | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(classes="dialog-screen")
         self.title_text = title
         self.choices = choices
         self.current = current
+        self.unavailable = unavailable or {}
+        self.labels = labels or {}
+
+    def _option(self, choice: str) -> Option:
+        text = Text("● " if choice == self.current else "  ")
+        text.append(self.labels.get(choice, choice))
+        why = self.unavailable.get(choice)
+        if why:
+            text.stylize("dim")
+            text.append(f"  ✖ {why}", style="red")
+        return Option(text, id=choice)
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.title_text, classes="dialog-title")
-            yield OptionList(
-                *(Option(("● " if c == self.current else "  ") + c, id=c) for c in self.choices), id="choices"
-            )
+            yield Label(Text(self.title_text), classes="dialog-title")
+            yield NavList(*(self._option(c) for c in self.choices), id="choices")
             yield Label("enter: choose   esc: cancel", classes="dialog-hint")
 
     def on_mount(self) -> None:
         options = self.query_one(OptionList)
-        if self.current in self.choices:
-            options.highlighted = self.choices.index(self.current)
+        options.highlighted = self.choices.index(self.current) if self.current in self.choices else 0
 
     @on(OptionList.OptionSelected)
     def _selected(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(event.option.id)
+        choice = event.option.id
+        why = self.unavailable.get(choice or "")
+        if why:
+            self.notify(f"{choice} cannot be chosen: {why}", severity="error", timeout=4, markup=False)
+            return
+        self.dismiss(choice)

@@ -6,12 +6,13 @@ line and as a tinted row at its line in the editor. ``ctrl+s`` writes through
 ``policy_write``; the write is only *confirmed* by the fleet's
 ``policy_applied`` event (or explained by ``policy_error``), because the fleet
 may reject a file the checker accepted in isolation (e.g. a cross-file
-reference).
+reference). The screen asks the app for every read and write
+(``ConsoleApp.policy_files`` ...): it never calls the client.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.segment import Segment
 from rich.style import Style
@@ -27,10 +28,9 @@ from textual.timer import Timer
 from textual.widgets import OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
+from console.contract import ConsoleApp, app_of
 from console.widgets.footer import FleetFooter
-
-if TYPE_CHECKING:
-    from console.app import FleetConsole
+from console.widgets.nav import NavList
 
 CHECK_DELAY_S = 0.4
 
@@ -78,16 +78,13 @@ class PolicyScreen(Screen[None]):
         self._leave_armed = False
 
     @property
-    def console_app(self) -> FleetConsole:
-        from console.app import FleetConsole
-
-        assert isinstance(self.app, FleetConsole)
-        return self.app
+    def console_app(self) -> ConsoleApp:
+        return app_of(self)
 
     def compose(self) -> ComposeResult:
         yield Static(" Policy", id="policy-title", classes="screen-title")
         with Horizontal(id="policy-body"):
-            yield OptionList(id="policy-files")
+            yield NavList(id="policy-files")
             with Vertical(id="policy-edit"):
                 yield PolicyEditor.code_editor("", language="toml", id="policy-editor", soft_wrap=False)
                 yield Static("loading…", id="policy-status")
@@ -103,13 +100,13 @@ class PolicyScreen(Screen[None]):
 
     @work(group="policy-files", exclusive=True, exit_on_error=False)
     async def load_files(self) -> None:
-        result = await self.console_app.client.call("policy_files")
+        result = await self.console_app.policy_files()
         files = result.get("files", [])
         self.files = {f["path"]: f["text"] for f in files}
         self.saved = dict(self.files)
         options = self.query_one("#policy-files", OptionList)
         options.clear_options()
-        options.add_options([Option(path, id=path) for path in self.files])
+        options.add_options([Option(Text(path), id=path) for path in self.files])
         if files:
             options.highlighted = 0
             self.open_file(files[0]["path"])
@@ -150,7 +147,7 @@ class PolicyScreen(Screen[None]):
 
     @work(group="policy-check", exclusive=True, exit_on_error=False)
     async def check(self, path: str, text: str) -> None:
-        result = await self.console_app.client.call("policy_check", path=path, text=text)
+        result = await self.console_app.policy_check(path, text)
         if path == self.path and text == self.editor.text:
             self.show_errors(result.get("errors", []))
 
@@ -184,11 +181,11 @@ class PolicyScreen(Screen[None]):
 
     @work(group="policy-write", exclusive=True, exit_on_error=False)
     async def save(self, path: str, text: str) -> None:
-        result = await self.console_app.client.call("policy_write", path=path, text=text)
+        result = await self.console_app.policy_write(path, text)
         errors = result.get("errors", [])
         if errors:
             self.show_errors(errors)
-            self.notify(f"{path} not saved: {errors[0].get('message')}", severity="error")
+            self.notify(f"{path} not saved: {errors[0].get('message')}", severity="error", markup=False)
             return
         self.saved[path] = text
         self._update_status("saved — waiting for the fleet to apply")
@@ -206,6 +203,8 @@ class PolicyScreen(Screen[None]):
         dirty = [p for p, t in self.files.items() if self.saved.get(p) != t]
         if dirty and not self._leave_armed:
             self._leave_armed = True
-            self.notify(f"Unsaved changes in {', '.join(dirty)}: esc again to discard", severity="warning")
+            self.notify(
+                f"Unsaved changes in {', '.join(dirty)}: esc again to discard", severity="warning", markup=False
+            )
             return
         self.app.pop_screen()

@@ -119,10 +119,11 @@ class LogPane(Vertical):
         name = "all agents" if self.source == MERGED else self.source
         title = Text.assemble((" ▸ ", "bold"), (name, "bold"))
         title.append("  ")
+        # Not an agent state's glyph or word: this is where the view is, not what the agent does.
         if self.follow:
-            title.append("● follow", style="green")
+            title.append("⇣ following", style="green")
         else:
-            title.append("‖ paused scroll (f)", style="yellow")
+            title.append("↑ scrolled back — f follows", style="cyan")
         if self.wrap:
             title.append("  wrap", style="dim")
         if self.timestamps:
@@ -158,7 +159,9 @@ class LogPane(Vertical):
             return
         self.follow = False
         if self.view.find(forward) is None:
-            self.notify(f"No match for {self.search!r}", severity="warning", timeout=2)
+            self.notify(f"No match for {self.search!r}", severity="warning", timeout=2, markup=False)
+        elif self.view.wrapped:
+            self.notify("Search wrapped to the " + ("oldest" if forward else "newest") + " lines", timeout=1.5)
 
     @on(Input.Submitted, "#log-search")
     def _search_submitted(self, event: Input.Submitted) -> None:
@@ -185,6 +188,16 @@ class LogPane(Vertical):
             self.view.focus()
             return True
         return False
+
+    def clear_search(self) -> bool:
+        """Forget the search (its marks and ``n``/``N``); False when there was none."""
+        if not self.search:
+            return False
+        self.search = ""
+        self._matches = 0
+        self.query_one("#log-search", Input).value = ""
+        self._update_title()
+        return True
 
     # -- history ---------------------------------------------------------------
 
@@ -215,7 +228,7 @@ class LogPane(Vertical):
         self._history_pending = False
         if added == 0:
             self._history_exhausted.add(agent)
-            self.notify(f"Start of {agent}'s log", timeout=2)
+            self.notify(f"Start of {agent}'s log", timeout=2, markup=False)
             return
         if agent == self.source and self.view.active:
             self.view.rebuild(keep_offset=added if not self.view.wrap else None)

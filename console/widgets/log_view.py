@@ -36,6 +36,7 @@ from textual.timer import Timer
 from textual.widgets import Log
 
 from console.logring import MERGED, Block, LogRing, LogRings
+from console.widgets.nav import SCROLL_KEYS
 from fleet.ansi import strip_sgr
 
 if TYPE_CHECKING:
@@ -125,6 +126,8 @@ def agent_colour(agent: str) -> str:
 class LogView(Log, inherit_bindings=True):
     """The rows of one log source (an agent or ``MERGED``), painted in colour."""
 
+    BINDINGS = SCROLL_KEYS
+
     DEFAULT_CSS = """
     LogView {
         scrollbar-size-vertical: 1;
@@ -156,6 +159,8 @@ class LogView(Log, inherit_bindings=True):
         self._strips: LRUCache[tuple[str, str, bool], Strip] = LRUCache(2048)
         self._built_width = 0
         self.current_match: int | None = None
+        #: The last ``find`` went past the last line to the first (or back past the first).
+        self.wrapped = False
         self.painted_lines = 0
         self._rebuilding = False
         self._longest_raw = 0
@@ -401,14 +406,20 @@ class LogView(Log, inherit_bindings=True):
         total = len(lines)
         if not total:
             return None
-        if self.current_match is not None and self.current_match < total:
-            start = self.current_match
+        top = int(self.scroll_y)
+        bottom = top + self.scrollable_content_region.height - 1
+        if self.current_match is not None and top <= self.current_match <= bottom:
+            start = self.current_match  # from the match on screen
         else:
-            start = total if not forward else int(self.scroll_y) - 1
+            # From where the view is: forward from just above its top, back from just below its bottom.
+            start = top - 1 if forward else min(total, bottom + 1)
         step = 1 if forward else -1
         index = start
+        self.wrapped = False
         for _ in range(total):
             index = (index + step) % total
+            if index == (0 if forward else total - 1) and start not in (-1, total):
+                self.wrapped = True  # passed the end (or the start): the operator is told
             plain = strip_sgr(lines[index])
             if needle in (plain.casefold() if fold else plain):
                 self.current_match = index

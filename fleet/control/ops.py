@@ -99,7 +99,7 @@ async def op_subscribe(sup: Supervisor, kinds: list[str] | None = None,
 async def op_pause(sup: Supervisor, names: list[str] | None = None, all: bool = False) -> wire.AgentsTouched:
     """Pause agents (a group, one name#N, or all): SIGSTOP, or at the next checkpoint for SDK agents."""
     insts = sup.select(names, all)
-    changed = [i.name for i in insts if i.pause("paused by operator")]
+    changed = [i.name for i in insts if i.pause("paused by operator", "operator")]
     return {"agents": [i.name for i in insts], "changed": changed}
 
 
@@ -123,7 +123,7 @@ async def op_restart(sup: Supervisor, names: list[str] | None = None, all: bool 
 async def op_stop(sup: Supervisor, names: list[str] | None = None, all: bool = False) -> wire.AgentsTouched:
     """Stop agents: SIGTERM to the process group, SIGKILL after the grace period."""
     insts = sup.select(names, all)
-    await asyncio.gather(*(i.stop("stopped by operator") for i in insts))
+    await asyncio.gather(*(i.stop("stopped by operator", "operator") for i in insts))
     return {"agents": [i.name for i in insts]}
 
 
@@ -231,8 +231,14 @@ async def op_usage(sup: Supervisor, agent: str | None = None, n: int = 50) -> wi
 
 @operation(cli="fleet policy show")
 async def op_policy_show(sup: Supervisor, name: str) -> wire.PolicyShown:
-    """The effective policy of an agent (or a named policy) and the file each value came from."""
-    return {**sup.book.describe(name), "version": sup.policy_version}  # type: ignore[typeddict-item]
+    """The effective policy of an agent (or a named policy), the file each value came from, keyless models."""
+    shown = sup.book.describe(name)
+    llm = shown["policy"].get("llm", {})
+    # Allowed models the gateway has no key for, with why (the console marks and refuses them).
+    check = getattr(sup.gateway, "missing_key", None)
+    models = [*llm.get("models", []), llm.get("model", "")]
+    unavailable = {m: why for m in models if m and "*" not in m and check is not None and (why := check(m))}
+    return {**shown, "version": sup.policy_version, "unavailable": unavailable}  # type: ignore[typeddict-item]
 
 
 @operation(cli=None, why_no_cli="the console's policy editor; from a shell, edit the files")

@@ -52,7 +52,7 @@ from fleet.errors import (
     ProviderError,
     RateLimited,
 )
-from fleet.gateway.keys import Redactor, collect_keys, is_provider_key_name, is_secret_name
+from fleet.gateway.keys import Redactor, collect_keys, is_provider_key_name, is_secret_name, missing_key
 from fleet.gateway.provider import Completion, Provider, ProviderCallError
 from fleet.records import UsageRecord
 
@@ -241,6 +241,14 @@ class Gateway:
         self._state: GatewayState = "idle"  # nothing loaded until first needed
         self._load_task: asyncio.Task[None] | None = None
         self._load_error: str = ""
+
+    def missing_key(self, model: str) -> str | None:
+        """Why ``model`` has no key here (``"no OPENAI_API_KEY ..."``), or None; only for the litellm provider."""
+        from fleet.gateway.provider import LiteLLMProvider
+
+        if not isinstance(self._provider, LiteLLMProvider):
+            return None
+        return missing_key(model, self._keys)
 
     # ------------------------------------------------------------------ loading
 

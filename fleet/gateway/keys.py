@@ -147,3 +147,35 @@ class Redactor:
         for secret in (*self._literals, *(s for s in extra if s and len(s) >= MIN_LITERAL_LEN)):
             text = text.replace(secret, REDACTED)
         return _SECRET_LOOKING.sub(REDACTED, text)
+
+
+#: Provider -> the variables any one of which carries its key (what litellm reads).
+PROVIDER_KEY_VARS: dict[str, tuple[str, ...]] = {
+    "openai": ("OPENAI_API_KEY",),
+    "anthropic": ("ANTHROPIC_API_KEY",),
+    "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+    "mistral": ("MISTRAL_API_KEY",),
+    "groq": ("GROQ_API_KEY",),
+    "cohere": ("COHERE_API_KEY",),
+    "deepseek": ("DEEPSEEK_API_KEY",),
+    "xai": ("XAI_API_KEY",),
+    "together_ai": ("TOGETHERAI_API_KEY", "TOGETHER_API_KEY"),
+}
+#: Bare model names whose provider is known by their prefix.
+_BARE_PREFIXES = (("gpt-", "openai"), ("o1", "openai"), ("o3", "openai"), ("o4", "openai"),
+                  ("chatgpt-", "openai"), ("claude", "anthropic"), ("gemini", "gemini"))  # fmt: skip
+
+
+def missing_key(model: str, keys: Mapping[str, str]) -> str | None:
+    """Why ``model`` cannot be called with ``keys``, or None (it can, or its provider is unknown here).
+
+    A cheap check without importing litellm, for the console's model list and
+    the quick edit that switches a model: ``"no OPENAI_API_KEY set (...)"``.
+    """
+    provider, sep, _rest = model.partition("/")
+    if not sep:
+        provider = next((p for prefix, p in _BARE_PREFIXES if model.startswith(prefix)), "")
+    wanted = PROVIDER_KEY_VARS.get(provider)
+    if not wanted or any(keys.get(name) for name in wanted):
+        return None
+    return f"no {' or '.join(wanted)} set (fleet environment or .env)"

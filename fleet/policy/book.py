@@ -11,7 +11,8 @@ none of it.
 Layering, lowest first: built-in defaults < ``policies/default.toml`` < the
 agent's named policy < the agent's own tables in ``fleet.toml`` <
 ``policies/overrides.toml`` (its top level, then ``[policy.default]``, then
-``[policy.<name>]``, then ``[agent.<name>]``). Tables merge key by key; a list
+``[policy.<name>]``, then ``[agent.<name>]``, then ``[agent."<name>#<i>"]``
+for one replica). Tables merge key by key; a list
 (``tools.deny``) is one value and replaces the lower layer's list whole, so a
 layer can always shorten a list.
 """
@@ -111,6 +112,8 @@ class PolicyBook:
     content_hash: str
     effective: Mapping[str, tuple[Policy, Mapping[str, str]]] = field(repr=False)
     named: Mapping[str, tuple[Policy, Mapping[str, str]]] = field(repr=False)
+    #: Replicas with overrides of their own (``[agent."name#2"]``): their whole effective policy.
+    replica_effective: Mapping[str, tuple[Policy, Mapping[str, str]]] = field(default_factory=dict, repr=False)
 
     # -- agents ----------------------------------------------------------
 
@@ -137,13 +140,17 @@ class PolicyBook:
         """Every instance name of every agent, in ``fleet.toml`` order."""
         return [instance for spec in self.agents for instance in spec.instances()]
 
+    def _effective(self, agent_name: str) -> tuple[Policy, Mapping[str, str]]:
+        own = self.replica_effective.get(agent_name)
+        return own if own is not None else self.effective[self._base(agent_name)]
+
     def policy_for(self, agent_name: str) -> Policy:
         """The effective (layered) policy of an agent or instance; computed once, at load."""
-        return self.effective[self._base(agent_name)][0]
+        return self._effective(agent_name)[0]
 
     def origins_for(self, agent_name: str) -> dict[str, str]:
         """Dotted key → the relative file that set its effective value, or ``"built-in"``."""
-        return dict(self.effective[self._base(agent_name)][1])
+        return dict(self._effective(agent_name)[1])
 
     # -- policies --------------------------------------------------------
 
@@ -162,13 +169,11 @@ class PolicyBook:
         The shape of the ``policy_show`` control reply and ``fleet policy show --json``.
         """
         try:
-            base = self._base(name)
+            policy, origins = self._effective(name)
         except UnknownAgent:
             if name not in self.named:
                 raise
             policy, origins = self.named[name]
-        else:
-            policy, origins = self.effective[base]
         return {"agent": name, "policy": policy.model_dump(mode="json"), "origins": dict(origins)}
 
     # -- versions --------------------------------------------------------
@@ -431,6 +436,7 @@ def build_book(fleet_dir: Path, files: dict[str, str], errors: list[PolicyError]
     # Cross-references are checked on the raw data, so they are reported even
     # when other keys of the same file are invalid.
     agent_names: list[str] = []
+    replica_names: list[str] = []  # name#i of agents with replicas (an override may name one)
     raw_fleet = parsed.get(FLEET_FILE)
     if raw_fleet is not None:
         f = raw_fleet
@@ -442,6 +448,9 @@ def build_book(fleet_dir: Path, files: dict[str, str], errors: list[PolicyError]
             name, policy_name = raw.get("name"), raw.get("policy")
             if isinstance(name, str):
                 agent_names.append(name)
+                replicas = raw.get("replicas", 1)
+                if isinstance(replicas, int) and not isinstance(replicas, bool) and 1 < replicas <= 10_000:
+                    replica_names.extend(f"{name}#{n}" for n in range(1, replicas + 1))
                 if name in first:
                     line = f.locator.find(("agent", first[name], "name"), value=True)[0]
                     message = f"duplicate agent name {name!r} (first defined on line {line})"
@@ -460,7 +469,7 @@ def build_book(fleet_dir: Path, files: dict[str, str], errors: list[PolicyError]
     raw_overrides = parsed.get(OVERRIDES_FILE)
     if raw_overrides is not None:
         f = raw_overrides
-        for kind, pool in (("agent", agent_names), ("policy", policy_names)):
+        for kind, pool in (("agent", agent_names + replica_names), ("policy", policy_names)):
             table = f.data.get(kind)
             if kind == "agent" and raw_fleet is None:
                 continue  # fleet.toml is broken: its agents are unknown, not these
@@ -475,7 +484,9 @@ def build_book(fleet_dir: Path, files: dict[str, str], errors: list[PolicyError]
     # -- layering, and conflicts between keys of the layered result ----------
     seen: set[tuple[str, int, int, str]] = set()
 
-    def layered(policy_name: str | None, index: int | None, spec: AgentSpec | None) -> tuple[Policy, dict[str, str]]:
+    def layered(
+        policy_name: str | None, index: int | None, spec: AgentSpec | None, replica: str | None = None
+    ) -> tuple[Policy, dict[str, str]]:
         layers: list[tuple[str, Loc, dict[str, Any]]] = []
         if DEFAULT_NAME in policies:
             layers.append((DEFAULT_FILE, (), policies[DEFAULT_NAME].model_dump(exclude_unset=True)))
@@ -504,6 +515,10 @@ def build_book(fleet_dir: Path, files: dict[str, str], errors: list[PolicyError]
                         overrides.agent[spec.name].model_dump(exclude_unset=True),
                     )
                 )
+            if replica is not None and replica in overrides.agent:
+                layers.append(
+                    (OVERRIDES_FILE, ("agent", replica), overrides.agent[replica].model_dump(exclude_unset=True))
+                )
         policy, origins, where = _merge(layers)
         for keys, message in policy.conflicts():
             set_keys = [k for k in keys if k in where]
@@ -527,6 +542,12 @@ def build_book(fleet_dir: Path, files: dict[str, str], errors: list[PolicyError]
 
     named = {name: layered(name, None, None) for name in sorted(policy_names)}
     effective = {spec.name: layered(spec.policy, i, spec) for i, spec in enumerate(fleet_file.agent)}
+    replica_effective = {
+        name: layered(spec.policy, i, spec, name)
+        for i, spec in enumerate(fleet_file.agent)
+        for name in spec.instances()
+        if overrides is not None and name != spec.name and name in overrides.agent
+    }
     if errors:
         raise PolicyErrors(_tidy(errors))
 
@@ -542,6 +563,7 @@ def build_book(fleet_dir: Path, files: dict[str, str], errors: list[PolicyError]
         content_hash=hashlib.sha256(snapshot.encode()).hexdigest(),
         effective=effective,
         named=named,
+        replica_effective=replica_effective,
     )
 
 

@@ -17,8 +17,11 @@ Structure (layered in this order, all above every other file)::
     [agent.report-drafter.budget]     # one agent (all its replicas)
     usd_per_day = 3.0
 
-Targets are an agent name (or instance, ``watch#2`` → ``watch``), else a
-policy name; ``agent:NAME`` / ``policy:NAME`` say which when both exist, and
+    [agent."optimizer#2".llm]         # one replica
+    model = "gpt-4o-mini"
+
+Targets are an agent name (all its replicas), a replica (``watch#2``: that
+one only), else a policy name; ``agent:NAME`` / ``policy:NAME`` say which when both exist, and
 ``*`` means every agent. A value of ``None`` is written as ``"off"``, which
 nullable keys (limits) read as "no limit".
 """
@@ -60,11 +63,16 @@ def _fail(message: str, code: str = "value") -> PolicyErrors:
 
 
 def _names(fleet_dir: Path) -> tuple[list[str], list[str]]:
-    """Agent and policy names, read leniently (the book may be invalid right now)."""
+    """Agent (and replica) and policy names, read leniently (the book may be invalid right now)."""
     agents: list[str] = []
     try:
         data = tomllib.loads((fleet_dir / FLEET_FILE).read_text("utf-8"))
-        agents = [a["name"] for a in data.get("agent", []) if isinstance(a, dict) and isinstance(a.get("name"), str)]
+        for a in data.get("agent", []):
+            if isinstance(a, dict) and isinstance(a.get("name"), str):
+                agents.append(a["name"])
+                replicas = a.get("replicas", 1)
+                if isinstance(replicas, int) and not isinstance(replicas, bool) and 1 < replicas <= 10_000:
+                    agents.extend(f"{a['name']}#{n}" for n in range(1, replicas + 1))
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
         pass
     policies: list[str] = []
@@ -90,9 +98,8 @@ def resolve_target(fleet_dir: Path, target: str) -> tuple[str, ...]:
         if name not in pool:
             raise _fail(f"unknown {kind} {name!r}" + _hint(name, pool), "unknown_name")
         return (kind, name)
-    base = target.rpartition("#")[0] if "#" in target else target
-    if target in agents or base in agents:
-        return ("agent", target if target in agents else base)
+    if target in agents:  # an agent (all its replicas) or one replica: exactly that
+        return ("agent", target)
     if target in policies:
         return ("policy", target)
     raise _fail(f"no agent or policy named {target!r}" + _hint(target, agents + policies), "unknown_name")

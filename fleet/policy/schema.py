@@ -360,10 +360,11 @@ class OverridesFile(Policy):
 
     Top-level sections apply to every agent; ``[policy.<name>.<section>]`` to
     every agent using that policy (``policy.default`` to every agent);
-    ``[agent.<name>.<section>]`` to one agent. Layered in that order, last of all.
+    ``[agent.<name>.<section>]`` to one agent (all its replicas), and
+    ``[agent."<name>#<i>".<section>]`` to one replica. Layered in that order, last of all.
     """
 
-    agent: dict[str, Policy] = Field(default_factory=dict, description="Overrides per agent name.")
+    agent: dict[str, Policy] = Field(default_factory=dict, description="Overrides per agent or replica name.")
     policy: dict[str, Policy] = Field(default_factory=dict, description="Overrides per policy name.")
 
 

@@ -95,6 +95,12 @@ class AgentSnapshot:
     tty: bool
     #: Its input: "open" (``fleet send`` writes to it), "closed" (EOF sent), None (an SDK agent).
     input: str | None
+    #: Who or what put it in its state: operator, budget, alert, crash-loop, exit, restart (or None).
+    reason_kind: str | None = None
+    #: Wall time its state began.
+    since: float = 0.0
+    #: Its daily budget (``budget.usd_per_day``); None without one.
+    budget_usd: float | None = None
 
     @property
     def uptime_s(self) -> float:
@@ -181,7 +187,7 @@ class Supervisor:
         self._stats_wanted = asyncio.Event()
         #: What the last stats push said of each agent (uptime aside): pushes carry changes only.
         self._stats_sent: dict[str, dict[str, Any]] = {}
-        self._stats_gateway_sent: str | None = None
+        self._stats_gateway_sent: tuple[str, int] | None = None
         #: Each agent in a session of its own (a terminal is reachable from ours) or a group only.
         self.agent_sessions = agent_sessions()
         self._stats: dict[str, tuple[float, int]] = {}
@@ -212,9 +218,8 @@ class Supervisor:
         self._start_watchdog()
         await self._record_policy_version(None)
         for spec in self.book.agents:
-            policy = self.book.policy_for(spec.name)
             for name in spec.instances():
-                inst = AgentInstance(self, spec, name, policy)
+                inst = AgentInstance(self, spec, name, self.book.policy_for(name))
                 self.instances[name] = inst
         self._publish_rows()
         if spawn:
@@ -253,11 +258,12 @@ class Supervisor:
             if self._stats_sent.get(row.name) != status:
                 self._stats_sent[row.name] = status
                 changed.append({**status, "uptime_s": uptime})
-        # The gateway goes idle -> loading -> ready when the first SDK agent calls it.
-        gateway = self.gateway_state
+        # The gateway goes idle -> loading -> ready when the first SDK agent calls it; the policy
+        # version too: a console may have asked for status before the first one was recorded.
+        gateway = (self.gateway_state, self.policy_version)
         if changed or gateway != self._stats_gateway_sent:
             self._stats_gateway_sent = gateway
-            self.publish("stats", None, {"agents": changed, "gateway": gateway})
+            self.publish("stats", None, {"agents": changed, "gateway": gateway[0], "policy_version": gateway[1]})
         return changed
 
     @property
@@ -438,7 +444,8 @@ class Supervisor:
             "state",
             inst.name,
             {"state": inst.state.value, "prev": prev.value, "reason": inst.reason, "pid": inst.pid,
-             "restarts": inst.restarts, "exit_code": inst.exit_code},
+             "restarts": inst.restarts, "exit_code": inst.exit_code, "reason_kind": inst.reason_kind,
+             "since": inst.since},
         )
         fire(self.hooks.on_state, inst, prev)
 
@@ -595,6 +602,7 @@ class Supervisor:
             inst.spec.policy or "default", self.goal_for(inst), float(inst.policy.restart.stop_grace_s),
             inst.waiting_at, bool(inst.spec.tty),
             "closed" if inst.input_closed else "open" if inst.accepts_input else None,
+            inst.reason_kind, inst.since, inst.policy.budget.usd_per_day,
         )
 
     def row_changed(self, inst: AgentInstance) -> None:
@@ -622,6 +630,8 @@ class Supervisor:
             "kind": row.kind,  # type: ignore[typeddict-item]
             "state": row.state,  # type: ignore[typeddict-item]
             "reason": row.reason,
+            "reason_kind": row.reason_kind,
+            "since": round(row.since, 3),
             "pid": row.pid,
             "restarts": row.restarts,
             "exit_code": row.exit_code,
@@ -632,6 +642,7 @@ class Supervisor:
             "cost_usd": float(totals.get("cost_usd", 0.0)),
             "cost_today_usd": float(totals.get("cost_today_usd", 0.0)),
             "budget_used": totals.get("budget_used"),
+            "budget_usd": row.budget_usd,
             "alerts": alerts.count(name) if alerts is not None else 0,
             "last_line": self.loghub.last_line(name),
             "policy": row.policy,
@@ -722,7 +733,7 @@ class Supervisor:
                 stopped.append(name)
                 coros.append(self._remove(inst))
         for name, spec in wanted.items():
-            policy = new.policy_for(spec.name)
+            policy = new.policy_for(name)  # a replica may have overrides of its own
             inst = self.instances.get(name)
             if inst is None:
                 inst = AgentInstance(self, spec, name, policy)

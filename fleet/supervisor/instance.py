@@ -95,6 +95,11 @@ class AgentInstance:
         self.kind = "sdk" if spec.run else "command"
         self.state: AgentState = S.STOPPED
         self.reason: str | None = None
+        #: Why the agent is in its state, as a word the console can show and sort on:
+        #: operator, budget, alert, crash-loop, exit, restart (None: no reason).
+        self.reason_kind: str | None = None
+        #: Wall time the current state began (a paused agent: since when).
+        self.since = time.time()
         self.restarts = 0
         self.exit_code: int | None = None
         self.run: RunInfo | None = None
@@ -137,10 +142,13 @@ class AgentInstance:
         return time.monotonic() - self.run.started_mono
 
     # --- state -------------------------------------------------------------------
-    def _set(self, state: AgentState, reason: str | None = None) -> None:
+    def _set(self, state: AgentState, reason: str | None = None, kind: str | None = None) -> None:
         prev = self.state
         self.state = state
         self.reason = reason
+        self.reason_kind = kind if reason or kind else None
+        if prev != state:
+            self.since = time.time()
         if state is not S.WAITING:
             self.waiting_since = self.waiting_at = None
         elif prev is not S.WAITING:
@@ -167,7 +175,7 @@ class AgentInstance:
         except OSError as exc:
             self.sup.note(self.name, f"failed to start: {exc}")
             self.exit_code = None
-            self._set(S.CRASHED, f"failed to start: {exc.strerror or exc}")
+            self._set(S.CRASHED, f"failed to start: {exc.strerror or exc}", "exit")
             self._after_exit(runtime=0.0, failed=True)
 
     def _argv(self, env: dict[str, str] | None = None) -> list[str]:
@@ -308,7 +316,7 @@ class AgentInstance:
             self._set(S.RUNNING)
             if self.want_paused:
                 self._signal_group(signal.SIGSTOP)
-                self._set(S.PAUSED, self.reason)
+                self._set(S.PAUSED, self.reason, self.reason_kind)
         self.sup.note(self.name, f"started pid {popen.pid} ({' '.join(argv)[:200]})")
 
     def _spawn_tty(self) -> None:
@@ -365,7 +373,7 @@ class AgentInstance:
         self._set(S.RUNNING)
         if self.want_paused:
             self._signal_group(signal.SIGSTOP)
-            self._set(S.PAUSED, self.reason)
+            self._set(S.PAUSED, self.reason, self.reason_kind)
         self.tty.notice(f"{self.name} started (pid {popen.pid})")
         self.sup.note(self.name, f"started pid {popen.pid} on a terminal {self.spec.tty_cols}x{self.spec.tty_rows} "
                                  f"({' '.join(argv)[:200]})")
@@ -410,10 +418,10 @@ class AgentInstance:
             if self.run and self.run.ready_mono is None:
                 self.run.ready_mono = time.monotonic()
             if self.state is S.STARTING:
-                self._set(S.RUNNING if not self.want_paused else S.PAUSING, self.reason)
+                self._set(S.RUNNING if not self.want_paused else S.PAUSING, self.reason, self.reason_kind)
         elif t == "paused":
             if self.state in (S.PAUSING, S.RUNNING, S.WAITING, S.STARTING) and self.want_paused:
-                self._set(S.PAUSED, self.reason)
+                self._set(S.PAUSED, self.reason, self.reason_kind)
         elif t == "resumed":
             if self.state in (S.PAUSED, S.PAUSING) and not self.want_paused:
                 self._set_running()
@@ -429,8 +437,11 @@ class AgentInstance:
             raise ProtocolError(f"unknown control message type {t!r}")
 
     # --- pause / resume --------------------------------------------------------
-    def pause(self, reason: str | None = None) -> bool:
-        """Ask the agent to pause; True if anything changed. Idempotent."""
+    def pause(self, reason: str | None = None, kind: str | None = None) -> bool:
+        """Ask the agent to pause; True if anything changed. Idempotent.
+
+        ``kind`` says who paused it (operator, budget, alert), shown with ``reason``.
+        """
         if self.want_paused and self.state in (S.PAUSED, S.PAUSING):
             return False
         if self.state not in (S.RUNNING, S.WAITING, S.STARTING, S.PAUSING):
@@ -440,12 +451,12 @@ class AgentInstance:
             if self._link is not None:
                 self._link.send({"t": "pause"})
             if self.state in (S.RUNNING, S.WAITING):
-                self._set(S.PAUSING, reason)
+                self._set(S.PAUSING, reason, kind)
             else:
-                self.reason = reason
+                self.reason, self.reason_kind = reason, kind
         else:
             self._signal_group(signal.SIGSTOP)
-            self._set(S.PAUSED, reason)
+            self._set(S.PAUSED, reason, kind)
         return True
 
     def resume(self) -> bool:
@@ -554,15 +565,15 @@ class AgentInstance:
             self._link.send(msg)
 
     # --- stop / restart -----------------------------------------------------------
-    async def stop(self, reason: str | None = None) -> None:
+    async def stop(self, reason: str | None = None, kind: str | None = None) -> None:
         """SIGTERM the group, SIGKILL after the policy's grace period; wait for exit."""
         self._cancel_restart()
         if not self.state.alive:
             if self.state in (S.BACKOFF, S.CRASH_LOOP, S.CRASHED, S.EXITED):
-                self._set(S.STOPPED, reason)
+                self._set(S.STOPPED, reason, kind)
             return
         self._stopping = True
-        self._set(S.STOPPING, reason)
+        self._set(S.STOPPING, reason, kind)
         self._signal_group(signal.SIGTERM)
         self._signal_group(signal.SIGCONT)  # a stopped process must run to handle SIGTERM
         grace = float(self.policy.restart.stop_grace_s)
@@ -575,7 +586,7 @@ class AgentInstance:
 
     async def restart(self) -> None:
         keep_paused = self.want_paused
-        await self.stop("restart")
+        await self.stop("restart", "restart")
         self.want_paused = keep_paused
         self.restarts += 1
         self.start(reset=True)
@@ -629,10 +640,11 @@ class AgentInstance:
         self.sup.on_exit(self, rc)
         if self._stopping:
             self._stopping = False
-            self._set(S.STOPPED, self.reason if self.reason != "restart" else None)
+            restarting = self.reason_kind == "restart"
+            self._set(S.STOPPED, None if restarting else self.reason, None if restarting else self.reason_kind)
             return
         failed = rc != 0
-        self._set(S.CRASHED if failed else S.EXITED, desc)
+        self._set(S.CRASHED if failed else S.EXITED, desc, "exit")
         self._after_exit(runtime, failed)
 
     def _after_exit(self, runtime: float, failed: bool) -> None:
@@ -645,7 +657,7 @@ class AgentInstance:
             self._restart_times.popleft()
         if len(self._restart_times) > rp.max_restarts:
             msg = f"{len(self._restart_times) - 1} restarts within {rp.window_s:g}s; not restarting"
-            self._set(S.CRASH_LOOP, msg)
+            self._set(S.CRASH_LOOP, msg, "crash-loop")
             self.sup.on_crash_loop(self, msg)
             return
         if runtime >= max(STABLE_AFTER_S, rp.backoff_max_s):

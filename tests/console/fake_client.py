@@ -88,6 +88,8 @@ class FakeFleetClient:
         self.gateway = "ready"
         self.policy_files = dict(POLICY_FILES)
         self.overrides: dict[tuple[str, str], Any] = {}
+        #: Allowed models the fleet has no key for, with why (``policy_show``'s ``unavailable``).
+        self.unavailable: dict[str, str] = {}
         self.shut_down = False
         self.closed = False
         self._queues: list[tuple[asyncio.Queue[dict[str, Any]], set[str] | None]] = []
@@ -110,6 +112,8 @@ class FakeFleetClient:
                 "kind": kind,
                 "state": state,
                 "reason": None,
+                "reason_kind": None,
+                "since": BASE_TS + 120.0 - 600.0 * (index + 1),
                 "pid": 4200 + index if state == "running" else None,
                 "restarts": index % 3,
                 "uptime_s": 60.0 * (index + 1) + 5 if state == "running" else None,
@@ -117,8 +121,9 @@ class FakeFleetClient:
                 "rss_bytes": 20_000_000 + index * 3_500_000,
                 "tokens": 1200 * index,
                 "cost_usd": 0.0125 * index,
-                "cost_today_usd": 0.01 * index,
+                "cost_today_usd": 0.4 * index if kind == "sdk" else 0.0,
                 "budget_used": (0.2 * index) if kind == "sdk" else None,
+                "budget_usd": 2.0 if kind == "sdk" else None,
                 "alerts": 1 if name == "anomaly-watch" else 0,
                 "last_line": "",
                 "policy": policy,
@@ -217,11 +222,14 @@ class FakeFleetClient:
             },
         )
 
-    def _set_state(self, name: str, state: str, reason: str | None = None) -> None:
+    def _set_state(self, name: str, state: str, reason: str | None = None, kind: str | None = None) -> None:
         agent = self.agents[name]
         prev = agent["state"]
         agent["state"] = state
         agent["reason"] = reason
+        agent["reason_kind"] = kind
+        if prev != state:
+            agent["since"] = self.clock()
         if state != "waiting":
             agent["waiting_since"] = None
         elif prev != "waiting":
@@ -232,12 +240,16 @@ class FakeFleetClient:
         elif agent["pid"] is None:
             agent["pid"] = 5000 + len(self.calls)
             agent["uptime_s"] = 0.0
-        self.push("state", {"agent": name, "state": state, "prev": prev, "reason": reason, "pid": agent["pid"]})
+        self.push(
+            "state",
+            {"agent": name, "state": state, "prev": prev, "reason": reason, "pid": agent["pid"],
+             "reason_kind": kind, "since": agent["since"]},
+        )  # fmt: skip
 
-    def _later(self, *steps: tuple[str, str]) -> None:
+    def _later(self, *steps: tuple[str, str], reason: str | None = None, kind: str | None = None) -> None:
         loop = asyncio.get_running_loop()
         for name, state in steps:
-            loop.call_soon(self._set_state, name, state)
+            loop.call_soon(self._set_state, name, state, reason, kind)
 
     def _names(self, args: dict[str, Any]) -> list[str]:
         if args.get("all"):
@@ -348,11 +360,13 @@ class FakeFleetClient:
         named = self._names({"names": names, "all": all})
         targets = [n for n in named if self.agents[n]["state"] == "running"]
         for name in targets:
-            self._later((name, "pausing"), (name, "paused"))
+            self._later((name, "pausing"), (name, "paused"), reason="paused by operator", kind="operator")
         return {"agents": targets, "changed": targets}
 
     def _op_resume(self, names: list[str] | None = None, all: bool = False) -> dict[str, Any]:
-        targets = [n for n in self._names({"names": names, "all": all}) if self.agents[n]["state"] == "paused"]
+        targets = [
+            n for n in self._names({"names": names, "all": all}) if self.agents[n]["state"] in ("paused", "pausing")
+        ]
         for name in targets:
             self._later((name, "running"))
         return {"agents": targets, "changed": targets}
@@ -369,7 +383,7 @@ class FakeFleetClient:
         for name in targets:
             if self.agents[name]["state"] in ("stopped", "exited"):
                 raise AgentError(f"{name} is not running")
-            self._later((name, "stopping"), (name, "stopped"))
+            self._later((name, "stopping"), (name, "stopped"), reason="stopped by operator", kind="operator")
         return {"agents": targets}
 
     def _op_start(self, names: list[str] | None = None, all: bool = False) -> dict[str, Any]:
@@ -519,28 +533,39 @@ class FakeFleetClient:
         loop.call_soon(self.push, "policy_applied", applied)
         return {"errors": [], "written": True, "agents": []}
 
+    def _known(self, name: str) -> bool:
+        """An instance or a group (``campaign-optimizer`` for its replicas)."""
+        return name in self.agents or any(a["group"] == name for a in self.agents.values())
+
+    def _override(self, name: str, key: str) -> tuple[bool, Any]:
+        """The override that applies to ``name``: its own (a replica's), else its group's."""
+        group = self.agents[name]["group"] if name in self.agents else name
+        for target in (name, group):
+            if (target, key) in self.overrides:
+                return True, self.overrides[(target, key)]
+        return False, None
+
     def _op_policy_show(self, name: str) -> dict[str, Any]:
-        if name not in self.agents:
+        if not self._known(name):
             raise UnknownAgent(f"no agent named {name!r}")
-        budget = self.overrides.get((name, "budget.usd_per_day"), 2.0)
-        model = self.overrides.get((name, "llm.model"), "fleet/demo")
+        has_budget, budget = self._override(name, "budget.usd_per_day")
+        has_model, model = self._override(name, "llm.model")
+        budget = budget if has_budget else 2.0
+        model = model if has_model else "fleet/demo"
         return {
             "agent": name,
             "version": self.policy_version,
+            "unavailable": dict(self.unavailable),
             "policy": {
-                "llm": {"model": model, "models": ["fleet/demo", "gpt-4o-mini"]},
+                "llm": {"model": model, "models": ["fleet/demo", "gpt-4o-mini", *self.unavailable]},
                 "budget": {"usd_per_day": budget, "tokens_per_minute": 20000, "on_exhausted": "pause"},
                 "tools": {"deny": ["shell"], "approve": ["send_email"]},
                 "restart": {"mode": "on-failure", "max_restarts": 5},
             },
             "origins": {
-                "llm.model": "policies/overrides.toml"
-                if (name, "llm.model") in self.overrides
-                else "policies/ops.toml",
+                "llm.model": "policies/overrides.toml" if has_model else "policies/ops.toml",
                 "llm.models": "policies/ops.toml",
-                "budget.usd_per_day": "policies/overrides.toml"
-                if (name, "budget.usd_per_day") in self.overrides
-                else "policies/ops.toml",
+                "budget.usd_per_day": "policies/overrides.toml" if has_budget else "policies/ops.toml",
                 "budget.tokens_per_minute": "policies/ops.toml",
                 "budget.on_exhausted": "policies/default.toml",
                 "tools.deny": "policies/ops.toml",
@@ -551,7 +576,7 @@ class FakeFleetClient:
         }
 
     def _op_set_override(self, target: str, key: str, value: Any) -> dict[str, Any]:
-        if target not in self.agents:
+        if not self._known(target):
             raise UnknownAgent(f"no agent named {target!r}")
         self.overrides[(target, key)] = value
         self.policy_version += 1

@@ -23,7 +23,7 @@ from console.screens.approvals import ApprovalsScreen
 from console.screens.events import EventsScreen
 from console.screens.fleet import FleetScreen
 from console.screens.help import HelpScreen
-from console.screens.modals import ChoicePrompt, ConfirmQuit, TextPrompt
+from console.screens.modals import ChoicePrompt, ConfirmAction, ConfirmQuit, TextPrompt
 from console.screens.policy import PolicyEditor, PolicyScreen
 from console.widgets.footer import FleetFooter
 from console.widgets.log_pane import LogPane
@@ -67,7 +67,7 @@ async def test_table_shows_agents_and_state_symbols(client: FakeFleetClient) -> 
         await settle(pilot, lambda: loaded(app))
         table = app.fleet_screen.table
         assert str(table.get_cell(FIRST, "state")) == "● running"
-        assert str(table.get_cell("nightly-script", "state")) == "■ stopped"
+        assert str(table.get_cell("nightly-script", "state")) == "■ stopped 50m"  # since when
         assert "approval" in str(app.screen.query_one("#approvals-badge").render())
 
 
@@ -79,7 +79,7 @@ async def test_pause_and_resume_cursor_row(client: FakeFleetClient) -> None:
         await settle(pilot, lambda: state(app, FIRST) == "paused")
         assert ("pause", {"names": [FIRST]}) in client.calls
         assert any("Pausing" in n for n in notes(app))
-        assert str(app.fleet_screen.table.get_cell(FIRST, "state")) == "‖ paused"
+        assert str(app.fleet_screen.table.get_cell(FIRST, "state")) == "‖ paused by you 0s"  # why, since when
         await pilot.press("r")
         await settle(pilot, lambda: state(app, FIRST) == "running")
 
@@ -116,7 +116,10 @@ async def test_multi_select_acts_on_selection(client: FakeFleetClient) -> None:
         await settle(pilot, lambda: loaded(app))
         await pilot.press("space", "space")  # selects rows 1 and 2, cursor moves down
         assert app.fleet_screen.table.selected == {FIRST, SECOND}
-        await pilot.press("x")
+        await pilot.press("x")  # two agents: asks first, naming them
+        await settle(pilot, lambda: isinstance(app.screen, ConfirmAction))
+        assert FIRST in str(app.screen.query_one(".dialog-body").render())
+        await pilot.press("y")
         await settle(pilot, lambda: client.agents[SECOND]["restarts"] == 2)
         assert ("restart", {"names": [FIRST, SECOND]}) in client.calls
         assert client.agents["anomaly-watch"]["restarts"] == 2  # untouched (index 2 % 3)
@@ -128,7 +131,9 @@ async def test_stop_start_toggle(client: FakeFleetClient) -> None:
     app = make_app(client)
     async with app.run_test(size=(120, 35)) as pilot:
         await settle(pilot, lambda: loaded(app))
-        await pilot.press("s")
+        await pilot.press("s")  # stopping a running agent asks first
+        await settle(pilot, lambda: isinstance(app.screen, ConfirmAction))
+        await pilot.press("y")
         await settle(pilot, lambda: state(app, FIRST) == "stopped")
         await pilot.press("s")
         await settle(pilot, lambda: state(app, FIRST) == "running")
@@ -150,7 +155,7 @@ async def test_crash_state_notifies(client: FakeFleetClient) -> None:
         client._set_state("ticker", "crash-loop", "5 restarts in 300s")
         await settle(pilot, lambda: state(app, "ticker") == "crash-loop")
         assert any("crash-loop" in n for n in notes(app))
-        assert str(app.fleet_screen.table.get_cell("ticker", "state")) == "⟳ crash-loop"
+        assert str(app.fleet_screen.table.get_cell("ticker", "state")) == "⟳ crash-loop 0s"
 
 
 async def test_live_logs_reach_the_visible_pane_in_batches(client: FakeFleetClient) -> None:
@@ -278,7 +283,7 @@ async def test_agent_detail_screen(client: FakeFleetClient) -> None:
         await pilot.press("enter")
         await settle(pilot, lambda: isinstance(app.screen, AgentScreen))
         screen = app.screen
-        assert "goal: Keep campaign-optimizer healthy" in str(screen.query_one("#agent-head").render())
+        assert "goal: Keep campaign-optimizer healthy" in str(screen.query_one("#agent-goal").render())
         # The other tabs load when first shown, not while the operator waits for the logs.
         await settle(pilot)
         assert not {op for op, _ in client.calls} & {"policy_show", "usage", "metrics"}
@@ -364,22 +369,54 @@ async def test_footer_shows_what_applies_redraws_on_change_and_presses_on_click(
 
 
 async def test_quick_budget_and_model(client: FakeFleetClient) -> None:
+    """A replica's quick edit names its scope and writes exactly that; keyless models are marked and refused."""
+    client.unavailable = {"anthropic/claude-3-5-haiku": "no ANTHROPIC_API_KEY set (fleet environment or .env)"}
     app = make_app(client)
     async with app.run_test(size=(120, 35)) as pilot:
         await settle(pilot, lambda: loaded(app))
         await pilot.press("b")
+        await settle(pilot, lambda: isinstance(app.screen, ChoicePrompt))
+        scope = app.screen.query_one(OptionList)
+        assert "campaign-optimizer#1: this replica only" in str(scope.get_option_at_index(0).prompt)
+        assert "campaign-optimizer: the group (2 replicas)" in str(scope.get_option_at_index(1).prompt)
+        await pilot.press("enter")  # this replica
         await settle(pilot, lambda: isinstance(app.screen, TextPrompt))
         prompt = app.screen.query_one(Input)
         assert prompt.value == "2.0"
         prompt.value = "5"
         await pilot.press("enter")
         await settle(pilot, lambda: (FIRST, "budget.usd_per_day") in client.overrides)
-        assert client.overrides[(FIRST, "budget.usd_per_day")] == 5.0
+        assert client.overrides == {(FIRST, "budget.usd_per_day"): 5.0}  # not the group
         await settle(pilot, lambda: any("policy v4 applied" in n for n in notes(app)))
         await pilot.press("M")
         await settle(pilot, lambda: isinstance(app.screen, ChoicePrompt))
-        await pilot.press("down", "enter")
-        await settle(pilot, lambda: client.overrides.get((FIRST, "llm.model")) == "gpt-4o-mini")
+        await pilot.press("j", "enter")  # the group
+        await settle(pilot, lambda: isinstance(app.screen, ChoicePrompt) and "Model for" in app.screen.title_text)
+        models = app.screen.query_one(OptionList)
+        assert "no ANTHROPIC_API_KEY" in str(models.get_option_at_index(2).prompt)
+        await pilot.press("G", "enter")  # the keyless one: refused with the reason, the list stays
+        await settle(pilot, lambda: any("no ANTHROPIC_API_KEY" in n for n in notes(app)))
+        assert isinstance(app.screen, ChoicePrompt)
+        await pilot.press("k", "enter")
+        await settle(pilot, lambda: client.overrides.get(("campaign-optimizer", "llm.model")) == "gpt-4o-mini")
+        assert (FIRST, "llm.model") not in client.overrides
+
+
+async def test_budget_raise_offers_to_resume_a_budget_paused_agent(client: FakeFleetClient) -> None:
+    paused_by_budget = {"state": "paused", "reason": "budget exhausted: $2.00 of $2.00", "reason_kind": "budget"}
+    client.agents["anomaly-watch"].update(paused_by_budget)
+    app = make_app(client)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        app.fleet_screen.table.move_cursor(row=2)
+        await pilot.press("b")
+        await settle(pilot, lambda: isinstance(app.screen, TextPrompt))
+        app.screen.query_one(Input).value = "4"
+        await pilot.press("enter")
+        await settle(pilot, lambda: isinstance(app.screen, ConfirmAction))
+        assert "Resume anomaly-watch?" in str(app.screen.query_one(".dialog-title").render())
+        await pilot.press("y")
+        await settle(pilot, lambda: state(app, "anomaly-watch") == "running")
 
 
 async def test_policy_editor_validates_and_saves(client: FakeFleetClient) -> None:
@@ -556,7 +593,7 @@ async def test_live_stats_update_cells() -> None:
         client.agents["ticker"].update(cpu_pct=88.0, last_line="\x1b[31mbusy\x1b[0m\x07")
         client.push("stats", {"agents": [dict(a) for a in client.agents.values()]})
         await settle(pilot, lambda: app.fleet_screen.table.get_cell("ticker", "cpu") == "88.0")
-        assert app.fleet_screen.table.get_cell("ticker", "last") == "busy␇"
+        assert str(app.fleet_screen.table.get_cell("ticker", "last")) == "busy␇"
 
 
 async def test_header_follows_the_gateway_state_from_stats() -> None:

@@ -14,6 +14,7 @@ import psutil
 from textual.pilot import Pilot
 
 from console.app import FleetConsole
+from console.screens.modals import ConfirmAction
 from fleet.control.client import SocketClient
 
 FLEET = """
@@ -77,7 +78,9 @@ async def test_keys_pause_resume_restart_and_stop_real_agents(fleet_factory):
         await pilot.press("x")
         await until(pilot, lambda: app.agents.get("clock", {}).get("pid") not in (None, pid), what="new pid")
         assert (await f.agent("clock"))["restarts"] == 1
-        await pilot.press("s")
+        await pilot.press("s")  # a running agent: asks first, naming it
+        await until(pilot, lambda: isinstance(app.screen, ConfirmAction), what="stop confirmation")
+        await pilot.press("y")
         await until(pilot, lambda: state(app, "clock") == "stopped", what="clock stopped")
         await pilot.press("s")
         await until(pilot, lambda: state(app, "clock") == "running", what="clock started")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from fleet.gateway import FakeProvider, Gateway
 
 LLM_AGENT = """
@@ -42,6 +44,11 @@ async def test_llm_calls_go_through_the_gateway_and_are_accounted(fleet_factory)
     assert "REPLY fine words from the model" in text
     assert "STREAMED" in text and "fine words from the model" in text.split("STREAMED", 1)[1]
     assert "REFUSED PolicyDenied llm.models" in ev["data"]["text"]
+    # The refusal is in the agent's own log too (its fleet stream), not only in usage and toasts.
+    await f.events.wait_for(
+        lambda e: e["event"] == "logs" and e["data"]["stream"] == "fleet" and "LLM call to" in e["data"]["text"]
+        and "denied" in e["data"]["text"]
+    )  # fmt: skip
     a = await f.agent("llm")
     assert a["tokens"] > 0 and a["cost_usd"] > 0
     usage = (await f.call("usage", agent="llm"))["calls"]
@@ -78,7 +85,10 @@ async def test_exhausted_daily_budget_pauses_the_agent_with_a_reason(fleet_facto
     )
     ev = await f.events.state("spender", "paused")
     assert "budget exhausted" in ev["data"]["reason"]
+    assert ev["data"]["reason_kind"] == "budget" and ev["data"]["since"] > 0  # why and since when
     a = await f.agent("spender")
+    assert a["state"] == "paused" and a["reason_kind"] == "budget" and a["since"] == pytest.approx(ev["data"]["since"])
+    assert a["budget_usd"] == 0.25
     assert a["cost_today_usd"] <= 0.25 + 0.2  # at most one call over
     assert a["budget_used"] is not None and a["budget_used"] >= 0.5
 

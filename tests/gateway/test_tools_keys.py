@@ -117,3 +117,14 @@ def test_redactor() -> None:
     assert "literal-key" not in out and "sk-abc" not in out and "abcdefghijkl" not in out
     assert "short stays" in out
     assert r("extra-secret-1 here", extra=["extra-secret-1"]) == "[REDACTED] here"
+
+
+def test_missing_key_names_the_variable_a_model_needs() -> None:
+    from fleet.gateway.keys import missing_key
+
+    assert missing_key("fleet/demo", {}) is None  # offline: no key
+    assert missing_key("ollama/llama3", {}) is None  # unknown here: not refused
+    assert "OPENAI_API_KEY" in (missing_key("gpt-4o-mini", {}) or "")
+    assert "ANTHROPIC_API_KEY" in (missing_key("anthropic/claude-3-5-haiku", {}) or "")
+    assert missing_key("claude-3-5-haiku", {"ANTHROPIC_API_KEY": "sk-x"}) is None
+    assert missing_key("gemini/gemini-1.5-flash", {"GOOGLE_API_KEY": "k"}) is None

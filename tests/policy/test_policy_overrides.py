@@ -53,7 +53,8 @@ def test_policy_override_applies_to_every_agent_using_it(fleet_dir: Path) -> Non
 
 def test_targets(fleet_dir: Path) -> None:
     assert resolve_target(fleet_dir, "watch") == ("agent", "watch")
-    assert resolve_target(fleet_dir, "drafter#2") == ("agent", "drafter")
+    assert resolve_target(fleet_dir, "drafter") == ("agent", "drafter")  # every replica
+    assert resolve_target(fleet_dir, "drafter#2") == ("agent", "drafter#2")  # that one only
     assert resolve_target(fleet_dir, "drafting") == ("policy", "drafting")
     assert resolve_target(fleet_dir, "policy:ops") == ("policy", "ops")
     assert resolve_target(fleet_dir, "*") == ()
@@ -61,6 +62,27 @@ def test_targets(fleet_dir: Path) -> None:
         resolve_target(fleet_dir, "wacth")
     with pytest.raises(PolicyErrors, match="unknown policy 'watch'"):
         resolve_target(fleet_dir, "policy:watch")
+
+
+def test_replica_override_changes_that_replica_only(fleet_dir: Path) -> None:
+    """``drafter#1`` is one replica: its quick edit must not change ``drafter#2`` (the console's scope)."""
+    set_override(fleet_dir, "drafter#1", "budget.usd_per_day", 9.0)
+    data = tomllib.loads((fleet_dir / OVERRIDES).read_text())
+    assert data == {"agent": {"drafter#1": {"budget": {"usd_per_day": 9.0}}}}
+    book = load_book(fleet_dir)
+    assert book.policy_for("drafter#1").budget.usd_per_day == 9.0
+    assert book.origins_for("drafter#1")["budget.usd_per_day"] == OVERRIDES
+    assert book.policy_for("drafter#2").budget.usd_per_day == 4.0
+    assert book.policy_for("drafter").budget.usd_per_day == 4.0
+    assert book.describe("drafter#1")["policy"]["budget"]["usd_per_day"] == 9.0
+    set_override(fleet_dir, "drafter", "budget.usd_per_day", 5.0)  # the group: below the replica's own
+    book = load_book(fleet_dir)
+    assert (book.policy_for("drafter#1").budget.usd_per_day, book.policy_for("drafter#2").budget.usd_per_day) == (
+        9.0,
+        5.0,
+    )
+    with pytest.raises(PolicyErrors, match="drafter#3"):
+        set_override(fleet_dir, "drafter#3", "budget.usd_per_day", 1.0)
 
 
 def test_everyone_override(fleet_dir: Path) -> None:
@@ -183,7 +205,7 @@ def test_set_override_round_trips(tmp_path_factory: pytest.TempPathFactory, edit
         got = _get(policy, key)
         # an agent override set earlier in this example outranks a later policy/global one
         earlier = edits[:i]
-        own = {"watch": "watch", "drafter#1": "drafter"}
+        own = {"watch": "watch", "drafter#1": "drafter#1"}
         shadowed = target not in own and any(own.get(t) == agent and k == key for t, k, _ in earlier)
         if not shadowed:
             assert got == pytest.approx(value) if isinstance(value, float) else got == value

@@ -35,7 +35,7 @@ class FakeInst:
         self.last_progress = time.monotonic() - 1e6  # long ago
         self.paused_with: list[str | None] = []
 
-    def pause(self, reason: str | None = None) -> bool:
+    def pause(self, reason: str | None = None, kind: str | None = None) -> bool:
         if self.want_paused:
             return False
         self.want_paused = True
