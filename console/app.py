@@ -54,6 +54,9 @@ EVENT_KINDS = frozenset({"alert", "policy_applied", "policy_error", "approval", 
                          "fleet", "store"})
 #: Shortest time between two "lines not shown live" notices.
 SKIP_NOTICE_S = 10.0
+#: Log text pushed to the console per second at most (~2 700 lines of 100 bytes): more
+#: than a screen can show, and a flood past it costs the fleet nothing to skip.
+LIVE_LOG_RATE = 256 * 1024
 #: Agent detail screens kept installed for a quick return.
 DETAIL_SCREENS = 4
 #: State changes worth a notification.
@@ -154,7 +157,7 @@ class FleetConsole(App[None]):
         delay = 0.5
         while True:
             try:
-                async for event in self.client.subscribe(None):
+                async for event in self.client.subscribe(None, logs_max_rate=LIVE_LOG_RATE):
                     delay = 0.5
                     self.dispatch_event(event)
                 self.fleet_gone()  # the fleet closed the stream: it stopped

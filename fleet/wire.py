@@ -166,6 +166,8 @@ class Stopping(TypedDict):
 
 class Subscribed(TypedDict):
     subscribed: list[str] | Literal["all"]
+    #: Bytes of log text a second this subscriber is pushed at most.
+    logs_max_rate: NotRequired[float]
 
 
 # --- logs and events ------------------------------------------------------------------------

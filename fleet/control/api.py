@@ -28,8 +28,13 @@ class FleetClient(Protocol):
         """Send one request; return its ``result`` or raise the typed ``FleetError``."""
         ...
 
-    def subscribe(self, kinds: list[str] | None = None) -> AsyncIterator[dict[str, Any]]:
-        """Yield pushed events ``{"event": kind, "data": {...}}`` until closed."""
+    def subscribe(
+        self, kinds: list[str] | None = None, *, logs_max_rate: float | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield pushed events ``{"event": kind, "data": {...}}`` until closed.
+
+        ``logs_max_rate``: at most this many bytes of log text a second (lines past it
+        are counted in ``logs_skipped`` pushes, and stay in the store)."""
         ...
 
     async def close(self) -> None: ...

@@ -116,8 +116,16 @@ class SocketClient:
         self._writer.write(dumps({"id": rid, "op": op, "args": args, "origin": self.origin}))
         return await fut
 
-    async def subscribe(self, kinds: list[str] | None = None) -> AsyncIterator[dict[str, Any]]:
-        await self.call("subscribe", kinds=kinds)
+    async def subscribe(
+        self, kinds: list[str] | None = None, *, logs_max_rate: float | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Pushed events of ``kinds`` (all when None). ``logs_max_rate``: bytes of log text per
+        second this client wants at most (the fleet caps it anyway); past it lines are
+        skipped and counted in ``logs_skipped`` pushes."""
+        args: dict[str, Any] = {"kinds": kinds}
+        if logs_max_rate is not None:
+            args["logs_max_rate"] = logs_max_rate
+        await self.call("subscribe", **args)
         async for msg in self.events():
             yield msg
 
@@ -160,7 +168,10 @@ class LocalClient:
         result = await self.ops.call(op, args, self.origin)
         return json.loads(json.dumps(result, default=str))
 
-    async def subscribe(self, kinds: list[str] | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def subscribe(
+        self, kinds: list[str] | None = None, *, logs_max_rate: float | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """As ``SocketClient.subscribe``; in-process nothing is encoded, so ``logs_max_rate`` is not applied."""
         from fleet.supervisor.core import Subscriber
 
         q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=100_000)

@@ -28,9 +28,11 @@ class LazyClient:
     async def call(self, op: str, **args: Any) -> Any:
         return await (await self.client()).call(op, **args)
 
-    async def subscribe(self, kinds: list[str] | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def subscribe(
+        self, kinds: list[str] | None = None, *, logs_max_rate: float | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
         c = await self.client()
-        async for msg in c.subscribe(kinds):
+        async for msg in c.subscribe(kinds, logs_max_rate=logs_max_rate):
             yield msg
 
     async def close(self) -> None:

@@ -89,8 +89,9 @@ async def op_shutdown(sup: Supervisor) -> wire.Stopping:
 
 @operation(cli="fleet logs", streaming=True)
 async def op_subscribe(sup: Supervisor, kinds: list[str] | None = None,
-                       agents: list[str] | None = None) -> wire.Subscribed:
-    """Pushed events from now on (`fleet logs -f`, the console): of these kinds and agents, or all."""
+                       agents: list[str] | None = None, logs_max_rate: float | None = None) -> wire.Subscribed:
+    """Pushed events from now on (`fleet logs -f`, the console): of these kinds and agents, or all;
+    at most ``logs_max_rate`` bytes of log text a second (the fleet caps it at 4 MiB/s)."""
     raise FleetError("subscribe is only available on a streaming connection")
 
 

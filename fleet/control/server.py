@@ -30,11 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from fleet.control.client import socket_answers
+from fleet.control.logbudget import LogBudget
 from fleet.control.ops import Operations
 from fleet.errors import FleetError, ProtocolError, TooManyConnections, error_to_wire
 from fleet.flow import ReadGate
 from fleet.jsonlines import LineBuffer, dumps, loads
 from fleet.paths import ensure_private_dir
+from fleet.records import LogChunk
 from fleet.supervisor.core import Subscriber, Supervisor
 
 MAX_REQUEST = 32 * 1024 * 1024
@@ -152,8 +154,7 @@ class _Connection(asyncio.Protocol):
         self._out_bytes = 0
         self._flush_scheduled = False
         self._closed = False
-        self._log_tokens = float(LOG_PUSH_BURST)
-        self._log_at = time.monotonic()
+        self._log_budget = LogBudget(LOG_PUSH_RATE, LOG_PUSH_BURST)
         self._skipped: dict[str, int] = {}  # agent -> lines skipped since the last report
         #: What the client said it is (the ``origin`` of its requests: console, cli, api...).
         self.origin: str | None = None
@@ -254,15 +255,31 @@ class _Connection(asyncio.Protocol):
         else:
             self._write({"id": rid, "ok": True, "result": result})
 
-    async def _subscribe(self, kinds: list[str] | None = None, agents: list[str] | None = None) -> dict[str, Any]:
-        """Runs on the supervisor's loop: the subscriber list is the supervisor's."""
+    async def _subscribe(self, kinds: list[str] | None = None, agents: list[str] | None = None,
+                         logs_max_rate: float | None = None) -> dict[str, Any]:
+        """Runs on the supervisor's loop: the subscriber list is the supervisor's.
+
+        ``logs_max_rate`` (bytes of log text per second) lowers this subscriber's
+        share of a flood below the fleet's ``LOG_PUSH_RATE``: a console that shows
+        a screenful needs a few hundred KiB/s, and every byte it is not sent is a
+        byte the supervisor does not decode and encode as JSON.
+        """
+        rate = float(LOG_PUSH_RATE)
+        if logs_max_rate is not None:
+            if isinstance(logs_max_rate, bool) or not isinstance(logs_max_rate, int | float) or not logs_max_rate > 0:
+                raise ProtocolError(f"logs_max_rate must be a positive number of bytes per second, "
+                                    f"not {logs_max_rate!r}")
+            rate = min(rate, float(logs_max_rate))
         if self.unsubscribe is not None:
             self.unsubscribe()
         if self._closed:  # the client went away while this was on its way
             return {"subscribed": []}
-        self.sub = Subscriber(self._push, set(kinds) if kinds else None, set(agents) if agents else None)
+        with self._out_lock:
+            self._log_budget = LogBudget(rate, min(float(LOG_PUSH_BURST), rate))
+        self.sub = Subscriber(self._push, set(kinds) if kinds else None, set(agents) if agents else None,
+                              admit_logs=self._admit_logs)
         self.unsubscribe = self.server.sup.subscribe(self.sub)
-        return {"subscribed": sorted(kinds) if kinds else "all"}
+        return {"subscribed": sorted(kinds) if kinds else "all", "logs_max_rate": rate}
 
     def _push(self, msg: dict[str, Any]) -> bool:
         """Called on the supervisor's loop; never blocks, never grows without bound."""
@@ -270,8 +287,6 @@ class _Connection(asyncio.Protocol):
         if self._closed or t is None or t.is_closing():
             return False
         with self._out_lock:
-            if msg.get("event") == "logs" and not self._log_budget(msg["data"]):
-                return True  # skipped by design and reported, not dropped
             if self._out_bytes + t.get_write_buffer_size() > SUBSCRIBER_HIGH_WATER:
                 return False
             if self._skipped:
@@ -289,23 +304,25 @@ class _Connection(asyncio.Protocol):
             return False
         return True
 
-    def _log_budget(self, data: dict[str, Any]) -> bool:
-        """Whether this chunk fits the subscriber's log rate; counts it as skipped if not."""
-        now = time.monotonic()
-        self._log_tokens = min(float(LOG_PUSH_BURST), self._log_tokens + (now - self._log_at) * LOG_PUSH_RATE)
-        self._log_at = now
-        size = len(data.get("text") or "")
-        if size <= self._log_tokens:
-            self._log_tokens -= size
-            return True
-        agent = str(data.get("agent"))
+    def _admit_logs(self, chunk: LogChunk) -> bool:
+        """Called on the supervisor's loop before ``chunk`` is encoded: whether it fits this
+        subscriber's log rate. A chunk that does not is counted as skipped and reported."""
+        if self._closed:
+            return False
+        with self._out_lock:
+            if self._log_budget.take(len(chunk.data)):
+                return True
+            self._note_skipped(chunk.agent, chunk.count)
+        return False
+
+    def _note_skipped(self, agent: str, count: int) -> None:
+        """Count lines skipped by the log rate (caller holds ``_out_lock``)."""
         if not self._skipped:  # the first skip of a run: make sure it is reported even if no line follows
             try:
                 self.server.loop.call_soon_threadsafe(self.server.loop.call_later, SKIP_REPORT_S, self._report_skipped)
             except RuntimeError:
                 pass
-        self._skipped[agent] = self._skipped.get(agent, 0) + int(data.get("count") or 0)
-        return False
+        self._skipped[agent] = self._skipped.get(agent, 0) + count
 
     def _queue_skipped(self) -> None:
         """Queue a ``logs_skipped`` push (caller holds ``_out_lock``)."""

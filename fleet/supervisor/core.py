@@ -58,6 +58,10 @@ class Subscriber:
     kinds: set[str] | None = None
     agents: set[str] | None = None
     dropped: int = 0
+    #: Asked before a log chunk is encoded for this subscriber: False skips it (the
+    #: subscriber counts and reports what it skipped). A flood is encoded only for
+    #: the lines a subscriber will actually get, not for every line read.
+    admit_logs: Callable[[LogChunk], bool] | None = None
 
     def wants(self, kind: str, agent: str | None) -> bool:
         if self.kinds is not None and kind not in self.kinds:
@@ -408,6 +412,8 @@ class Supervisor:
         wire = None
         for sub in self._subscribers:
             if sub.wants("logs", chunk.agent):
+                if sub.admit_logs is not None and not sub.admit_logs(chunk):
+                    continue
                 if wire is None:
                     wire = {"event": "logs", "data": chunk.to_wire()}
                 if not sub.send(wire):

@@ -273,7 +273,9 @@ class FakeFleetClient:
         result: dict[str, Any] = handler(**declared.validate(args))
         return result
 
-    async def subscribe(self, kinds: list[str] | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def subscribe(
+        self, kinds: list[str] | None = None, *, logs_max_rate: float | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         entry = (queue, set(kinds) if kinds else None)
         self._queues.append(entry)

@@ -612,7 +612,7 @@ async def test_event_stream_loss_is_retried() -> None:
     class Flaky(FakeFleetClient):
         failures = 1
 
-        async def subscribe(self, kinds=None):  # type: ignore[no-untyped-def,override]
+        async def subscribe(self, kinds=None, **options):  # type: ignore[no-untyped-def,override]
             if self.failures:
                 self.failures -= 1
                 from fleet.errors import FleetNotRunning

@@ -116,3 +116,51 @@ def _line_count(db) -> int:
         return sum(max_seqs(conn).values())
     finally:
         conn.close()
+
+
+
+async def test_a_console_asking_for_a_low_log_rate_gets_at_most_that_and_every_other_line_counted(
+    fleet_factory, tmp_path
+):
+    from fleet.control.client import SocketClient
+
+    n = 40_000  # ~3.9 MB, read in well under the seconds it would take at the asked rate
+    go = tmp_path / "go"
+    stay = "sys.stdout.flush()\ntime.sleep(60)\n"  # no exit notice among the lines counted
+    wait_go = f"import os, time\nwhile not os.path.exists({str(go)!r}):\n    time.sleep(0.01)\n"
+    f = await fleet_factory(
+        f"""
+        [[agent]]
+        name = "flood"
+        command = ["{sys.executable}", "-c", {json.dumps(wait_go + FLOOD.format(n=n) + stay)}]
+        [agent.restart]
+        mode = "never"
+        """
+    )
+    rate = 32 * 1024
+    console = await SocketClient.connect(f.runtime.server.path, origin="console")
+    got = skipped = sent_bytes = biggest = 0
+    try:
+        # What ``SocketClient.subscribe(kinds, logs_max_rate=...)`` sends, awaited: subscribed before "go".
+        answer = await console.call("subscribe", kinds=["logs", "logs_skipped"], logs_max_rate=rate)
+        assert answer["logs_max_rate"] == rate
+        events = console.events()
+        t0 = time.monotonic()
+        go.write_text("go")
+        ev = await anext(events)
+        while True:
+            if ev["event"] == "logs" and ev["data"]["agent"] == "flood":
+                got += ev["data"]["count"]
+                sent_bytes += len(ev["data"]["text"])
+                biggest = max(biggest, len(ev["data"]["text"]))
+            elif ev["event"] == "logs_skipped":
+                skipped += ev["data"]["agents"].get("flood", 0)
+            if got + skipped >= n:
+                break
+            ev = await anext(events)
+        elapsed = time.monotonic() - t0
+    finally:
+        await console.close()
+    assert got + skipped == n  # every line either pushed or counted as skipped
+    assert 0 < got < n
+    assert sent_bytes <= rate * (1 + elapsed) + biggest
