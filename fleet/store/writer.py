@@ -15,13 +15,12 @@ chunk is always wholly inside one row, so a SIGKILL leaves whole chunks only:
 no agent's line numbers have a gap.
 
 Work in priority order: (1) queued items — logs and small writes, in order;
-(2) FTS indexing in bounded batches, which also runs between log batches when
-the index lags far behind so it cannot starve; (3) merging FTS segments;
-(4) retention in small batches.
+(2) retention in small batches. Full-text indexing is not done here: the
+``Indexer`` thread does it at low priority (``indexer`` says why).
 
 FTS5's automatic merging is turned off (``automerge=0``): merging while indexing
 cost more than the indexing itself — a 4 M-line flood indexed in 12.3 s with it,
-5.6 s without. Instead the writer merges in small idle steps after catching up;
+5.6 s without. Instead the indexer merges in small idle steps after catching up;
 until then a query visits more segments (measured: 6.5 ms instead of 0.4 ms).
 """
 
@@ -44,6 +43,7 @@ from typing import Any
 
 from fleet.records import LogChunk
 from fleet.store import readers, segments
+from fleet.store.indexer import Indexer
 from fleet.store.segments import SegmentWriter
 
 log = logging.getLogger(__name__)
@@ -52,11 +52,6 @@ log = logging.getLogger(__name__)
 ROW_BYTES = 64 * 1024
 #: Upper bound of log bytes taken into one transaction.
 BATCH_BYTES = 8 * 1024 * 1024
-#: Text indexed per FTS transaction (~50 ms of work here).
-FTS_BATCH_BYTES = 4 * 1024 * 1024
-#: Index only once logs have been quiet this long: indexing mid-flood would take
-#: CPU from ingestion (a search meanwhile scans the unindexed tail instead).
-FTS_QUIET_S = 0.2
 #: Checkpoint the WAL once logs have been quiet this long ...
 CHECKPOINT_QUIET_S = 0.5
 #: ... or, in a flood that never stops, once this many log bytes were written (a
@@ -69,15 +64,6 @@ WAL_SIZE_LIMIT = 64 * 1024 * 1024
 #: full disk that is what fills it again (then nothing can be checkpointed for want of room).
 LOW_SPACE_CHECKPOINT_BYTES = 4 * 1024 * 1024
 LOW_SPACE_WAL_LIMIT = 4 * 1024 * 1024
-#: Logs that never go quiet are indexed between log batches too, once the unindexed
-#: tail is this big (a search scans it: ~0.8 s for 512 MiB here) ...
-FTS_MAX_LAG_BYTES = 512 * 1024 * 1024
-#: ... or has waited this long (a fleet that chats all the time but never floods).
-#: A burst shorter than that is not slowed by indexing while it lasts: on two cores
-#: indexing mid-flood took ~0.15 CPU-s from the agents and the read loop per 4 M lines.
-FTS_MAX_LAG_S = 30.0
-#: Pages of FTS segment merging per idle step (~30 ms here).
-FTS_MERGE_PAGES = 64
 #: Rows deleted per retention transaction.
 RETENTION_BATCH_ROWS = 200
 #: Back-off between retries of a batch the disk refused (doubling from the first).
@@ -276,9 +262,6 @@ class Writer(threading.Thread):
         self.retention = Retention()
         self._next_retention = time.monotonic() + 5.0
         self._retention_waiters: list[Future[int]] = []
-        self._index_waiters: list[Future[int]] = []
-        #: Test seam: False holds the background indexer (searches then scan the tail).
-        self.indexing = True
         #: Test seam: called in this thread before each log commit (e.g. to simulate a slow disk).
         self.delay_hook: Callable[[], None] | None = None
         self.last_log_enqueue = 0.0
@@ -302,14 +285,19 @@ class Writer(threading.Thread):
         self.chunks_written = 0
         self.rows_written = 0
         self.dropped = 0
-        self.fts_upto = readers.indexed_upto(conn)
+        #: Log bytes committed since start (the indexer's lag is measured against it).
+        self.committed_bytes = 0
+        #: Seconds the writer waited for the database's write lock: the longest wait, and in all
+        #: (only the indexer's short transactions can make it wait).
+        self.lock_wait_max_s = 0.0
+        self.lock_wait_s = 0.0
         self.max_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM log_chunks").fetchone()[0]
-        self._fts_lag_bytes = self._lag_bytes()
-        #: When the oldest row the index has not reached was written (monotonic).
-        self._lag_since = time.monotonic()
-        self._merge_pending = True
+        #: ``max_id`` as of the last commit (``max_id`` moves inside the transaction): what the indexer may see.
+        self.committed_max_id = self.max_id
         conn.execute("INSERT INTO log_fts (log_fts, rank) VALUES ('automerge', 0)")
         conn.execute("INSERT INTO log_fts (log_fts, rank) VALUES ('crisismerge', 2000)")
+        path = Path(conn.execute("PRAGMA database_list").fetchone()[2])
+        self.indexer = Indexer(self, path, self.logs_dir)
 
     # ------------------------------------------------------------ producer side
 
@@ -364,31 +352,22 @@ class Writer(threading.Thread):
 
     def request_indexed(self) -> Future[int]:
         """Future resolved (with ``fts_upto``) once every chunk committed so far is indexed."""
-        fut: Future[int] = Future()
-        with self.cond:
-            self._index_waiters.append(fut)
-            self.cond.notify()
-        return fut
+        return self.indexer.request_indexed()
 
     def set_indexing(self, on: bool) -> None:
-        with self.cond:
-            self.indexing = on
-            self.cond.notify()
+        self.indexer.set_indexing(on)
 
-    def _index_overdue(self) -> bool:
-        """The unindexed tail is too big or too old to wait for quiet logs any longer."""
-        if self.fts_upto >= self.max_id:
-            return False
-        return self._fts_lag_bytes > FTS_MAX_LAG_BYTES or time.monotonic() - self._lag_since > FTS_MAX_LAG_S
+    @property
+    def fts_upto(self) -> int:
+        return self.indexer.fts_upto
 
-    def _index_due(self) -> bool:
-        return self.indexing and self.fts_upto < self.max_id and self._index_quiet_in() <= 0
+    @property
+    def indexing(self) -> bool:
+        return self.indexer.indexing
 
-    def _index_quiet_in(self) -> float:
-        """Seconds until logs have been quiet long enough to index (0 when they have)."""
-        if self._index_waiters:  # someone waits for the index (tests, benchmarks): now
-            return 0.0
-        return self._quiet_in(FTS_QUIET_S)
+    def start(self) -> None:
+        super().start()
+        self.indexer.start()
 
     def _quiet_in(self, quiet_s: float) -> float:
         return max(0.0, self.last_log_enqueue + quiet_s - time.monotonic())
@@ -398,14 +377,6 @@ class Writer(threading.Thread):
         self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         self._wal_dirty = False
         self._wal_bytes = 0
-
-    def _resolve_index_waiters(self) -> None:
-        if self.fts_upto < self.max_id:
-            return
-        with self.cond:
-            waiters, self._index_waiters = self._index_waiters, []
-        for fut in waiters:
-            fut.set_result(self.fts_upto)
 
     # ------------------------------------------------------------ thread side
 
@@ -417,6 +388,11 @@ class Writer(threading.Thread):
             self.error = exc
             self._fail_pending(exc)
         finally:
+            if self.indexer.is_alive():
+                self.indexer.stop()
+                self.indexer.join()
+            else:
+                self.indexer.conn.close()
             try:
                 self.segments.close()
             except OSError:  # pragma: no cover
@@ -431,8 +407,7 @@ class Writer(threading.Thread):
             items = list(self.queue)
             self.queue.clear()
             waiters, self._retention_waiters = self._retention_waiters, []
-            waiters += self._index_waiters
-            self._index_waiters = []
+        self.indexer.fail_waiters(exc)
         for item in items:
             if isinstance(item, _Call) and not item.future.done():
                 item.future.set_exception(RuntimeError(f"store writer failed: {exc!r}"))
@@ -447,11 +422,7 @@ class Writer(threading.Thread):
         while True:
             with self.cond:
                 while not self.queue:
-                    if self._index_due():
-                        break
-                    if self._index_waiters and self.fts_upto >= self.max_id:
-                        break
-                    if retention_state is not None or self._merge_pending:
+                    if retention_state is not None:
                         break
                     wait = self._next_retention - time.monotonic()
                     if wait <= 0 and (self.retention.days or self.retention.mb or self._retention_waiters):
@@ -459,8 +430,6 @@ class Writer(threading.Thread):
                     if wait <= 0:
                         self._next_retention = time.monotonic() + self.retention.interval_s
                         wait = self.retention.interval_s
-                    if self.indexing and self.fts_upto < self.max_id:
-                        wait = min(wait, self._index_quiet_in() + 0.001)
                     if self._wal_dirty:
                         quiet_in = self._quiet_in(CHECKPOINT_QUIET_S)
                         if quiet_in <= 0:
@@ -479,10 +448,8 @@ class Writer(threading.Thread):
                 since_index += 1
                 if stop:
                     return
-                # Keep the index from falling arbitrarily far behind a flood that never stops.
-                if since_index % 4 == 0 and self.indexing and self._index_overdue():
-                    self._background(self._index_batch)
-                # ... the WAL from growing without bound ...
+                self.indexer.poke()
+                # Keep the WAL from growing without bound ...
                 self._wal_bytes += taken
                 if self._wal_bytes >= (LOW_SPACE_CHECKPOINT_BYTES if self.low_space else CHECKPOINT_EVERY_BYTES):
                     self._background(self._checkpoint)
@@ -490,17 +457,10 @@ class Writer(threading.Thread):
                 if since_index % 16 == 0 and (retention_state is not None or self._retention_due()):
                     retention_state = self._background(self._retention_step, retention_state)
                 continue
-            if self._index_due():
-                self._background(self._index_batch)
-                self._resolve_index_waiters()
-            elif self._index_waiters and self.fts_upto >= self.max_id:
-                self._resolve_index_waiters()
-            elif retention_state is not None or self._retention_due():
+            if retention_state is not None or self._retention_due():
                 retention_state = self._background(self._retention_step, retention_state)
             elif self._wal_dirty and self._quiet_in(CHECKPOINT_QUIET_S) <= 0:
                 self._background(self._checkpoint)
-            elif self._merge_pending:
-                self._background(self._merge_step)
 
     def _background(self, step: Callable[..., Any], *args: Any) -> Any:
         """Run one background step; an operational error (disk full...) backs off instead of crashing."""
@@ -635,8 +595,12 @@ class Writer(threading.Thread):
         stop = False
         lines = 0
         mark = self.segments.mark()
-        before = (self.max_id, self.chunks_written, self.rows_written, self._fts_lag_bytes, self._lag_since)
+        before = (self.max_id, self.chunks_written, self.rows_written, self.committed_bytes, self.indexer.lag_since)
+        t0 = time.monotonic()
         conn.execute("BEGIN IMMEDIATE")
+        waited = time.monotonic() - t0
+        self.lock_wait_s += waited
+        self.lock_wait_max_s = max(self.lock_wait_max_s, waited)
         try:
             for item in items:
                 if isinstance(item, tuple):
@@ -668,10 +632,11 @@ class Writer(threading.Thread):
         except BaseException:
             self._rollback()
             # Nothing of it committed: the ids it took are free again (the index must not skip them).
-            self.max_id, self.chunks_written, self.rows_written, self._fts_lag_bytes, self._lag_since = before
+            self.max_id, self.chunks_written, self.rows_written, self.committed_bytes, self.indexer.lag_since = before
             with contextlib.suppress(OSError):
                 self.segments.undo(mark)  # the retry writes them again (over them, if this failed)
             raise
+        self.committed_max_id = self.max_id
         self._wal_dirty = True
         self.lines_written += lines
         self.bytes_written += taken
@@ -692,8 +657,8 @@ class Writer(threading.Thread):
         return stop
 
     def _insert_chunks(self, chunks: list[LogChunk]) -> int:
-        if self.fts_upto >= self.max_id:  # the first rows the index has not reached since it caught up
-            self._lag_since = time.monotonic()
+        if self.indexer.fts_upto >= self.max_id:  # the first rows the index has not reached since it caught up
+            self.indexer.lag_since = time.monotonic()
         rows, last = coalesce(chunks)
         places = self.segments.append([r[9] for r in rows])
         self.conn.executemany(_INSERT_CHUNK, [(*r[:9], *p) for r, p in zip(rows, places, strict=True)])
@@ -701,69 +666,8 @@ class Writer(threading.Thread):
         self.max_id = self.conn.execute("SELECT last_insert_rowid()").fetchone()[0]
         self.chunks_written += len(chunks)
         self.rows_written += len(rows)
-        self._fts_lag_bytes += sum(r[8] for r in rows)
+        self.committed_bytes += sum(r[8] for r in rows)
         return sum(r[4] for r in rows)
-
-    # ------------------------------------------------------------ FTS indexing
-
-    def _lag_bytes(self) -> int:
-        row = self.conn.execute("SELECT COALESCE(SUM(nbytes), 0) FROM log_chunks WHERE id > ?", (self.fts_upto,))
-        return int(row.fetchone()[0])
-
-    def _index_batch(self) -> None:
-        """Index the next ~``FTS_BATCH_BYTES`` of unindexed chunks in one transaction."""
-        conn = self.conn
-        start = self.fts_upto
-        # Find the batch end cheaply from the row sizes.
-        upto = start
-        total = 0
-        for rid, nbytes in conn.execute(
-            "SELECT id, nbytes FROM log_chunks WHERE id > ? ORDER BY id LIMIT 4096", (start,)
-        ):
-            upto = rid
-            total += nbytes
-            if total >= FTS_BATCH_BYTES:
-                break
-        if upto == start:
-            self.fts_upto = self.max_id
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('fts_upto', ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (self.fts_upto,),
-            )
-            return
-        texts = self._texts(
-            conn.execute(f"SELECT {_TEXT_COLS} FROM log_chunks WHERE id > ? AND id <= ?", (start, upto))
-        )
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany("INSERT INTO log_fts (rowid, text) VALUES (?, ?)", texts)
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('fts_upto', ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (upto,),
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            self._rollback()  # SQLite may have rolled back by itself (SQLITE_FULL): never raise here
-            raise
-        self.fts_upto = upto
-        self._fts_lag_bytes = max(0, self._fts_lag_bytes - total)
-        self._merge_pending = True
-
-    def _texts(self, rows: Any) -> list[tuple[int, str]]:
-        """``(id, text)`` of ``_TEXT_COLS`` rows, their text read from the segments."""
-        d = self.logs_dir
-        return [(r[0], segments.row_text(d, *r[1:])) for r in rows]
-
-    def _merge_step(self) -> None:
-        """Merge a few pages of FTS segments; clear ``_merge_pending`` when nothing is left."""
-        conn = self.conn
-        before = conn.total_changes
-        conn.execute("INSERT INTO log_fts (log_fts, rank) VALUES ('merge', ?)", (FTS_MERGE_PAGES,))
-        if conn.total_changes - before < 2:  # SQLite's documented "no more work" test
-            self._merge_pending = False
-            conn.execute("PRAGMA incremental_vacuum(4096)")  # hand freed pages back to the file system
 
     # ------------------------------------------------------------ retention
 
@@ -798,16 +702,18 @@ class Writer(threading.Thread):
                 f"SELECT {_TEXT_COLS} FROM log_chunks WHERE ts_end < ? ORDER BY ts_end LIMIT ?",
                 (cutoff_ts, RETENTION_BATCH_ROWS),
             ).fetchall()
-        # The FTS index takes a row out only given the very text it indexed: a row whose
-        # segment is gone keeps its (harmless: the row is gone, so never matched) entries.
-        indexed = [
-            (rid, t)
-            for rid, text, seg, off, nbytes, _n in rows
-            if rid <= self.fts_upto and (t := segments.read_row(self.logs_dir, text, seg, off, nbytes)) is not None
-        ]
         conn.execute("BEGIN IMMEDIATE")
         try:
             if rows:
+                # The FTS index takes a row out only given the very text it indexed: a row whose
+                # segment is gone keeps its (harmless: the row is gone, so never matched) entries.
+                # What is indexed is read inside this transaction: the indexer commits in its own.
+                upto = readers.indexed_upto(conn)
+                indexed = [
+                    (rid, t)
+                    for rid, text, seg, off, nbytes, _n in rows
+                    if rid <= upto and (t := segments.read_row(self.logs_dir, text, seg, off, nbytes)) is not None
+                ]
                 if indexed:
                     conn.executemany("INSERT INTO log_fts (log_fts, rowid, text) VALUES ('delete', ?, ?)", indexed)
                 conn.executemany("DELETE FROM log_chunks WHERE id = ?", [(r[0],) for r in rows])
@@ -819,8 +725,7 @@ class Writer(threading.Thread):
             raise
         if rows:
             self._drop_segments()
-            self._fts_lag_bytes = self._lag_bytes()
-            self._merge_pending = True  # FTS deletes add tombstone segments
+            self.indexer.merge_soon()  # FTS deletes add tombstone segments
             return [deleted + sum(r[5] for r in rows), cutoff_ts, cutoff_id]
         # Pass complete: give freed pages back to the file system in the background too.
         try:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fleet.records import LogChunk
-from fleet.store import Store, open_readonly, readers, segments, writer
+from fleet.store import Store, indexer, open_readonly, readers, segments
 
 from .conftest import make_chunks
 
@@ -148,8 +148,8 @@ async def test_the_cli_reads_segments_with_no_fleet_running(tmp_path: Path) -> N
 
 async def test_logs_that_never_go_quiet_are_indexed_once_the_tail_is_old(tmp_path: Path, monkeypatch) -> None:
     """A chatty fleet is never quiet for FTS_QUIET_S: its tail is indexed by age, between batches."""
-    monkeypatch.setattr(writer, "FTS_MAX_LAG_S", 0.3)
-    monkeypatch.setattr(writer, "FTS_QUIET_S", 3600.0)  # never "quiet" in this test
+    monkeypatch.setattr(indexer, "FTS_MAX_LAG_S", 0.3)
+    monkeypatch.setattr(indexer, "FTS_QUIET_S", 3600.0)  # never "quiet" in this test
     store = await Store.open(tmp_path / "fleet.db")
     seq = 1
     deadline = time.monotonic() + 30

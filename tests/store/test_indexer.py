@@ -1,0 +1,57 @@
+"""The full-text indexer: its own thread at idle priority, small transactions, nothing unfindable meanwhile."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from fleet.store import Store, indexer
+
+from .conftest import make_chunks
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SCHED_IDLE is Linux's")
+async def test_the_indexer_runs_in_a_thread_of_its_own_at_idle_priority(store: Store) -> None:
+    store.append_logs(make_chunks("a", 1, 100, 10))
+    await store.flush()
+    await store.wait_indexed()  # it has run, so it has set its priority
+    ix = store._writer.indexer  # type: ignore[union-attr]
+    assert ix.is_alive() and ix.native_id != store._writer.native_id  # type: ignore[union-attr]
+    assert os.sched_getscheduler(ix.native_id) == os.SCHED_IDLE
+    assert os.sched_getscheduler(store._writer.native_id) == os.SCHED_OTHER  # type: ignore[union-attr]
+    assert store.stats()["indexer_priority"] == "idle"
+
+
+async def test_a_search_midway_through_indexing_finds_every_line(store: Store, monkeypatch) -> None:
+    """Part indexed, part not (held mid-way): every line is found, from the index or the tail scan."""
+    monkeypatch.setattr(indexer, "FTS_BATCH_BYTES", 4096)  # many small transactions
+    ix = store._writer.indexer  # type: ignore[union-attr]
+    store.append_logs(make_chunks("early", 1, 2000, 50))
+    await store.flush()
+    await store.wait_indexed()
+    ix.set_indexing(False)
+    store.append_logs(make_chunks("late", 1, 2000, 50))
+    await store.flush()
+    stats = store.stats()
+    assert 0 < stats["indexed_upto"] < stats["max_chunk_id"]
+    hits = await store.search("payload", limit=10_000)
+    assert sorted((ln.agent, ln.seq) for ln in hits) == sorted(
+        [("early", s) for s in range(1, 2001)] + [("late", s) for s in range(1, 2001)]
+    )
+    ix.set_indexing(True)
+    assert await store.wait_indexed() == store.stats()["max_chunk_id"]
+    assert len(await store.search("payload", limit=10_000)) == 4000
+
+
+async def test_the_indexer_never_takes_the_write_lock_while_logs_flow(store: Store) -> None:
+    """Logs enqueued just now: the indexer waits for quiet (searches scan the tail meanwhile)."""
+    ix = store._writer.indexer  # type: ignore[union-attr]
+    store.append_logs(make_chunks("a", 1, 100, 10))
+    await store.flush()
+    store._writer.last_log_enqueue = float("inf")  # type: ignore[union-attr]  # logs "never" quiet
+    with ix.cond:
+        what, wait = ix._next()
+    assert what == "wait" and wait > 0
+    assert [ln.seq for ln in await store.search("line 42 ")] == [42]
