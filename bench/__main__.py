@@ -35,6 +35,8 @@ ROWS: list[tuple[str, str, str, str, str]] = [
     ("1 flood: wall until all persisted (s)", "flood", "wall_s", "low", "{:.2f}"),
     ("1 flood: lines/s persisted", "flood", "lines_per_s", "high", "{:,.0f}"),
     ("1 flood: supervisor CPU (s)", "flood", "cpu_s", "low", "{:.2f}"),
+    ("1 flood: supervisor CPU, an attached console's own aside (s)", "flood", "supervisor_cpu_s", "info", "{:.2f}"),
+    ("1 flood: the attached console's own CPU (s)", "flood", "console_cpu_s", "info", "{:.2f}"),
     ("1 flood: supervisor peak RSS (MB)", "flood", "peak_rss_mb", "low", "{:.0f}"),
     ("1 flood: lines lost (+dup)", "flood", "lost_dup", "low", "{}"),
     ("1 flood: the 20 writers' own CPU (s)", "flood", "writers_cpu_s", "info", "{:.1f}"),

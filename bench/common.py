@@ -190,6 +190,11 @@ class Sampler:
         self.poll()
         return sum(self._cpu.values())
 
+    def cpu_by_pid(self) -> dict[int, float]:
+        """CPU seconds of each sampled pid so far (e.g. the supervisor apart from an attached console)."""
+        self.poll()
+        return dict(self._cpu)
+
     def threads(self) -> dict[int, tuple[float, float]]:
         """(user, system) CPU seconds per thread id of every pid: where a supervisor's time goes."""
         out: dict[int, tuple[float, float]] = {}

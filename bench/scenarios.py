@@ -160,6 +160,7 @@ def flood(peer: Peer, s: Settings) -> dict[str, Any]:
             console_json.with_name("console.json.probe").write_text("1")
         spy = _start_profile(peer, s)
         cpu0 = sampler.cpu()
+        by_pid0 = sampler.cpu_by_pid()
         threads0 = sampler.threads()
         t0 = time.perf_counter()
         go.write_text("go")
@@ -167,6 +168,11 @@ def flood(peer: Peer, s: Settings) -> dict[str, Any]:
         wall = time.perf_counter() - t0
         at_deadline = min(peer_estimate_safe(peer), expected)
         cpu = sampler.cpu() - cpu0
+        console_proc = getattr(peer, "console_proc", None)
+        console_cpu = None
+        if console_proc is not None:
+            by_pid = sampler.cpu_by_pid()
+            console_cpu = by_pid.get(console_proc.pid, 0.0) - by_pid0.get(console_proc.pid, 0.0)
         threads = thread_deltas(threads0, sampler.threads())
         sampler.stop()
         _stop_profile(spy)
@@ -194,6 +200,9 @@ def flood(peer: Peer, s: Settings) -> dict[str, Any]:
         "wall_s": wall,
         "lines_per_s": (expected if done else at_deadline) / wall,
         "cpu_s": cpu,
+        # With a console attached: the supervisor's share alone, and the console process's.
+        "supervisor_cpu_s": cpu - console_cpu if console_cpu is not None else cpu,
+        "console_cpu_s": console_cpu,
         "cpu_threads": threads,
         # The workload's own cost under each supervisor (the same two cores serve both).
         "writers_cpu_s": sum(u + y for u, y in writers_cpu) if len(writers_cpu) == s.flood_procs else None,
