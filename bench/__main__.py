@@ -40,6 +40,23 @@ ROWS: list[tuple[str, str, str, str, str]] = [
     ("1 flood: supervisor peak RSS (MB)", "flood", "peak_rss_mb", "low", "{:.0f}"),
     ("1 flood: lines lost (+dup)", "flood", "lost_dup", "low", "{}"),
     ("1 flood: the 20 writers' own CPU (s)", "flood", "writers_cpu_s", "info", "{:.1f}"),
+    ("1b block flood: wall until all persisted (s)", "flood_blocks", "wall_s", "low", "{:.2f}"),
+    ("1b block flood: lines/s persisted", "flood_blocks", "lines_per_s", "high", "{:,.0f}"),
+    ("1b block flood: supervisor CPU during the flood (s)", "flood_blocks", "cpu_s", "low", "{:.2f}"),
+    ("1b block flood: CPU-s of indexing per million lines, after", "flood_blocks", "index_cpu_s_per_mlines", "info",
+     "{:.2f}"),
+    ("1b block flood: index caught up, s after drained", "flood_blocks", "index_wall_s", "info", "{:.1f}"),
+    ("1b block flood: log writer's longest wait for the db lock (ms)", "flood_blocks", "writer_lock_wait_max_ms",
+     "info", "{:.1f}"),
+    ("1b block flood: supervisor peak RSS (MB)", "flood_blocks", "peak_rss_mb", "low", "{:.0f}"),
+    ("1b block flood: lines lost (+dup)", "flood_blocks", "lost_dup", "low", "{}"),
+    ("1b block flood: the 20 writers' own CPU (s)", "flood_blocks", "writers_cpu_s", "info", "{:.1f}"),
+    ("1c 2 busy agents + block flood: their iterations (M)", "busy", "busy_iters_m", "high", "{:.0f}"),
+    ("1c the same, fleet with indexing off (M)", "busy", "busy_iters_index_off_m", "info", "{:.0f}"),
+    ("1c busy agents' progress lost to indexing (%)", "busy", "busy_loss_pct", "info", "{:.1f}"),
+    ("1c supervisor CPU while they ran (s)", "busy", "busy_window_cpu_s", "low", "{:.2f}"),
+    ("1c the same, fleet with indexing off (s)", "busy", "busy_window_cpu_s_index_off", "info", "{:.2f}"),
+    ("1c log writer's longest wait for the db lock (ms)", "busy", "writer_lock_wait_max_ms", "info", "{:.1f}"),
     ("2 idle x200: supervisor CPU %", "idle", "cpu_pct", "low", "{:.3f}"),
     ("2 idle x200: supervisor RSS (MB)", "idle", "rss_mb", "low", "{:.0f}"),
     ("2 idle x200: start all (s)", "idle", "start_all_s", "low", "{:.2f}"),
@@ -83,7 +100,7 @@ def med(runs: list[dict[str, Any]], metric: str) -> float | None:
     return median(vals)
 
 
-def interleaved_floods(peers: list[Peer], s: sc.Settings) -> dict[str, dict[str, Any]]:
+def interleaved_floods(peers: list[Peer], s: sc.Settings, scen: str = "flood") -> dict[str, dict[str, Any]]:
     """The flood, one run of each peer per round: this shared machine's speed drifts by
     ±10 % over minutes (the writers' own CPU for the same work moves as much), so
     running all of one peer's repeats before the next would compare different machines.
@@ -97,12 +114,13 @@ def interleaved_floods(peers: list[Peer], s: sc.Settings) -> dict[str, dict[str,
             active.append(p)
         else:
             out[p.name] = {"na": p.na.get("flood", "not applicable")}
+    fn = {"flood": sc.flood, "flood_blocks": sc.flood_blocks, "busy": sc.busy}[scen]
     for i in range(s.repeats):
         for p in list(active):
-            log(f"flood: {p.name} run {i + 1}/{s.repeats} ...")
+            log(f"{scen}: {p.name} run {i + 1}/{s.repeats} ...")
             t0 = time.time()
             try:
-                run = sc.flood(p, s)
+                run = fn(p, s)
             except Exception as exc:
                 out[p.name] = {"error": repr(exc), "trace": traceback.format_exc()[-2000:]}
                 log(f"  error: {exc!r}")
@@ -111,7 +129,7 @@ def interleaved_floods(peers: list[Peer], s: sc.Settings) -> dict[str, dict[str,
             runs[p.name].append(run)
             if run.get("leftovers"):
                 log(f"  {run['leftovers']} leftover process(es) had to be killed")
-            log(f"  {p.name} flood: {time.time() - t0:.1f}s")
+            log(f"  {p.name} {scen}: {time.time() - t0:.1f}s")
             if run["timed_out"]:
                 active.remove(p)  # one bounded run says enough; repeating it would only cost minutes
     for name, rs in runs.items():
@@ -306,8 +324,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         for sub in expand.get(scen, [scen]):
             results.setdefault(sub, {})
-            if sub == "flood":
-                results[sub].update(interleaved_floods(present, s))
+            if sub in ("flood", "flood_blocks", "busy"):
+                results[sub].update(interleaved_floods(present, s, sub))
                 continue
             for p in present:
                 if scen not in p.supports:

@@ -54,6 +54,45 @@ while not os.path.exists(go + ".stop") and time.monotonic() < end:
     time.sleep(0.05)
 '''
 
+FLOOD_BLOCKS_PY = '''\
+"""Flood writer in blocks: as flood.py, but each write() carries BLOCK lines (a buffered logger)."""
+import os, sys, time
+proc, n, go, block = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+open(go + ".ready.%02d" % proc, "w").close()
+while not os.path.exists(go):
+    time.sleep(0.002)
+t0 = os.times()
+pad = "x" * 85
+for start in range(0, n, block):
+    buf = memoryview("".join([f"{proc:02d} {i:07d} {pad}\\n" for i in range(start, min(n, start + block))]).encode())
+    while buf:
+        buf = buf[os.write(1, buf):]
+t = os.times()
+with open(go + ".cpu.%02d" % proc, "w") as f:
+    f.write("%.3f %.3f" % (t.user - t0.user, t.system - t0.system))
+end = time.monotonic() + 600
+while not os.path.exists(go + ".stop") and time.monotonic() < end:
+    time.sleep(0.05)
+'''
+
+BUSY_PY = '''\
+"""CPU-bound agent: waits for the go file, then counts as fast as it can for SECONDS and reports how far it got."""
+import os, sys, time
+name, go, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+open(go + ".busyready." + name, "w").close()
+while not os.path.exists(go):
+    time.sleep(0.002)
+end = time.monotonic() + seconds
+n = 0
+while time.monotonic() < end:
+    for _ in range(10000):
+        n += 1
+with open(go + ".busy." + name, "w") as f:
+    f.write(str(n))
+while not os.path.exists(go + ".stop"):
+    time.sleep(0.05)
+'''
+
 CRASH_SH = """\
 #!/bin/sh
 # Crash workload: record start and exit times, then fail at once. With a gate file
@@ -107,8 +146,8 @@ class Workdir:
 
     def write_scripts(self) -> None:
         self.scripts.mkdir(parents=True, exist_ok=True)
-        for name, text in (("flood.py", FLOOD_PY), ("crash.sh", CRASH_SH), ("spin.py", SPIN_PY),
-                           ("started.sh", STARTED_SH)):
+        for name, text in (("flood.py", FLOOD_PY), ("flood_blocks.py", FLOOD_BLOCKS_PY), ("busy.py", BUSY_PY),
+                           ("crash.sh", CRASH_SH), ("spin.py", SPIN_PY), ("started.sh", STARTED_SH)):
             p = self.scripts / name
             p.write_text(text)
             p.chmod(0o755)

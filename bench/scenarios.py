@@ -52,7 +52,7 @@ from bench.common import (
 )
 from bench.peers import Peer
 
-SCENARIOS = ("flood", "idle", "crash", "pause", "config")
+SCENARIOS = ("flood", "flood_blocks", "busy", "idle", "crash", "pause", "config")
 
 
 @dataclass
@@ -78,11 +78,18 @@ class Settings:
     poll: float = 0.02
     #: Directory for py-spy profiles of our supervisor during the flood (None: no profiling).
     profile_dir: Path | None = None
+    #: Lines per write() of the block writers (``flood_blocks``, ``busy``), as a buffered logger writes.
+    block_lines: int = 1000
+    #: CPU-bound agents next to the block flood in ``busy``, and how long each counts (s).
+    busy_procs: int = 2
+    busy_s: float = 12.0
+    #: Longest wait after the flood for the fleet's full-text index to catch up (s).
+    index_timeout: float = 120.0
 
     @classmethod
     def quick(cls) -> Settings:
         return cls(repeats=2, flood_lines=20_000, flood_timeout=30.0, idle_procs=50, idle_settle=1.5,
-                   idle_window=3.0, crash_window=12.0, crash_settle=2.0)
+                   idle_window=3.0, crash_window=12.0, crash_settle=2.0, busy_s=6.0)
 
 
 class Run:
@@ -135,19 +142,28 @@ def _workload_count(peer: Peer, marker: str, exe: str | None = None) -> int:
 
 
 # --- (1) log flood -------------------------------------------------------------------
-def flood(peer: Peer, s: Settings) -> dict[str, Any]:
+def flood(peer: Peer, s: Settings, blocks: bool = False, busy: int = 0, index_wait: bool = True) -> dict[str, Any]:
+    """The flood: line writers (``flood.py``) or, with ``blocks``, writers of ``s.block_lines``
+    lines per write(); with ``busy``, that many CPU-bound agents count next to it for ``s.busy_s``.
+    """
     go = None
 
     def programs(wd: Workdir) -> list[Program]:
         nonlocal go
         go = wd.scripts / "go"
-        return [Program(f"flood{i:02d}", [python(), str(wd.scripts / "flood.py"), str(i), str(s.flood_lines),
-                                          str(go), f"--name=flood{i:02d}"]) for i in range(s.flood_procs)]
+        script = [str(wd.scripts / "flood_blocks.py")] if blocks else [str(wd.scripts / "flood.py")]
+        extra = [str(s.block_lines)] if blocks else []
+        progs = [Program(f"flood{i:02d}", [python(), *script, str(i), str(s.flood_lines), str(go), *extra,
+                                           f"--name=flood{i:02d}"]) for i in range(s.flood_procs)]
+        progs += [Program(f"busy{i}", [python(), str(wd.scripts / "busy.py"), f"busy{i}", str(go), str(s.busy_s),
+                                       f"--name=busy{i}"]) for i in range(busy)]
+        return progs
 
     expected = s.flood_procs * s.flood_lines
     with Run(peer, programs) as run:
         assert go is not None
-        ready = wait_for(lambda: len(list(run.wd.scripts.glob("go.ready.*"))) >= s.flood_procs, 60, 0.05)
+        ready = wait_for(lambda: len(list(run.wd.scripts.glob("go.ready.*"))) >= s.flood_procs
+                         and len(list(run.wd.scripts.glob("go.busyready.*"))) >= busy, 60, 0.05)
         if not ready:
             raise RuntimeError("flood writers did not all start")
         # The previous run left up to a GB of dirty pages (ours: WAL, database and index);
@@ -168,12 +184,34 @@ def flood(peer: Peer, s: Settings) -> dict[str, Any]:
         wall = time.perf_counter() - t0
         at_deadline = min(peer_estimate_safe(peer), expected)
         cpu = sampler.cpu() - cpu0
+        peak_rss = sampler.peak_rss  # during the flood (indexing after it is reported apart)
         console_proc = getattr(peer, "console_proc", None)
         console_cpu = None
         if console_proc is not None:
             by_pid = sampler.cpu_by_pid()
             console_cpu = by_pid.get(console_proc.pid, 0.0) - by_pid0.get(console_proc.pid, 0.0)
         threads = thread_deltas(threads0, sampler.threads())
+        # While the busy agents count: the supervisor's CPU over their whole window.
+        window_cpu = None
+        if busy:
+            time.sleep(max(0.0, t0 + s.busy_s - time.perf_counter()))
+            window_cpu = sampler.cpu() - cpu0
+        # After the flood: the fleet's full-text indexing, until the index has caught up.
+        index_cpu = index_wall = None
+        caught_up = getattr(peer, "index_caught_up", None)
+        if caught_up is not None and done and index_wait:
+            t_idx = time.perf_counter()
+            if wait_for(caught_up, s.index_timeout, 0.05):
+                index_wall = time.perf_counter() - t_idx
+                index_cpu = sampler.cpu() - cpu0 - cpu
+        store_stats = None
+        if peer.name.startswith("fleet"):
+            with contextlib.suppress(Exception):
+                store_stats = peer.status().get("store")  # type: ignore[attr-defined]
+        busy_iters: list[int] = []
+        if busy:
+            wait_for(lambda: len(list(run.wd.scripts.glob("go.busy.*"))) >= busy, s.busy_s + 60, 0.1)
+            busy_iters = [int(f.read_text()) for f in run.wd.scripts.glob("go.busy.*")]
         sampler.stop()
         _stop_profile(spy)
         go.with_name("go.stop").write_text("1")
@@ -207,7 +245,16 @@ def flood(peer: Peer, s: Settings) -> dict[str, Any]:
         # The workload's own cost under each supervisor (the same two cores serve both).
         "writers_cpu_s": sum(u + y for u, y in writers_cpu) if len(writers_cpu) == s.flood_procs else None,
         "writers_sys_s": sum(y for _, y in writers_cpu) if len(writers_cpu) == s.flood_procs else None,
-        "peak_rss_mb": sampler.peak_rss / 2**20,
+        "peak_rss_mb": peak_rss / 2**20,
+        "peak_rss_after_mb": sampler.peak_rss / 2**20,
+        "index_wall_s": index_wall,
+        "index_cpu_s": index_cpu,
+        "index_cpu_s_per_mlines": index_cpu / (expected / 1e6) if index_cpu is not None else None,
+        "busy_iters": sum(busy_iters) if len(busy_iters) == busy and busy else None,
+        "busy_iters_m": sum(busy_iters) / 1e6 if len(busy_iters) == busy and busy else None,
+        "busy_window_cpu_s": window_cpu,
+        "store": store_stats,
+        "writer_lock_wait_max_ms": store_stats["lock_wait_max_s"] * 1e3 if store_stats and "lock_wait_max_s" in store_stats else None,
         "lost": counts["lost"],
         "duplicated": counts["duplicated"],
         "malformed": counts["malformed"],
@@ -218,6 +265,30 @@ def flood(peer: Peer, s: Settings) -> dict[str, Any]:
         "key_samples": len(keys),
         "leftovers": run.leftovers,
     }
+
+
+def flood_blocks(peer: Peer, s: Settings) -> dict[str, Any]:
+    return flood(peer, s, blocks=True)
+
+
+def busy(peer: Peer, s: Settings) -> dict[str, Any]:
+    """Two CPU-bound agents next to the block flood; for our fleet also with indexing off, and
+    how much of the agents' progress indexing cost (% of what they did with it off)."""
+    run = flood(peer, s, blocks=True, busy=s.busy_procs)
+    if not peer.name.startswith("fleet") or run.get("busy_iters") is None:
+        return run
+    peer.extra_env = {"FLEET_SEARCH_INDEX": "off"}  # type: ignore[attr-defined]
+    try:
+        off = flood(peer, s, blocks=True, busy=s.busy_procs, index_wait=False)
+    finally:
+        peer.extra_env = {}  # type: ignore[attr-defined]
+    run["busy_iters_index_off"] = off.get("busy_iters")
+    run["busy_iters_index_off_m"] = off.get("busy_iters_m")
+    run["busy_window_cpu_s_index_off"] = off.get("busy_window_cpu_s")
+    run["wall_s_index_off"] = off["wall_s"]
+    if off.get("busy_iters"):
+        run["busy_loss_pct"] = (1 - run["busy_iters"] / off["busy_iters"]) * 100
+    return run
 
 
 def thread_deltas(before: dict[int, tuple[float, float]], after: dict[int, tuple[float, float]]) -> list[list[float]]:

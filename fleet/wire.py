@@ -121,6 +121,11 @@ class StoreHealth(TypedDict):
     unwritten: NotRequired[int]
     dropped: NotRequired[int]
     readonly: NotRequired[bool]
+    #: The highest log chunk id in the full-text index, and the log bytes not indexed yet.
+    indexed_upto: NotRequired[int]
+    index_lag_bytes: NotRequired[int]
+    #: The log writer's longest wait for the database's write lock (the indexer's transactions), s.
+    lock_wait_max_s: NotRequired[float]
 
 
 class Status(TypedDict):

@@ -54,6 +54,8 @@ class Fleet(Peer):
         self.sock: ControlSocket | None = None
         #: Incremental count for ``persisted_estimate``: (connection, highest row id seen, stdout lines up to it).
         self._est: tuple[Any, int, int] | None = None
+        #: Environment added for ``fleet run`` (e.g. the ``busy`` scenario's indexing off).
+        self.extra_env: dict[str, str] = {}
 
     def version(self) -> str:
         from importlib.metadata import version
@@ -74,6 +76,7 @@ class Fleet(Peer):
         text = '[fleet]\nname = "bench"\nlog_retention_days = "off"\n\n' + "".join(agent_toml(p) for p in programs)
         (self.dir / "fleet.toml").write_text(text)
         self.proc = self._popen([fleet_exe(), "-C", str(self.dir), "run", "-q"],
+                                env={**os.environ, **self.extra_env} if self.extra_env else None,
                                 stdout=open(wd.root / "fleet-run.log", "wb"))  # noqa: SIM115
         sock = self.dir / ".fleet" / "control.sock"
         if not wait_for(lambda: self._connect(sock), 30, 0.05):
@@ -159,6 +162,20 @@ class Fleet(Peer):
         if top is not None:
             self._est = (conn, top, total + added)
         return self._est[2]
+
+    def index_caught_up(self) -> bool:
+        """Every committed chunk is in the full-text index (``meta.fts_upto`` has reached the last id)."""
+        import sqlite3
+
+        if self._est is None:
+            return False
+        try:
+            upto, top = self._est[0].execute(
+                "SELECT (SELECT value FROM meta WHERE key = 'fts_upto'), (SELECT MAX(id) FROM log_chunks)"
+            ).fetchone()
+        except sqlite3.Error:
+            return False
+        return top is not None and upto is not None and int(upto) >= top
 
     def flood_lines(self) -> list[str]:
         from fleet.store.readers import chunk_texts

@@ -27,6 +27,7 @@ import asyncio
 import atexit
 import contextlib
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -163,6 +164,9 @@ class Store:
                     loop.call_soon_threadsafe(store._deliver_health, text)
 
         writer.on_health = _on_health
+        # A diagnostic knob (the benchmark's "indexing off" column): searches then scan every line.
+        if os.environ.get("FLEET_SEARCH_INDEX", "").lower() in ("0", "off", "false", "no"):
+            writer.set_indexing(False)
         # The reader cannot write even by mistake: one writer per file, by construction.
         reader = await asyncio.to_thread(connect, path, readonly=True)
         store = cls(path, reader, writer, loop, hard)
@@ -289,6 +293,11 @@ class Store:
             "backlog_bytes": w.backlog_bytes,
             "unwritten": w.unwritten,
             "dropped": self._dropped + w.dropped,
+            # Full-text index progress, and the log writer's longest wait for the database lock
+            # (only the low-priority indexer's short transactions can make it wait).
+            "indexed_upto": w.fts_upto,
+            "index_lag_bytes": w.indexer.lag_bytes,
+            "lock_wait_max_s": round(w.lock_wait_max_s, 4),
         }
 
     @property
