@@ -171,6 +171,7 @@ def flood(peer: Peer, s: Settings, blocks: bool = False, busy: int = 0, index_wa
         os.sync()
         time.sleep(s.flood_settle)
         sampler = run.sampler(0.1)
+        rss_at_go = sampler.last_rss
         console_json = run.root / "console.json"
         if console_json.with_name("console.json.ready").exists():
             console_json.with_name("console.json.probe").write_text("1")
@@ -247,6 +248,7 @@ def flood(peer: Peer, s: Settings, blocks: bool = False, busy: int = 0, index_wa
         "writers_sys_s": sum(y for _, y in writers_cpu) if len(writers_cpu) == s.flood_procs else None,
         "peak_rss_mb": peak_rss / 2**20,
         "peak_rss_after_mb": sampler.peak_rss / 2**20,
+        "rss_at_go_mb": rss_at_go / 2**20,
         "index_wall_s": index_wall,
         "index_cpu_s": index_cpu,
         "index_cpu_s_per_mlines": index_cpu / (expected / 1e6) if index_cpu is not None else None,
