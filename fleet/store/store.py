@@ -90,7 +90,7 @@ class Store:
         path: Path,
         *,
         readonly: bool = False,
-        high_water_bytes: int = 32 * 1024 * 1024,
+        high_water_bytes: int = 8 * 1024 * 1024,
         low_water_bytes: int | None = None,
         hard_limit_bytes: int | None = None,
         retention_days: float | None = None,
