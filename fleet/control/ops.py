@@ -90,8 +90,11 @@ async def op_shutdown(sup: Supervisor) -> wire.Stopping:
 @operation(cli="fleet logs", streaming=True)
 async def op_subscribe(sup: Supervisor, kinds: list[str] | None = None,
                        agents: list[str] | None = None, logs_max_rate: float | None = None) -> wire.Subscribed:
-    """Pushed events from now on (`fleet logs -f`, the console): of these kinds and agents, or all;
-    at most ``logs_max_rate`` bytes of log text a second (the fleet caps it at 4 MiB/s)."""
+    """Pushed events from now on (`fleet logs -f`, the console): these kinds and agents; logs <= `logs_max_rate` B/s.
+
+    The fleet caps every subscriber's log text at 4 MiB/s; lines past the rate are counted in
+    ``logs_skipped`` pushes (every line stays in the store).
+    """
     raise FleetError("subscribe is only available on a streaming connection")
 
 
