@@ -3,18 +3,20 @@
 Why not in the writer thread: indexing a 4 M-line flood takes a few CPU-seconds,
 and at the writer's priority those seconds are taken from the agents — two
 CPU-bound agents next to a flood lost that much progress. Here the indexer runs
-with ``SCHED_IDLE`` (Linux; ``nice 19`` where that is refused): it gets a core
-only when no agent wants it. It also yields while logs flow (it starts a batch
+at ``nice 19``: next to busy agents it gets ~1.5 % of a core (a weight of 15
+against their 1024), all it wants of an idle one. It also yields while logs flow (it starts a batch
 only once logs have been quiet ``FTS_QUIET_S``, or when the unindexed tail is too
 big or too old), and a search meanwhile scans the unindexed tail, so nothing is
 unfindable while it waits.
 
 Priority inversion: the index lives in ``fleet.db`` with the logs, so an indexer
-transaction holds the database's write lock, and a starved idle-priority thread
-holding it would stall the log writer. Its transactions are therefore small
-(``FTS_BATCH_BYTES``, a few ms of work) and start only when logs are quiet; the
-writer's waits for the lock are measured (``lock_wait_max_s`` in the store's
-stats) so a stall shows rather than hides.
+transaction holds the database's write lock, and a starved low-priority thread
+holding it stalls the log writer. Its transactions are therefore small
+(``FTS_BATCH_BYTES``, ~1 ms of work) and start only when logs are quiet, and it
+is not ``SCHED_IDLE``: there (a weight of 3, and no minimum share) the writer
+waited up to 4.8 s for the lock behind two busy agents. The writer's waits are
+measured (``lock_wait_max_s`` in the store's stats) so a stall shows rather than
+hides; an index in a database file of its own (a lock of its own) would end them.
 """
 
 from __future__ import annotations
@@ -52,13 +54,8 @@ FTS_MERGE_PAGES = 16
 
 
 def lower_priority() -> str:
-    """Put the calling thread at idle priority: ``"idle"`` (SCHED_IDLE), ``"nice 19"`` or ``"normal"``."""
+    """Put the calling thread at the lowest priority of its policy: ``"nice 19"``, or ``"normal"`` if refused."""
     tid = threading.get_native_id()
-    try:
-        os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))  # type: ignore[attr-defined]
-        return "idle"
-    except (AttributeError, OSError):
-        pass
     try:
         os.setpriority(os.PRIO_PROCESS, tid, 19)
         return "nice 19"
