@@ -135,7 +135,7 @@ class Indexer(threading.Thread):
     # ------------------------------------------------------------ decisions
 
     def _behind(self) -> bool:
-        return self.fts_upto < self.writer.max_id
+        return self.fts_upto < self.writer.committed_max_id
 
     def _quiet_in(self) -> float:
         """Seconds until logs have been quiet long enough to work (0 when they have)."""
@@ -226,8 +226,8 @@ class Indexer(threading.Thread):
             total += nbytes
             if total >= FTS_BATCH_BYTES:
                 break
-        if upto == start:  # the writer's max_id is ahead of what this connection sees yet
-            return
+        if upto == start:  # nothing left above ``start``: retention deleted it; skip to the last commit
+            upto = self.writer.committed_max_id
         rows = conn.execute(
             "SELECT id, text, seg, off, nbytes, count FROM log_chunks WHERE id > ? AND id <= ?", (start, upto)
         ).fetchall()

@@ -55,3 +55,18 @@ async def test_the_indexer_never_takes_the_write_lock_while_logs_flow(store: Sto
         what, wait = ix._next()
     assert what == "wait" and wait > 0
     assert [ln.seq for ln in await store.search("line 42 ")] == [42]
+
+
+async def test_rows_deleted_before_they_were_indexed_are_skipped(store: Store) -> None:
+    """Retention may delete rows the index has not reached: the indexer moves past them, it does not spin."""
+    ix = store._writer.indexer  # type: ignore[union-attr]
+    ix.set_indexing(False)
+    store.append_logs(make_chunks("gone", 1, 300, 10))
+    await store.flush()
+    await store._write(lambda conn: conn.execute("DELETE FROM log_chunks"))
+    ix.set_indexing(True)
+    assert await store.wait_indexed() == store.stats()["max_chunk_id"]
+    store.append_logs(make_chunks("kept", 1, 10, 10))
+    await store.flush()
+    assert await store.wait_indexed() == store.stats()["max_chunk_id"]
+    assert [ln.agent for ln in await store.search("line 5 ")] == ["kept"]
