@@ -256,7 +256,8 @@ def flood(peer: Peer, s: Settings, blocks: bool = False, busy: int = 0, index_wa
         "busy_iters_m": sum(busy_iters) / 1e6 if len(busy_iters) == busy and busy else None,
         "busy_window_cpu_s": window_cpu,
         "store": store_stats,
-        "writer_lock_wait_max_ms": store_stats["lock_wait_max_s"] * 1e3 if store_stats and "lock_wait_max_s" in store_stats else None,
+        "writer_lock_wait_max_ms": (store_stats["lock_wait_max_s"] * 1e3
+                                    if store_stats and "lock_wait_max_s" in store_stats else None),
         "lost": counts["lost"],
         "duplicated": counts["duplicated"],
         "malformed": counts["malformed"],

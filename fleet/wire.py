@@ -143,9 +143,6 @@ class Status(TypedDict):
     approvals_pending: int
     #: True while the store's writer is behind and pipes are not read.
     log_pressure: bool
-    #: The store's counters (lines written, backlog, index progress, the log writer's waits
-    #: for the database lock); None without a store.
-    store: NotRequired[dict[str, Any] | None]
     daemon: Daemon
     #: The store's write health (None for a fleet without a store).
     store: NotRequired[StoreHealth | None]
