@@ -159,7 +159,7 @@ class Indexer(threading.Thread):
             return "merge", 0.0
         if behind or (self._merge_pending and self.indexing):
             # Logs are flowing: look again once they may have gone quiet (or the tail is overdue).
-            return "wait", max(quiet_in, 0.05) + 0.001
+            return "wait", min(max(quiet_in, 0.05), FTS_MAX_LAG_S) + 0.001
         return "wait", -1.0  # nothing to do until poked
 
     # ------------------------------------------------------------ thread
