@@ -202,6 +202,9 @@ class Supervisor:
         self._rows: dict[str, AgentSnapshot] = {}
         #: Which agents are blocked reading their input (``waiting``).
         self.stdin_watch = StdinWatch(self)
+        #: ``redact(value)``: the gateway's keys out of any JSON value an agent sends or an
+        #: event carries (``Redactor.value``; the identity until the gateway is attached).
+        self.redact: Callable[[Any], Any] = _identity
         self.loghub.subscribe(self._push_logs)
         if store is not None:
             store.on_pressure(self.loghub.set_pressure)
@@ -336,6 +339,7 @@ class Supervisor:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
             close_fds=True,
+            env=watchdog_env(os.environ),
         )
 
     def _watchdog_send(self, line: str) -> None:
@@ -393,6 +397,8 @@ class Supervisor:
         return lambda: self._subscribers.remove(sub) if sub in self._subscribers else None
 
     def publish(self, kind: str, agent: str | None, data: dict[str, Any]) -> Event:
+        if kind not in _NOT_REDACTED:  # texts an agent chose may be in any event: no key is stored or shown
+            data = self.redact(data)
         ev = Event(kind, agent, data, time.time())
         if kind in PERSISTED and self.store is not None:
             self._spawn(self.store.add_event(ev))
@@ -522,7 +528,9 @@ class Supervisor:
         handler = self.sdk_calls.get(op)
         if handler is None:
             raise ProtocolError(f"unknown SDK call {op!r}")
-        return await handler(inst, args, push)
+        # Whatever an agent sends may be stored (task payloads and results, approval
+        # arguments) or shown: the gateway's keys are taken out at the door.
+        return await handler(inst, self.redact(args), push)
 
     # --- selecting agents ---------------------------------------------------------
     def select(self, names: Iterable[str] | None, all_: bool = False) -> list[AgentInstance]:
@@ -771,6 +779,25 @@ class Supervisor:
 
     def policy_error(self, errors: list[Any]) -> None:
         self.publish("policy_error", None, {"errors": [_err_wire(e) for e in errors]})
+
+
+#: All the watchdog's environment: what Python needs to find and import the fleet package.
+_WATCHDOG_ENV = ("PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "LANG", "LC_ALL", "TMPDIR")
+
+
+def watchdog_env(environ: Any) -> dict[str, str]:
+    """The watchdog's environment: named variables only, never a provider key (it is an
+    ordinary dumpable process, so its environment is readable by every agent)."""
+    return {k: environ[k] for k in _WATCHDOG_ENV if k in environ}
+
+
+#: Events built by the supervisor from its own figures only (``stats``: numbers and the
+#: already-redacted last log line); every other kind is redacted before it is stored or pushed.
+_NOT_REDACTED = frozenset({"stats", "logs"})
+
+
+def _identity(value: Any) -> Any:
+    return value
 
 
 def _err_wire(e: Any) -> dict[str, Any]:

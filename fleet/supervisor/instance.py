@@ -426,11 +426,11 @@ class AgentInstance:
             if self.state in (S.PAUSED, S.PAUSING) and not self.want_paused:
                 self._set_running()
         elif t == "log":
-            self.sup.agent_log(self, msg)
+            self.sup.agent_log(self, self.sup.redact(msg))
         elif t == "metric":
-            self.sup.agent_metric(self, msg)
+            self.sup.agent_metric(self, self.sup.redact(msg))
         elif t == "alert":
-            self.sup.agent_alert(self, msg)
+            self.sup.agent_alert(self, self.sup.redact(msg))
         else:
             from fleet.errors import ProtocolError
 
