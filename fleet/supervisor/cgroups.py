@@ -319,7 +319,7 @@ class Cgroups:
             cg = self._agents.pop(name)
             ok = cg.remove() and ok
         for base in dict.fromkeys(self.bases.values()):
-            ok = _remove_tree(base) and ok
+            ok = remove_tree(base) and ok
         return ok
 
     # --- detection ----------------------------------------------------------------------------
@@ -403,7 +403,7 @@ def _sweep_stale(parent: Path) -> None:
         pid = int(m.group(1))
         if pid != os.getpid() and _alive(pid):
             continue
-        _remove_tree(entry)
+        remove_tree(entry)
 
 
 def _alive(pid: int) -> bool:
@@ -439,7 +439,7 @@ def kill_tree_dir(d: Path) -> None:
                     os.kill(pid, signal.SIGKILL)
 
 
-def _remove_tree(d: Path, wait_s: float = 1.0) -> bool:
+def remove_tree(d: Path, wait_s: float = 1.0) -> bool:
     """Kill what is in ``d`` and remove it with its sub-directories (deepest first)."""
     kill_tree_dir(d)
     deadline = time.monotonic() + wait_s
