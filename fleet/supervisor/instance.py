@@ -38,7 +38,7 @@ from fleet.gateway.keys import strip_provider_keys
 from fleet.records import AgentState
 from fleet.supervisor.agentlink import AgentLink
 from fleet.supervisor.cgroups import wrap_argv
-from fleet.supervisor.limits import limits_of
+from fleet.supervisor.limits import has_limits, limits_of
 from fleet.supervisor.logpipe import LogPipe
 from fleet.supervisor.ttyattach import TtySession, make_controlling_tty, set_winsize
 
@@ -622,6 +622,21 @@ class AgentInstance:
             self.sup.note(self.name, f"did not exit within {grace:g}s of SIGTERM; sending SIGKILL")
             self._signal_group(signal.SIGKILL)
             await self._exited.wait()
+        await self._emptied()
+
+    async def _emptied(self, timeout: float = 2.0) -> None:
+        """Wait (bounded) until the agent's cgroup holds no process: a stop returns when all are gone.
+
+        Killed processes take a moment to exit; the kernel says nothing when the
+        last one did (but through inotify on v2's cgroup.events), so this polls.
+        """
+        cg = self.cgroup
+        if cg is None:
+            return
+        deadline = time.monotonic() + timeout
+        while cg.pids() and time.monotonic() < deadline:
+            cg.kill()
+            await asyncio.sleep(0.01)
 
     async def restart(self) -> None:
         keep_paused = self.want_paused
@@ -673,6 +688,10 @@ class AgentInstance:
             pass
         if self.cgroup is None:
             self.sup.update_tree()
+        elif has_limits(self.policy):
+            # What the kernel did before the end (an OOM kill, refused forks) is still told.
+            with contextlib.suppress(Exception):
+                self.sup.limit_watch.check(self, exiting=True)
         self._signal_rest(signal.SIGKILL)
         self.sup.watchdog_remove(popen.pid)
         self._close_input()

@@ -124,10 +124,15 @@ class LimitWatch:
         return ticks / _TICKS, rss
 
     # --- crossings -----------------------------------------------------------------------
-    def check(self, inst: AgentInstance, figures: Figures | None = None) -> list[str]:
-        """Compare ``inst`` with its limits; publish and act on new crossings. Returns them."""
+    def check(self, inst: AgentInstance, figures: Figures | None = None, *, exiting: bool = False) -> list[str]:
+        """Compare ``inst`` with its limits; publish and act on new crossings. Returns them.
+
+        ``exiting``: the agent's main process just ended (maybe the kernel killed it
+        at the limit, or a refused fork made it give up): crossings are still
+        published, and the restart policy, not the action, decides what follows.
+        """
         policy = inst.policy
-        if not has_limits(policy) or not inst.state.alive:
+        if not has_limits(policy) or (not inst.state.alive and not exiting):
             return []
         figures = figures or self.figures(inst)
         if figures is None:
@@ -166,19 +171,23 @@ class LimitWatch:
         new = [k for k in now_over if k not in seen.over]
         seen.over = set(now_over)
         for key in new:
-            self._crossed(inst, key, now_over[key], figures)
+            self._crossed(inst, key, now_over[key], figures, act=not exiting)
         return new
 
-    def _crossed(self, inst: AgentInstance, key: str, message: str, figures: Figures) -> None:
+    def _crossed(self, inst: AgentInstance, key: str, message: str, figures: Figures, act: bool = True) -> None:
         action = inst.policy.limits.action
         sup = self.sup
-        data = {"limit": key, "action": action, "message": message, "memory_bytes": figures.memory_bytes,
-                "processes": figures.processes, "cpu_pct": figures.cpu_pct}
+        if not act:
+            message += " (the agent exited; its restart policy decides what follows)"
+        data = {"limit": key, "action": action, "acted": act, "message": message,
+                "memory_bytes": figures.memory_bytes, "processes": figures.processes, "cpu_pct": figures.cpu_pct}
         sup.publish("limit", inst.name, data)
         alert = {"rule": f"limits.{key}", "severity": "error", "message": message, "fields": {"action": action}}
         if not fire(sup.hooks.on_agent_alert, inst, alert):
             sup.publish("alert", inst.name, alert)
-        sup.note(inst.name, f"limit crossed: {message}; action: {action}")
+        sup.note(inst.name, f"limit crossed: {message}" + (f"; action: {action}" if act else ""))
+        if not act:
+            return
         if action == "restart" and inst.state.alive and not sup.stopping:
             sup.spawn(inst.restart())
         elif action == "pause":
