@@ -386,7 +386,7 @@ class Cgroups:
             # Fails (EBUSY) when our own cgroup holds processes and is not the root: tracking only then.
             _write(own / "cgroup.subtree_control", " ".join(f"+{c}" for c in wanted))
             _write(d / "cgroup.subtree_control", " ".join(f"+{c}" for c in wanted))
-            enabled = set((_read(d / "cgroup.subtree_control") or "").split())
+            enabled = {c.lstrip("+") for c in (_read(d / "cgroup.subtree_control") or "").split()}
         return cls(2, {"": d}, enabled, tag)
 
 
@@ -401,7 +401,7 @@ def _sweep_stale(parent: Path) -> None:
         if m is None or not entry.is_dir():
             continue
         pid = int(m.group(1))
-        if pid != os.getpid() and _alive(pid):
+        if pid == os.getpid() or _alive(pid):  # ours (tests run several fleets), or alive
             continue
         remove_tree(entry)
 

@@ -391,6 +391,10 @@ class Supervisor:
             self.update_tree()
             for inst in self.instances.values():
                 self.tree.signal(inst.name, signal.SIGKILL)
+            from fleet.supervisor.hardening import stop_subreaping
+
+            with contextlib.suppress(OSError):
+                stop_subreaping()
 
     def daemon_info(self) -> dict[str, Any]:
         """What ``fleet status`` and ``fleet down`` need to know of the process running the fleet."""

@@ -31,14 +31,19 @@ PR_GET_CHILD_SUBREAPER = 37
 _libc: ctypes.CDLL | None = None
 
 
-def _prctl(option: int, arg: int = 0) -> int | None:
-    """``prctl(option, arg)``; None where there is no prctl (not Linux)."""
+def _c() -> ctypes.CDLL:
     global _libc
-    if not sys.platform.startswith("linux"):
-        return None
     if _libc is None:
         _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    result = int(_libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0))
+    return _libc
+
+
+def _prctl(option: int, arg: int | ctypes._Pointer[ctypes.c_int] = 0) -> int | None:
+    """``prctl(option, arg)``; None where there is no prctl (not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    value = arg if not isinstance(arg, int) else ctypes.c_ulong(arg)
+    result = int(_c().prctl(option, value, 0, 0, 0))
     if result < 0:
         err = ctypes.get_errno()
         raise OSError(err, f"prctl({option}): {os.strerror(err)}")
@@ -61,11 +66,14 @@ def become_subreaper() -> bool:
     return _prctl(PR_SET_CHILD_SUBREAPER, 1) is not None
 
 
+def stop_subreaping() -> bool:
+    """Orphans go to init again (a supervisor that ran inside another program, as in tests)."""
+    return _prctl(PR_SET_CHILD_SUBREAPER, 0) is not None
+
+
 def is_subreaper() -> bool:
-    if not sys.platform.startswith("linux"):
-        return False
+    """Whether this process adopts its descendants' orphans."""
     value = ctypes.c_int(0)
-    assert _prctl(PR_GET_DUMPABLE) is not None  # loads libc
-    assert _libc is not None
-    _libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(value), 0, 0, 0)
+    if _prctl(PR_GET_CHILD_SUBREAPER, ctypes.pointer(value)) is None:
+        return False
     return bool(value.value)
