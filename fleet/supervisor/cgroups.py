@@ -77,6 +77,32 @@ def _read(path: Path) -> str | None:
         return None
 
 
+def _read_str(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        chunks = []
+        while True:
+            data = os.read(fd, 65536)
+            if not data:
+                break
+            chunks.append(data)
+        return b"".join(chunks).decode("ascii", "replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+#: Resident memory in memory.stat: anonymous plus mapped files (v1 with hierarchy totals).
+_MEM_KEYS_V1 = re.compile(r"^(total_rss|total_mapped_file) (\d+)$", re.M)
+_MEM_KEYS_V2 = re.compile(r"^(anon|file_mapped) (\d+)$", re.M)
+
+
 def _write(path: Path, value: str) -> bool:
     try:
         with open(path, "w") as f:
@@ -141,6 +167,7 @@ class AgentCgroup:
         self.version = owner.version
         self._track = next(iter(dirs.values()))
         self.limits = Limits()
+        self._paths: dict[str, str | None] | None = None
 
     @property
     def unique_dirs(self) -> list[Path]:
@@ -194,33 +221,57 @@ class AgentCgroup:
         return self.limits
 
     # --- figures ----------------------------------------------------------------------------
-    def usage(self) -> Usage:
+    def _files(self) -> dict[str, str | None]:
+        """The paths ``usage`` reads, worked out once (Path arithmetic costs more than the reads)."""
+        files = self._paths
+        if files is None:
+            v1 = self.version == 1
+
+            def f(controller: str, name: str) -> str | None:
+                path = self._file(controller, name) if v1 or controller else self._track / name
+                return str(path) if path is not None else None
+
+            files = self._paths = {
+                "procs": str(self._track / "cgroup.procs"),
+                "cpu": f("cpuacct", "cpuacct.usage") if v1 else f("", "cpu.stat"),
+                "cpu.stat": f("cpu", "cpu.stat") if v1 else f("", "cpu.stat"),
+                "memory.stat": f("memory", "memory.stat"),
+                "oom": f("memory", "memory.oom_control" if v1 else "memory.events"),
+                "pids.events": f("pids", "pids.events"),
+            }
+        return files
+
+    def usage(self, counters: bool = True) -> Usage:
+        """CPU time, resident memory and processes of the whole tree; with ``counters``, also what
+        the kernel did at the limits (OOM kills, refused forks, throttled periods).
+
+        About 40 µs without counters: status reads this for every agent once a second.
+        """
+        files = self._files()
         v1 = self.version == 1
         cpu_ns: int | None = None
+        cpu_stat: dict[str, int] = {}
         if v1:
-            acct = self._file("cpuacct", "cpuacct.usage")
-            text = _read(acct) if acct is not None else None
+            text = _read_str(files["cpu"])
             cpu_ns = int(text) if text and text.strip().isdigit() else None
-        cpu_stat = _keyed(_read(self._file("cpu", "cpu.stat"))) if self._file("cpu", "cpu.stat") else {}
-        if not v1:
-            base = _keyed(_read(self._track / "cpu.stat"))
-            if "usage_usec" in base:
-                cpu_ns = base["usage_usec"] * 1000
-            cpu_stat = cpu_stat or base
+        else:
+            cpu_stat = _keyed(_read_str(files["cpu"]))
+            cpu_ns = cpu_stat["usage_usec"] * 1000 if "usage_usec" in cpu_stat else None
         memory: int | None = None
-        oom = 0
-        stat_file = self._file("memory", "memory.stat")
-        if stat_file is not None:
-            st = _keyed(_read(stat_file))
-            if v1:
-                memory = st.get("total_rss", st.get("rss", 0)) + st.get("total_mapped_file", st.get("mapped_file", 0))
-                oom = _keyed(_read(stat_file.with_name("memory.oom_control"))).get("oom_kill", 0)
-            else:
-                memory = st.get("anon", 0) + st.get("file_mapped", 0)
-                oom = _keyed(_read(stat_file.with_name("memory.events"))).get("oom_kill", 0)
-        events = self._file("pids", "pids.events")
-        refused = _keyed(_read(events)).get("max", 0) if events is not None else 0
-        return Usage(cpu_ns, memory, len(self.pids()), oom, refused, cpu_stat.get("nr_throttled", 0))
+        text = _read_str(files["memory.stat"])
+        if text is not None:
+            keys = _MEM_KEYS_V1 if v1 else _MEM_KEYS_V2
+            memory = sum(int(m.group(2)) for m in keys.finditer(text))
+        procs = _read_str(files["procs"]) or ""
+        processes = procs.count("\n")
+        oom = refused = throttled = 0
+        if counters:
+            oom = _keyed(_read_str(files["oom"])).get("oom_kill", 0)
+            refused = _keyed(_read_str(files["pids.events"])).get("max", 0)
+            if v1 or not cpu_stat:
+                cpu_stat = _keyed(_read_str(files["cpu.stat"]))
+            throttled = cpu_stat.get("nr_throttled", 0)
+        return Usage(cpu_ns, memory, processes, oom, refused, throttled)
 
     # --- signals ----------------------------------------------------------------------------
     def signal(self, sig: int) -> int:

@@ -82,13 +82,16 @@ class LimitWatch:
         self._seen.pop(name, None)
 
     # --- figures ---------------------------------------------------------------------------
-    def figures(self, inst: AgentInstance) -> Figures | None:
-        """CPU, memory and processes of the agent and all its children (None: not known)."""
+    def figures(self, inst: AgentInstance, counters: bool = False) -> Figures | None:
+        """CPU, memory and processes of the agent and all its children (None: not known).
+
+        ``counters``: also what the kernel did at the limits (for ``check``).
+        """
         seen = self._seen.setdefault(inst.name, _Seen())
         now = time.monotonic()
         cg = inst.cgroup
         if cg is not None:
-            u = cg.usage()
+            u = cg.usage(counters)
             cpu_s = u.cpu_ns / 1e9 if u.cpu_ns is not None else None
             memory = u.memory_bytes
             if memory is None or cpu_s is None:  # v2 without controllers: the tree has the rest
@@ -134,7 +137,7 @@ class LimitWatch:
         policy = inst.policy
         if not has_limits(policy) or (not inst.state.alive and not exiting):
             return []
-        figures = figures or self.figures(inst)
+        figures = figures or self.figures(inst, counters=True)
         if figures is None:
             return []
         seen = self._seen.setdefault(inst.name, _Seen())
