@@ -434,11 +434,26 @@ class Cgroups:
         wanted = [c for c in V2_CONTROLLERS if c in available]
         enabled: set[str] = set()
         if wanted:
-            # Fails (EBUSY) when our own cgroup holds processes and is not the root: tracking only then.
-            _write(own / "cgroup.subtree_control", " ".join(f"+{c}" for c in wanted))
-            _write(d / "cgroup.subtree_control", " ".join(f"+{c}" for c in wanted))
+            plus = " ".join(f"+{c}" for c in wanted)
+            # A cgroup with processes cannot hand controllers to its children (v2's "no
+            # internal processes"). Where the supervisor is alone in its cgroup (a delegated
+            # systemd unit), it moves into a leaf of its own beside the fleet's directory;
+            # where it is not (a login session's scope), the agents' cgroups track only.
+            if not _write(own / "cgroup.subtree_control", plus) and _only_us(own):
+                leaf = own / f"{name}.sup"
+                with contextlib.suppress(OSError):
+                    leaf.mkdir(exist_ok=True)
+                    if _write(leaf / "cgroup.procs", str(os.getpid())):
+                        _write(own / "cgroup.subtree_control", plus)
+            _write(d / "cgroup.subtree_control", plus)
             enabled = {c.lstrip("+") for c in (_read(d / "cgroup.subtree_control") or "").split()}
         return cls(2, {"": d}, enabled, tag)
+
+
+def _only_us(cgroup: Path) -> bool:
+    """Whether this process is the only one in ``cgroup``."""
+    pids = (_read(cgroup / "cgroup.procs") or "").split()
+    return pids == [str(os.getpid())]
 
 
 def _sweep_stale(parent: Path) -> None:
@@ -448,7 +463,7 @@ def _sweep_stale(parent: Path) -> None:
     except OSError:
         return
     for entry in entries:
-        m = re.fullmatch(r"fleet-(\d+)-[0-9a-f]+", entry.name)
+        m = re.fullmatch(r"fleet-(\d+)-[0-9a-f]+(?:\.sup)?", entry.name)
         if m is None or not entry.is_dir():
             continue
         pid = int(m.group(1))

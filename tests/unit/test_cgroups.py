@@ -128,3 +128,23 @@ def test_real_cgroup_freeze_and_kill_a_forking_tree() -> None:
     finally:
         assert cg.remove()
     assert not any(p.exists() for p in cg.bases.values())
+
+
+def test_v2_supervisor_alone_in_its_cgroup_moves_to_a_leaf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A delegated unit: the first subtree_control write fails (EBUSY: we are in it), so we move out."""
+    own = _fake_v2(tmp_path)
+    (own / "cgroup.procs").write_text(f"{os.getpid()}\n")
+    real_write = cgmod._write
+    tries: list[Path] = []
+
+    def write(path: Path, value: str) -> bool:
+        if path == own / "cgroup.subtree_control" and not tries:
+            tries.append(path)
+            return False  # EBUSY: the supervisor is still in ``own``
+        return real_write(path, value)
+
+    monkeypatch.setattr(cgmod, "_write", write)
+    cg = Cgroups._make_v2(own, "fleet-1-abc", "abc")
+    assert cg is not None and cg.can_limit == {"memory", "pids", "cpu"}
+    assert (own / "fleet-1-abc.sup" / "cgroup.procs").read_text() == str(os.getpid())
+    assert (own / "cgroup.subtree_control").read_text() == "+memory +pids +cpu"
