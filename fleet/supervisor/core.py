@@ -801,6 +801,7 @@ class Supervisor:
             "daemon": self.daemon_info(),
             "store": self.store_health(),
             "isolation": self.isolation,
+            "dumpable": _dumpable(),
             "agents": [self.agent_status(row) for row in self._rows.values()],
         }
 
@@ -903,6 +904,13 @@ def watchdog_env(environ: Any) -> dict[str, str]:
 #: Events built by the supervisor from its own figures only (``stats``: numbers and the
 #: already-redacted last log line); every other kind is redacted before it is stored or pushed.
 _NOT_REDACTED = frozenset({"stats", "logs"})
+
+
+def _dumpable() -> bool:
+    """Whether this process's /proc files are readable by other processes of its user (they should not)."""
+    from fleet.supervisor.hardening import is_dumpable
+
+    return is_dumpable()
 
 
 def _identity(value: Any) -> Any:

@@ -96,6 +96,9 @@ def reap(
 
 
 def main() -> int:
+    from fleet.supervisor.hardening import make_undumpable
+
+    make_undumpable()  # it holds no key, but nothing of it is an agent's to read either
     token = sys.argv[1] if len(sys.argv) > 1 else ""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)

@@ -183,3 +183,34 @@ def test_fleet_run_makes_itself_undumpable_before_reading_keys() -> None:
     assert src.index("make_undumpable()") < src.index("run_until_signal(")
     start = inspect.getsource(runtime.FleetRuntime.start)
     assert start.index("make_undumpable()") < start.index("attach_governance(")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and prctl are Linux's")
+def test_the_real_supervisor_is_undumpable_and_its_watchdog_holds_no_key(tmp_path):
+    """``fleet run`` for real, with a key in its environment.
+
+    The supervisor says it is not dumpable (``prctl(PR_GET_DUMPABLE)`` in its own
+    process: what makes its /proc files root's, see the test above for what that
+    does to an agent of the same user). Root reads them anyway: checked, and said.
+    """
+    import psutil
+
+    from tests.conftest import write_fleet
+    from tests.fleet.test_cli_and_orphans import FLEET, fleet_cmd, wait_until
+
+    d = write_fleet(tmp_path / "f", '[[agent]]\nname = "idle"\ncommand = ["sleep", "100"]\n')
+    proc = subprocess.Popen([*FLEET, "-C", str(d), "run", "-q"], env={**os.environ, "OPENAI_API_KEY": KEY})
+    try:
+        wait_until(lambda: fleet_cmd(d, "status").returncode == 0, 30, "the fleet")
+        st = json.loads(fleet_cmd(d, "status", "--json").stdout)
+        assert st["dumpable"] is False
+        watchdog = next(c for c in psutil.Process(proc.pid).children() if "watchdog" in " ".join(c.cmdline()))
+        assert KEY not in Path(f"/proc/{watchdog.pid}/environ").read_bytes().decode(errors="replace")
+        if os.geteuid() == 0:  # what dumpable does not do: keep root out
+            assert KEY in Path(f"/proc/{proc.pid}/environ").read_bytes().decode(errors="replace")
+        else:
+            with pytest.raises(PermissionError):
+                Path(f"/proc/{proc.pid}/environ").read_bytes()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
