@@ -31,6 +31,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -388,13 +389,37 @@ class Cgroups:
                 # auto: only a pure v2 system (mounted at /sys/fs/cgroup); v2 also takes a hybrid's
                 if fstype == "cgroup2" and own_v2 is not None and (mode == "v2" or point == "/sys/fs/cgroup"):
                     found = cls._make_v2(_under(point, root, own_v2), name, tag)
-                    if found is not None:
+                    if found is not None and found.can_attach():
                         return found
+                    if found is not None:
+                        found.remove()
         if mode in ("auto", "v1"):
             found = cls._make_v1(mounts, own_v1, name, tag)
-            if found is not None:
+            if found is not None and found.can_attach():
                 return found
+            if found is not None:
+                found.remove()
         return None
+
+    def can_attach(self) -> bool:
+        """Whether a process may be moved into the agents' cgroups (found by trying, once, at start).
+
+        Creating a directory is not enough: moving a process also needs write
+        access to the cgroup it comes from and their common ancestor. An agent
+        that could not join its cgroup would fail to start every time; here the
+        fleet falls back to the process tree instead.
+        """
+        probe = self.agent(".probe")
+        if probe is None:
+            return False
+        try:
+            argv = wrap_argv(["true"], probe.procs_files, None, os.environ.get("PATH"))
+            ok = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, timeout=10).returncode == 0
+        except (OSError, subprocess.SubprocessError):
+            ok = False
+        self.forget(".probe")
+        return ok
 
     @classmethod
     def _make_v1(cls, mounts: list[tuple[str, str, str, set[str]]], own: dict[str, str], name: str,

@@ -19,7 +19,7 @@ from tests.fleet.test_cli_and_orphans import wait_until
 
 def _fake_v2(tmp_path: Path, controllers: str = "cpuset cpu io memory pids") -> Path:
     own = tmp_path / "cg"
-    own.mkdir()
+    own.mkdir(parents=True)
     (own / "cgroup.controllers").write_text(controllers + "\n")
     return own
 
@@ -148,3 +148,13 @@ def test_v2_supervisor_alone_in_its_cgroup_moves_to_a_leaf(tmp_path: Path, monke
     assert cg is not None and cg.can_limit == {"memory", "pids", "cpu"}
     assert (own / "fleet-1-abc.sup" / "cgroup.procs").read_text() == str(os.getpid())
     assert (own / "cgroup.subtree_control").read_text() == "+memory +pids +cpu"
+
+
+def test_a_cgroup_that_cannot_take_a_process_is_not_used(tmp_path: Path) -> None:
+    """Making directories is allowed but moving a process in is not: the fleet must not use it."""
+    cg = Cgroups._make_v2(_fake_v2(tmp_path), "fleet-1-abc", "abc")
+    assert cg is not None
+    (cg.bases[""] / "agent-.probe" / "cgroup.procs").mkdir(parents=True)  # a write to it fails
+    assert not cg.can_attach()
+    other = Cgroups._make_v2(_fake_v2(tmp_path / "b"), "fleet-1-abd", "abd")
+    assert other is not None and other.can_attach()  # a plain file takes the pid
