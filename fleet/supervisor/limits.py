@@ -63,8 +63,6 @@ class Figures:
 
 @dataclass(slots=True)
 class _Seen:
-    cpu_s: float | None = None  # CPU seconds of the tree at ``at``
-    at: float = 0.0
     oom_kills: int = 0
     pids_refused: int = 0
     throttled: int = 0
@@ -77,9 +75,14 @@ class LimitWatch:
     def __init__(self, sup: Supervisor) -> None:
         self.sup = sup
         self._seen: dict[str, _Seen] = {}
+        #: name -> (CPU seconds of the tree, monotonic time) at the last reading, per consumer
+        self._cpu_status: dict[str, tuple[float, float]] = {}
+        self._cpu_check: dict[str, tuple[float, float]] = {}
 
     def forget(self, name: str) -> None:
         self._seen.pop(name, None)
+        self._cpu_status.pop(name, None)
+        self._cpu_check.pop(name, None)
 
     # --- figures ---------------------------------------------------------------------------
     def figures(self, inst: AgentInstance, counters: bool = False) -> Figures | None:
@@ -87,7 +90,9 @@ class LimitWatch:
 
         ``counters``: also what the kernel did at the limits (for ``check``).
         """
-        seen = self._seen.setdefault(inst.name, _Seen())
+        # Status (another thread) and the limit check each keep their own CPU baseline:
+        # interleaved, each would measure a few milliseconds instead of its second.
+        clocks = self._cpu_check if counters else self._cpu_status
         now = time.monotonic()
         cg = inst.cgroup
         if cg is not None:
@@ -108,9 +113,11 @@ class LimitWatch:
                 return None
             cpu_s, memory = self._tree_figures(inst, pids)
             figures = Figures(0.0, memory, len(pids))
-        if seen.cpu_s is not None and now > seen.at and cpu_s is not None:
-            figures.cpu_pct = round(max(0.0, (cpu_s - seen.cpu_s) / (now - seen.at) * 100), 1)
-        seen.cpu_s, seen.at = cpu_s, now
+        prev = clocks.get(inst.name)
+        if prev is not None and now > prev[1] and cpu_s is not None:
+            figures.cpu_pct = round(max(0.0, (cpu_s - prev[0]) / (now - prev[1]) * 100), 1)
+        if cpu_s is not None:
+            clocks[inst.name] = (cpu_s, now)
         return figures
 
     def _tree_figures(self, inst: AgentInstance, pids: list[int]) -> tuple[float, int]:

@@ -146,3 +146,35 @@ async def test_limits_change_live_and_open_files_is_an_rlimit(fleet_factory, mon
         await f.sup.apply_book(load_book(f.dir))
         assert (inst.cgroup.dirs["pids"] / "pids.max").read_text().strip() == "9"
     assert (await f.agent("fds"))["pid"] == pid  # applied without a restart
+
+
+HOARDER = "import time; x = b'a' * (40 << 20); print('hoarding', flush=True); time.sleep(60)"
+
+
+@pytest.mark.parametrize("isolation", ["auto", "off"])
+async def test_status_counts_the_agents_children(fleet_factory, monkeypatch, isolation):
+    """Memory, CPU and processes of the agent's whole tree, not of its main process only."""
+    if isolation == "auto" and not _cgroups_with("cpu", "memory"):
+        pytest.skip("no cpu and memory cgroups here")
+    monkeypatch.setenv("FLEET_CGROUPS", isolation)
+    burn = "yes > /dev/null & " if isolation == "auto" else ""  # CPU burnt only where it is capped
+    f = await fleet_factory(
+        f"""
+        [[agent]]
+        name = "parent"
+        command = ["sh", "-c", "{sys.executable} -c \\"{HOARDER}\\" & {burn}wait"]
+        [agent.limits]
+        cpu_percent = 30
+        """
+    )
+    await f.events.wait_for(lambda e: e["event"] == "logs" and "hoarding" in e["data"]["text"])
+    want = 3 if burn else 2
+    a = await f.wait_status("parent", lambda a: a["processes"] >= want and a["rss_bytes"] >= 40 << 20)
+    assert a["rss_bytes"] >= 40 << 20  # the child's 40 MiB, though the main process is a small sh
+    if burn:
+        # The child burns a core; the quota holds the whole agent at 30 % of one.
+        a = await f.wait_status("parent", lambda a: a["cpu_pct"] >= 10)
+        assert a["cpu_pct"] <= 45, a
+        ev = await f.events.wait_for(lambda e: e["event"] == "limit" and e["data"]["limit"] == "cpu_percent")
+        assert ev["data"]["action"] == "alert"
+    await f.call("stop", names=["parent"])
