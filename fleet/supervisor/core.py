@@ -226,6 +226,13 @@ class Supervisor:
     # --- lifecycle -------------------------------------------------------------
     async def start(self, *, spawn: bool = True) -> None:
         """Spawn the watchdog and (unless ``spawn`` is False) every agent of the book."""
+        # The agents are listed (stopped) from the start: the control socket already
+        # answers, and an empty fleet would read as "all agents running".
+        for spec in self.book.agents:
+            for name in spec.instances():
+                if name not in self.instances:
+                    self.instances[name] = AgentInstance(self, spec, name, self.book.policy_for(name))
+        self._publish_rows()
         if self.store is not None:
             self.loghub.seed(await self.store.max_seqs())
             self._run_ids = max(self._run_ids, int(time.time() * 1000) % 10**12)
@@ -236,11 +243,6 @@ class Supervisor:
             for base in dict.fromkeys(self.cgroups.bases.values()):
                 self._watchdog_send(f"+c{base}")
         await self._record_policy_version(None)
-        for spec in self.book.agents:
-            for name in spec.instances():
-                inst = AgentInstance(self, spec, name, self.book.policy_for(name))
-                self.instances[name] = inst
-        self._publish_rows()
         if spawn:
             self.spawn_all()
             self._sample()  # starts the CPU clocks: the first status has figures to show

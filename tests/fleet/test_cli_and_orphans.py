@@ -71,7 +71,7 @@ def running_fleet(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[bytes
         if r.returncode != 0:
             return False
         st = json.loads(r.stdout)
-        return all(a["state"] == "running" for a in st["agents"]) and all(
+        return bool(st["agents"]) and all(a["state"] == "running" for a in st["agents"]) and all(
             a["last_line"].endswith("-up") for a in st["agents"]
         )
 
