@@ -176,8 +176,28 @@ class AgentCgroup:
 
     @property
     def procs_files(self) -> list[Path]:
-        """Where a starting process writes its pid (every hierarchy must hold it)."""
-        return [d / "cgroup.procs" for d in self.unique_dirs]
+        """Where a starting process writes its pid: every hierarchy but v1's ``cpu`` without a quota.
+
+        A v1 ``cpu`` cgroup is a scheduling group of its own: an agent in one
+        competes with the supervisor as a group, not thread by thread, which
+        changes how a flood shares the CPU. So an agent joins it only for a
+        ``cpu_percent`` (``join_cpu``); its CPU time is counted by ``cpuacct``.
+        """
+        return [d / "cgroup.procs" for d in self._joined_dirs(self.limits.cpu_percent is not None)]
+
+    def _joined_dirs(self, with_cpu: bool) -> list[Path]:
+        cpu = self.dirs.get("cpu") if self.version == 1 else None
+        if with_cpu or cpu is None or cpu == self.dirs.get("cpuacct"):  # co-mounted: needed for accounting
+            return self.unique_dirs
+        return [d for d in self.unique_dirs if d != cpu]
+
+    def join_cpu(self) -> None:
+        """Move the agent's processes into its v1 ``cpu`` cgroup (a quota was set while it ran)."""
+        cpu = self.dirs.get("cpu") if self.version == 1 else None
+        if cpu is None:
+            return
+        for pid in self.pids():
+            _write(cpu / "cgroup.procs", str(pid))
 
     def _file(self, controller: str, name: str) -> Path | None:
         d = self.dirs.get(controller if self.version == 1 else "")
@@ -218,7 +238,10 @@ class AgentCgroup:
             written = cpu is not None and _write(cpu, f"{quota if quota is not None else 'max'} {CPU_PERIOD_US}")
             if written and quota is not None:
                 applied["cpu_percent"] = limits.cpu_percent
+        had_cpu = self.limits.cpu_percent is not None
         self.limits = Limits(**applied)
+        if self.limits.cpu_percent is not None and not had_cpu:
+            self.join_cpu()
         return self.limits
 
     # --- figures ----------------------------------------------------------------------------
