@@ -43,6 +43,8 @@ class Block:
             text = text.replace("\u2028", " ").replace("\u2029", " ")
         count = chunk["count"]
         lines = text.split("\n", count)[:count] if count else []
+        if len(lines) < count:  # never shift the lines off their numbers
+            lines.extend([""] * (count - len(lines)))
         return cls(chunk["agent"], chunk["stream"], chunk["first_seq"], chunk["ts"], lines, "\t" in text)
 
     @classmethod

@@ -63,6 +63,7 @@ async def attach(sup: Supervisor, gateway: Any = None) -> None:
         gateway.bind(recorder=record, on_exhausted=exhausted)
     sup.gateway = gateway
     sup.loghub.redact = gateway.redactor.scrub
+    sup.redact = gateway.redactor.value
     if store is not None:
         day_start = time.mktime((*time.localtime()[:3], 0, 0, 0, 0, 0, -1))
         totals = await store.usage_totals()

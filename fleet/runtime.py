@@ -53,7 +53,9 @@ class FleetRuntime:
         from fleet.control.server import raise_fd_limit
         from fleet.policy import PolicyWatcher, load_book
         from fleet.store import Store
+        from fleet.supervisor.hardening import make_undumpable
 
+        make_undumpable()  # before the gateway reads any key (``fleet run`` did it already)
         raise_fd_limit()  # connections are capped from what is left of it beside the agents
         book = load_book(self.fleet_dir)
         sdir = self._state or state_dir(self.fleet_dir, book.fleet.state_dir)

@@ -52,8 +52,11 @@ class AgentRow(TypedDict):
     restarts: int
     exit_code: int | None
     uptime_s: float | None
+    #: CPU and resident memory of the agent and all its children (its cgroup's totals or its tree's sums).
     cpu_pct: float
     rss_bytes: int
+    #: Its processes now (the agent and every child, however detached).
+    processes: int
     tokens: int
     cost_usd: float
     cost_today_usd: float
@@ -143,6 +146,10 @@ class Status(TypedDict):
     approvals_pending: int
     #: True while the store's writer is behind and pipes are not read.
     log_pressure: bool
+    #: How agents' processes are held: "cgroup v1 (...): dirs", "cgroup v2 ...", or "process tree (subreaper)".
+    isolation: str
+    #: Whether the supervisor's /proc files are readable by its own user (False: keys stay in it).
+    dumpable: bool
     daemon: Daemon
     #: The store's write health (None for a fleet without a store).
     store: NotRequired[StoreHealth | None]

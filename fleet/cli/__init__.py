@@ -144,6 +144,9 @@ def run(ctx: Ctx, quiet: bool, with_logs: bool, started_by: str) -> None:
     Prints each agent's state changes and alerts as they happen (and its
     output with --logs), one line each, prefixed by the agent's name.
     """
+    from fleet.supervisor.hardening import make_undumpable
+
+    make_undumpable()  # first of all: this process is about to hold the provider keys
     from fleet.control.server import AlreadyRunning
     from fleet.policy import PolicyErrors
     from fleet.runtime import run_until_signal

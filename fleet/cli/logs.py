@@ -56,13 +56,19 @@ def logs(ctx: Ctx, name: str | None, follow: bool, lines: int, grep: str | None,
     except ValueError as exc:
         fail(str(exc))
         return
+    from fleet.ansi import sanitize
+
     color = sys.stdout.isatty() and not as_json
     show_agent = name is None
 
     def render(line: dict[str, Any]) -> str | None:
         if grep and grep.lower() not in line["text"].lower():
             return None
-        return json.dumps(line, ensure_ascii=False) if as_json else _fmt(line, color, show_agent)
+        if as_json:
+            # The text as plain as `fleet logs | less` shows it: a JSON string may hold
+            # any character raw, and C1 or bidi controls would reach the reader's terminal.
+            return json.dumps({**line, "text": sanitize(line["text"], keep_sgr=False)}, ensure_ascii=False)
+        return _fmt(line, color, show_agent)
 
     def emit(line: dict[str, Any]) -> None:
         out = render(line)

@@ -8,7 +8,7 @@ starts (``Gateway.start()`` runs the import in a worker thread). See
 from __future__ import annotations
 
 from fleet.gateway.approvals import ApprovalManager, ApprovalStore, InMemoryApprovalStore
-from fleet.gateway.gateway import Gateway, GatewayState, estimate_prompt_tokens
+from fleet.gateway.gateway import Gateway, GatewayState, estimate_prompt_tokens, prompt_token_bound
 from fleet.gateway.keys import Redactor, parse_env_file, strip_provider_keys
 from fleet.gateway.provider import Completion, FakeProvider, LiteLLMProvider, Provider, ProviderCallError
 from fleet.gateway.tools import ToolDecision, check_tool
@@ -29,5 +29,6 @@ __all__ = [
     "check_tool",
     "estimate_prompt_tokens",
     "parse_env_file",
+    "prompt_token_bound",
     "strip_provider_keys",
 ]

@@ -9,8 +9,11 @@ call the provider, and afterwards it settles the real usage and cost.
 Decisions worth knowing:
 
 * **Reserve, then settle.** Budgets must hold when an agent has many calls in
-  flight, so each call reserves an upper-bound estimate (prompt ≈ chars/4, plus
-  ``max_tokens``, priced by the provider) before it starts, and admission looks
+  flight, so each call reserves an upper bound of what it can cost before it
+  starts: the prompt as the provider's own tokenizer counts it where litellm
+  knows it (``Provider.count_prompt_tokens``), else one token per UTF-8 byte
+  (no tokenizer makes more tokens than bytes; chars/4 undercounted CJK and
+  emoji prompts threefold), plus ``max_tokens``, priced by the provider. Admission looks
   at settled spend *plus* reservations. A call is admitted while that sum is
   below the limit, so an agent overshoots by at most one call's worth; a call
   refused while others are still in flight waits for them to settle instead of
@@ -34,8 +37,8 @@ import contextlib
 import datetime as dt
 import functools
 import inspect
+import json
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -162,13 +165,54 @@ def _seconds_to_midnight(ts: float) -> float:
     return max(0.0, midnight.timestamp() - ts)
 
 
-def estimate_prompt_tokens(messages: list[dict[str, Any]]) -> int:
-    """Cheap, network-free estimate: characters / 4, plus 4 tokens of framing per message."""
-    chars = 0
+#: Framing tokens (role markers, separators) per message and per request: above any chat template's.
+FRAMING_PER_MESSAGE = 8
+FRAMING_PER_REQUEST = 16
+#: An image part costs a fixed number of tokens whatever its URL's length: bound it generously.
+IMAGE_TOKENS_BOUND = 6400
+#: Params that are sent as part of the prompt and billed as input tokens.
+_PROMPT_PARAMS = ("tools", "functions", "tool_choice", "response_format")
+
+
+def _utf8_len(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value.encode("utf-8", "surrogatepass"))
+    return len(json.dumps(value, ensure_ascii=False, default=str).encode("utf-8", "surrogatepass"))
+
+
+def prompt_token_bound(messages: list[dict[str, Any]], params: Mapping[str, Any] | None = None) -> int:
+    """An upper bound on the prompt tokens of any provider, with no tokenizer: one per UTF-8 byte.
+
+    Every token of a byte-level BPE (OpenAI, Anthropic, Llama 3...) or of a
+    SentencePiece model with byte fallback is at least one byte long, so no
+    tokenizer makes more tokens than the text has bytes. Everything sent is
+    counted: message contents (text parts, and a fixed bound per image),
+    names, tool calls, and the tools and response format given as params.
+    """
+    total = FRAMING_PER_REQUEST
     for m in messages:
-        content = m.get("content") or ""
-        chars += len(content) if isinstance(content, str) else len(str(content))
-    return math.ceil(chars / 4) + 4 * len(messages)
+        total += FRAMING_PER_MESSAGE
+        for key, value in m.items():
+            if key == "role" or value is None:
+                continue
+            if key == "content" and isinstance(value, list):
+                for part in value:
+                    if isinstance(part, dict) and part.get("type") in ("image_url", "image", "input_image"):
+                        total += IMAGE_TOKENS_BOUND
+                    else:
+                        total += _utf8_len(part.get("text", part) if isinstance(part, dict) else part)
+            else:
+                total += _utf8_len(value)
+    for key in _PROMPT_PARAMS:
+        if params and params.get(key) is not None:
+            total += _utf8_len(params[key])
+    return total
+
+
+#: The name this function had when it divided characters by four (kept for callers).
+estimate_prompt_tokens = prompt_token_bound
+#: Prompts longer than this (bytes) are counted by the provider's tokenizer in a worker thread.
+_COUNT_IN_THREAD_BYTES = 32 * 1024
 
 
 def _usage_tokens(usage: Any) -> tuple[int, int] | None:
@@ -439,7 +483,7 @@ class Gateway:
         async with self._admitted(agent, policy, messages, model, params, policy_version, endpoint) as call:
             usage: tuple[int, int] | None = None
             reported_cost: float | None = None
-            chars = 0
+            received = 0  # UTF-8 bytes of streamed content
             inner: AsyncIterator[dict[str, Any]] | None = None
             settled = False
             try:
@@ -453,7 +497,7 @@ class Gateway:
                         reported_cost = float(cost_field) if cost_field is not None else None
                     for choice in chunk.get("choices") or ():
                         delta = choice.get("delta") or {}
-                        chars += len(delta.get("content") or "")
+                        received += _utf8_len(delta.get("content") or "")
                     yield chunk
                     try:
                         async with asyncio.timeout(call.timeout_s):
@@ -478,7 +522,8 @@ class Gateway:
                         except Exception:
                             pass
                 if not settled:
-                    tin, tout = usage if usage is not None else (call.est_tokens_in, math.ceil(chars / 4))
+                    # Without a usage chunk: what was reserved for the prompt, a token per byte received.
+                    tin, tout = usage if usage is not None else (call.est_tokens_in, received)
                     cost = reported_cost
                     if cost is None:
                         cost = self._provider.price(call.model, tin, tout)
@@ -609,7 +654,7 @@ class Gateway:
         if isinstance(p.get("api_key"), str):
             secrets = (p["api_key"],)
 
-        est_in = estimate_prompt_tokens(messages)
+        est_in = await self._prompt_tokens(chosen, messages, p)
         est_out = max_tokens or DEFAULT_OUT_ESTIMATE
         return _Call(
             agent=agent,
@@ -625,6 +670,27 @@ class Gateway:
             secrets=secrets,
             endpoint=endpoint,
         )
+
+    async def _prompt_tokens(self, model: str, messages: list[dict[str, Any]], params: Mapping[str, Any]) -> int:
+        """What the prompt will count for the budget: the provider's own count, else the byte bound.
+
+        The provider counts only where its tokenizer is known (litellm's, once
+        litellm is loaded); a long prompt is counted in a worker thread so the
+        loop keeps serving other agents meanwhile.
+        """
+        bound = prompt_token_bound(messages, params)
+        counter = getattr(self._provider, "count_prompt_tokens", None)
+        if counter is None:
+            return bound
+        try:
+            if bound > _COUNT_IN_THREAD_BYTES:
+                counted = await asyncio.to_thread(counter, model, messages, dict(params))
+            else:
+                counted = counter(model, messages, dict(params))
+        except Exception:  # a tokenizer that fails never stops a call: fall back to the bound
+            log.debug("token count failed for %s", model, exc_info=True)
+            return bound
+        return bound if counted is None else int(counted)
 
     async def _admit(self, call: _Call, policy: Policy) -> None:
         """Wait for, or refuse, the agent's rate and budget limits; then reserve.

@@ -9,6 +9,16 @@ there would hand them to every agent). :func:`strip_provider_keys` gives the
 supervisor an environment for agents with the keys removed, and
 :class:`Redactor` scrubs keys out of provider error messages before they reach
 an agent, a log line or the store.
+
+A key need not appear verbatim to be shown: an agent can print it with
+escape sequences, bidi or zero-width characters between its letters (the
+terminal paints them as nothing, so the operator reads the key), or let the
+64 KiB line cut fall inside it. The redactor matches what is *painted* (the
+text with those invisible pieces taken out) and the part of a key left
+before a cut marker. Everything an agent sends that can be stored or shown
+(log lines, alerts, metric names, task payloads and results, approval
+arguments) goes through it: ``scrub`` for output bytes, ``value`` for the
+JSON it sends over its channel.
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 #: Environment variable names that carry provider credentials or endpoints.
 _KEY_NAME = re.compile(
@@ -115,12 +126,52 @@ except ImportError:  # pragma: no cover - stringzilla is a dependency
         return needle in bytes(data)
 
 
+#: What a terminal paints as nothing: escape sequences (7-bit, and 8-bit C1 forms after
+#: decoding), bidi controls and zero-width characters. A key with these between its
+#: letters is shown as the key.
+_INVISIBLE = re.compile(
+    "(?:\x1b\\[|\x9b)[0-?]*[ -/]*[@-~]?"  # CSI, complete or cut short
+    "|(?:\x1b[\\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c\n]*(?:\x07|\x1b\\\\|\x9c)?"  # OSC, DCS, ...
+    "|\x1b[ -/]*[0-~]"  # other escapes
+    "|[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u00ad]"
+)
+#: The first byte of everything ``_INVISIBLE`` matches, as UTF-8 (ESC; U+0080-U+00BF; U+2000-U+206F;
+#: the BOM): between two letters of a key hidden from the eye there is always one of them.
+_INTRODUCERS = (b"\x1b", b"\xc2", b"\xe2", b"\xef")
+#: The same pieces as bytes, for the one regex pass over a chunk that may hide a key.
+_INVISIBLE_B = (
+    rb"(?:\x1b(?:\[[0-?]*[ -/]*[@-~]?|[\]PX^_][^\x07\x1b\n]*(?:\x07|\x1b\\)?|[ -/]*[0-~])"
+    rb"|\xc2\x9b[0-?]*[ -/]*[@-~]?|\xc2[\x90\x98\x9d\x9e\x9f][^\x07\x1b\n]*(?:\x07|\x1b\\|\xc2\x9c)?"
+    rb"|\xc2[\x80-\x9f\xad]|\xe2\x80[\x8b-\x8f\xaa-\xae]|\xe2\x81[\xa0-\xa4\xa6-\xa9]|\xef\xbb\xbf)"
+)
+#: Places in a key whose neighbourhood is probed before the regex runs.
+_PROBES = 4
+#: The marker the log pipe puts after a line cut at 64 KiB (see ``fleet.supervisor.logpipe``).
+_CUT_MARKER = b" [\xe2\x80\xa6 line cut at 64 KiB]"
+#: The shortest part of a key, left before a cut, that is redacted.
+MIN_CUT_PREFIX = 4
+
+
+def _probes(raw: bytes) -> list[tuple[bytes, ...]]:
+    """For a few letters of a key: the pair it makes with the next one, and it before an introducer."""
+    n = len(raw)
+    places = sorted({min(n - 2, (n - 1) * j // _PROBES) for j in range(_PROBES)})
+    return [(raw[i : i + 2], *(raw[i : i + 1] + b for b in _INTRODUCERS)) for i in places]
+
+
+def _hidden_pattern(raw: bytes) -> re.Pattern[bytes]:
+    """The key's letters with any run of invisible pieces between them."""
+    return re.compile(f"{_INVISIBLE_B.decode('latin-1')}*".encode("latin-1").join(
+        re.escape(raw[i : i + 1]) for i in range(len(raw))))
+
+
 class Redactor:
     """Replace anything that looks like a key, or equals a loaded one, with ``[REDACTED]``."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._literals: list[str] = []
         self._raw: list[bytes] = []
+        self._hidden: list[tuple[list[tuple[bytes, ...]], re.Pattern[bytes]]] = []
         self.add(secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
@@ -128,6 +179,7 @@ class Redactor:
         # Longest first, so a key that contains another is replaced whole.
         self._literals = sorted(set(self._literals) | found, key=len, reverse=True)
         self._raw = [s.encode() for s in self._literals]
+        self._hidden = [(_probes(raw), _hidden_pattern(raw)) for raw in self._raw]
 
     def scrub(self, data: bytes | memoryview) -> bytes | memoryview:
         """``__call__`` for the log hot path, on the bytes as read: the known secrets only.
@@ -138,10 +190,116 @@ class Redactor:
         400 MB flood. Agents never receive the keys the gateway holds, so those
         literals are what could leak; the heuristic stays on gateway messages.
         """
+        if not self._raw:
+            return data
         for secret in self._raw:
             if _contains(data, secret):
                 data = bytes(data).replace(secret, _REDACTED_RAW)
+        data = self._scrub_hidden(data)
+        if _contains(data, _CUT_MARKER):
+            data = self._scrub_cut(bytes(data))
         return data
+
+    def _scrub_hidden(self, data: bytes | memoryview) -> bytes | memoryview:
+        """Redact keys split by invisible pieces (escape sequences, zero-width or bidi characters).
+
+        Where a key is painted whole, each of its letters is followed in the raw
+        bytes by the next letter or by the first byte of an invisible piece. So
+        a few of its letter pairs are probed first (~5 SIMD searches each): a
+        coloured flood that holds no key fails there in microseconds
+        (~0.1 ms per 256 KiB in all). Only a chunk that passes is searched with
+        the key's own pattern (its letters, any invisible pieces between them),
+        and each match, pieces and all, becomes ``[REDACTED]``.
+        """
+        if not any(_contains(data, b) for b in _INTRODUCERS):  # plain text hides nothing
+            return data
+        for probes, pattern in self._hidden:
+            if all(any(_contains(data, needle) for needle in needles) for needles in probes):
+                raw = data if isinstance(data, bytes) else bytes(data)
+                redacted, n = pattern.subn(_REDACTED_RAW, raw)
+                if n:
+                    data = redacted
+        return data
+
+    def _hides_secret(self, text: str) -> bool:
+        if not _INVISIBLE.search(text):
+            return False
+        painted = _INVISIBLE.sub("", text)
+        return any(secret in painted for secret in self._literals)
+
+    def _scrub_cut(self, data: bytes) -> bytes:
+        """Redact the head of a key left right before a line-cut marker."""
+        longest = max(len(s) for s in self._raw)
+        out = bytearray()
+        pos = 0
+        while True:
+            cut = data.find(_CUT_MARKER, pos)
+            if cut == -1:
+                break
+            head = data[pos:cut]
+            for secret in self._raw:
+                k = next((k for k in range(min(len(secret) - 1, longest, len(head)), MIN_CUT_PREFIX - 1, -1)
+                          if head.endswith(secret[:k])), 0)
+                if k:
+                    head = head[:-k] + _REDACTED_RAW
+                    break
+            out += head + _CUT_MARKER
+            pos = cut + len(_CUT_MARKER)
+        if not out:
+            return data
+        out += data[pos:]
+        return bytes(out)
+
+    def text(self, text: str) -> str:
+        """The known keys out of ``text``, also where invisible pieces split them (no heuristic)."""
+        if not self._literals:
+            return text
+        for secret in self._literals:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        if self._hides_secret(text):
+            painted = _INVISIBLE.sub("", text)
+            for secret in self._literals:
+                painted = painted.replace(secret, REDACTED)
+            text = painted
+        return text
+
+    def value(self, value: Any) -> Any:
+        """``value`` (JSON from an agent: dicts, lists, strings...) with every string through ``text``.
+
+        Dict keys too. Walks without recursion, so however deep an agent nests
+        its JSON the walk cannot overflow the stack. Without keys loaded it is
+        the identity.
+        """
+        if not self._literals:
+            return value
+        if isinstance(value, str):
+            return self.text(value)
+        if not isinstance(value, dict | list):
+            return value
+        root: list[Any] = [value]
+        stack: list[tuple[Any, Any, Any]] = [(root, 0, value)]  # (parent, key in parent, node)
+        while stack:
+            parent, key, node = stack.pop()
+            if isinstance(node, dict):
+                new: dict[Any, Any] = {}
+                for k, v in node.items():
+                    new[self.text(k) if isinstance(k, str) else k] = v
+                parent[key] = new
+                for k, v in new.items():
+                    if isinstance(v, str):
+                        new[k] = self.text(v)
+                    elif isinstance(v, dict | list):
+                        stack.append((new, k, v))
+            elif isinstance(node, list):
+                items = list(node)
+                parent[key] = items
+                for i, v in enumerate(items):
+                    if isinstance(v, str):
+                        items[i] = self.text(v)
+                    elif isinstance(v, dict | list):
+                        stack.append((items, i, v))
+        return root[0]
 
     def __call__(self, text: str, extra: Iterable[str] = ()) -> str:
         for secret in (*self._literals, *(s for s in extra if s and len(s) >= MIN_LITERAL_LEN)):

@@ -72,6 +72,12 @@ class Provider(Protocol):
         ...
 
 
+#: Providers whose tokenizer litellm's ``token_counter`` really is (tiktoken).
+_TIKTOKEN_PROVIDERS = frozenset({"openai", "azure", "text-completion-openai"})
+#: Tokens added to that count: the framing of newer chat templates may differ by a few.
+_TIKTOKEN_SLACK = 8
+
+
 def _usage_tokens(usage: Any) -> tuple[int, int]:
     if not isinstance(usage, dict):
         return 0, 0
@@ -131,6 +137,27 @@ class LiteLLMProvider:
                 rates = (0.0, 0.0)
             self._rates[model] = rates
         return tokens_in * rates[0] + tokens_out * rates[1]
+
+    def count_prompt_tokens(
+        self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]
+    ) -> int | None:
+        """The prompt's tokens as the provider counts them, where that count is known here.
+
+        ``fleet/demo`` counts its own way (exactly); OpenAI-family models use
+        litellm's ``token_counter`` (tiktoken, the provider's tokenizer, with the
+        chat framing). For any other provider litellm would fall back to an
+        OpenAI tokenizer, which undercounts theirs: None, and the gateway uses
+        its byte bound.
+        """
+        if model.startswith("fleet/"):
+            from fleet.gateway import demo_provider
+
+            return demo_provider.usage_of(messages, "")["prompt_tokens"]
+        if self.provider_of(model) not in _TIKTOKEN_PROVIDERS or params.get("api_base"):
+            return None
+        tools = params.get("tools")
+        counted = self.litellm.token_counter(model=model, messages=messages, tools=tools)
+        return int(counted) + _TIKTOKEN_SLACK
 
     def provider_of(self, model: str) -> str:
         try:

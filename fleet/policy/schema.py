@@ -31,7 +31,7 @@ from pydantic_core import PydanticCustomError
 OFF_WORDS = frozenset({"off", "unlimited", "none"})
 
 #: Policy sections, in document order.
-SECTIONS = ("llm", "budget", "tools", "restart", "alerts", "tasks")
+SECTIONS = ("llm", "budget", "tools", "restart", "alerts", "tasks", "limits")
 
 
 def _off_to_none(value: Any) -> Any:
@@ -156,6 +156,34 @@ class TasksPolicy(_Model):
     priority: int = Field(0, description="Higher-priority agents are offered tasks first.")
 
 
+class LimitsPolicy(_Model):
+    """What an agent and all its children together may use of the machine.
+
+    Enforced by the kernel through the agent's own cgroup where the system has
+    one, else measured each second and acted upon.
+    """
+
+    memory_mb: Annotated[PosFloat | None, Off] = Field(
+        None,
+        description="Resident memory of the agent and all its children, in MiB; a process that needs more is "
+        "killed by the kernel (cgroup) or the action is taken when crossed (measured).",
+    )
+    cpu_percent: Annotated[PosFloat | None, Off] = Field(
+        None, description="CPU of the agent and its children, in percent of one core (200 = two cores)."
+    )
+    open_files: Annotated[PosInt | None, Off] = Field(
+        None, description="Open files per process (RLIMIT_NOFILE); applies from the next start."
+    )
+    max_processes: Annotated[PosInt | None, Off] = Field(
+        None, description="Processes and threads of the agent and its children at once; further forks fail."
+    )
+    action: Literal["restart", "pause", "alert"] = Field(
+        "alert",
+        description="When a limit is crossed (an event and an alert either way): \"restart\" the agent, "
+        "\"pause\" it, or only \"alert\".",
+    )
+
+
 class Policy(_Model):
     """The effective rules for one agent: what it may call, spend, use, and how it is kept alive."""
 
@@ -165,6 +193,7 @@ class Policy(_Model):
     restart: RestartPolicy = Field(default_factory=RestartPolicy, description="Restart behaviour.")
     alerts: AlertsPolicy = Field(default_factory=AlertsPolicy, description="Alert thresholds.")
     tasks: TasksPolicy = Field(default_factory=TasksPolicy, description="Task queue participation.")
+    limits: LimitsPolicy = Field(default_factory=LimitsPolicy, description="Memory, CPU, files and processes.")
     goal: str = Field("", description="What the agent is for; shown in the console and given to the agent.")
 
     def model_allowed(self, model: str) -> bool:
@@ -300,6 +329,7 @@ class AgentSpec(_Model):
     restart: RestartPolicy | None = Field(None, description="[agent.restart]: this agent's own restart rules.")
     alerts: AlertsPolicy | None = Field(None, description="[agent.alerts]: this agent's own alert thresholds.")
     tasks: TasksPolicy | None = Field(None, description="[agent.tasks]: this agent's own task settings.")
+    limits: LimitsPolicy | None = Field(None, description="[agent.limits]: this agent's own resource limits.")
 
     @field_validator("policy", mode="before")
     @classmethod
@@ -378,5 +408,6 @@ POLICY_DOC_MODELS: dict[str, type[BaseModel]] = {
     "[restart]": RestartPolicy,
     "[alerts]": AlertsPolicy,
     "[tasks]": TasksPolicy,
+    "[limits]": LimitsPolicy,
     "top level": Policy,
 }

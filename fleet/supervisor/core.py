@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import threading
@@ -28,9 +29,12 @@ from fleet import __version__
 from fleet.errors import FleetError, ProtocolError, UnknownAgent
 from fleet.names import unknown_agent_message
 from fleet.records import AgentState, Event, LogChunk
+from fleet.supervisor.cgroups import Cgroups
 from fleet.supervisor.instance import AgentInstance, agent_sessions
+from fleet.supervisor.limits import LimitWatch, has_limits
 from fleet.supervisor.loghub import LogHub
 from fleet.supervisor.procstat import ProcSampler
+from fleet.supervisor.proctree import TreeTracker
 from fleet.supervisor.seams import GatewaySeam, Hooks, SdkCall, Services, StoreSeam, fire
 from fleet.supervisor.stdinwatch import StdinWatch
 from fleet.wire import AgentRow, Status
@@ -47,7 +51,7 @@ STATUS_SAMPLE_BUDGET_S = 0.01
 STATUS_STATS_MAX_AGE_S = 10.0
 #: Event kinds that are persisted (logs go to the store through the LogHub).
 PERSISTED = {"state", "restart", "alert", "policy_applied", "policy_error", "approval", "audit", "task", "budget",
-             "question", "store"}
+             "question", "store", "limit"}
 
 
 @dataclass(eq=False)
@@ -195,6 +199,14 @@ class Supervisor:
         #: Each agent in a session of its own (a terminal is reachable from ours) or a group only.
         self.agent_sessions = agent_sessions()
         self._stats: dict[str, tuple[float, int]] = {}
+        self._nprocs: dict[str, int] = {}
+        #: Each agent's processes: its own cgroup where the system allows (``Cgroups.detect``
+        #: at start), else the process tree with this process as subreaper (``tree``).
+        self.cgroups: Cgroups | None = None
+        self.tree: TreeTracker | None = None
+        self._tree_sent: set[tuple[int, int]] = set()
+        self.limit_watch = LimitWatch(self)
+        self._watch_wanted = asyncio.Event()
         self._sampled_at: dict[str, float] = {}
         #: Services other subsystems attach (approvals, the task queue, the alert engine, questions).
         self.services = Services()
@@ -206,6 +218,9 @@ class Supervisor:
         self._rows: dict[str, AgentSnapshot] = {}
         #: Which agents are blocked reading their input (``waiting``).
         self.stdin_watch = StdinWatch(self)
+        #: ``redact(value)``: the gateway's keys out of any JSON value an agent sends or an
+        #: event carries (``Redactor.value``; the identity until the gateway is attached).
+        self.redact: Callable[[Any], Any] = _identity
         self.loghub.subscribe(self._push_logs)
         if store is not None:
             store.on_pressure(self.loghub.set_pressure)
@@ -215,23 +230,81 @@ class Supervisor:
     # --- lifecycle -------------------------------------------------------------
     async def start(self, *, spawn: bool = True) -> None:
         """Spawn the watchdog and (unless ``spawn`` is False) every agent of the book."""
+        # The agents are listed (stopped) from the start: the control socket already
+        # answers, and an empty fleet would read as "all agents running".
+        for spec in self.book.agents:
+            for name in spec.instances():
+                if name not in self.instances:
+                    self.instances[name] = AgentInstance(self, spec, name, self.book.policy_for(name))
+        self._publish_rows()
         if self.store is not None:
             self.loghub.seed(await self.store.max_seqs())
             self._run_ids = max(self._run_ids, int(time.time() * 1000) % 10**12)
             self.policy_version = await self.store.latest_policy_version()
+        self._start_isolation()
         self._start_watchdog()
+        if self.cgroups is not None:
+            for base in dict.fromkeys(self.cgroups.bases.values()):
+                self._watchdog_send(f"+c{base}")
         await self._record_policy_version(None)
-        for spec in self.book.agents:
-            for name in spec.instances():
-                inst = AgentInstance(self, spec, name, self.book.policy_for(name))
-                self.instances[name] = inst
-        self._publish_rows()
         if spawn:
             self.spawn_all()
             self._sample()  # starts the CPU clocks: the first status has figures to show
         self._spawn(self._stats_loop())
         self._spawn(self.stdin_watch.run())
+        self._spawn(self._watch_loop())
         self.ready = True
+
+    # --- isolation: cgroups, or the process tree ------------------------------------------
+    def _start_isolation(self) -> None:
+        self.cgroups = Cgroups.detect(self.token)
+        if self.cgroups is None and sys.platform.startswith("linux"):
+            from fleet.supervisor.hardening import become_subreaper
+
+            with contextlib.suppress(OSError):
+                become_subreaper()
+            self.tree = TreeTracker()
+
+    @property
+    def isolation(self) -> str:
+        """How agents' processes are held: which cgroups, or the process tree."""
+        if self.cgroups is not None:
+            return self.cgroups.describe()
+        return "process tree (subreaper)" if self.tree is not None else "process groups"
+
+    def update_tree(self) -> None:
+        """Rescan the agents' process trees (no cgroups) and tell the watchdog about new processes."""
+        tree = self.tree
+        if tree is None:
+            return
+        roots = {inst.pid: inst.name for inst in self.instances.values() if inst.pid is not None}
+        tree.update(roots)
+        current = {(pid, start) for pid, (_, start) in tree.owner.items()}
+        for pid, start in current - self._tree_sent:
+            self._watchdog_send(f"+p{pid}:{start}")
+        self._tree_sent = current
+
+    def _watch_needed(self) -> bool:
+        alive = [i for i in self.instances.values() if i.state.alive]
+        return bool(alive) and (self.tree is not None or any(has_limits(i.policy) for i in alive))
+
+    async def _watch_loop(self, interval: float = 1.0) -> None:
+        """Once a second while agents run with limits (or without cgroups): trees, limits, actions.
+
+        A fleet with cgroups and no limits never wakes up for this.
+        """
+        while True:
+            if not self._watch_needed():
+                self._watch_wanted.clear()
+                await self._watch_wanted.wait()  # set when an agent starts or a policy changes
+            await asyncio.sleep(interval)  # a periodic check, not synchronisation
+            try:
+                self.update_tree()
+                for inst in list(self.instances.values()):
+                    if has_limits(inst.policy) and inst.state.alive:
+                        self.limit_watch.check(inst)
+            except Exception as exc:
+                print(f"fleet: limit check failed: {exc!r}", file=sys.stderr)
 
     async def _stats_loop(self, interval: float = 1.0) -> None:
         """Push CPU, memory and spend once a second, but only while someone watches.
@@ -306,6 +379,7 @@ class Supervisor:
                 await asyncio.wait(drained, timeout=2.0)
         for t in list(self._tasks):
             t.cancel()
+        self._release_isolation()
         self._stop_watchdog(clean=True)
         self._shutdown.set()
 
@@ -313,6 +387,20 @@ class Supervisor:
         """Synchronous last resort (an exception on the way out): SIGKILL every group."""
         for inst in self.instances.values():
             inst.kill_now()
+        self._release_isolation()
+
+    def _release_isolation(self) -> None:
+        """Kill what is left of the agents (cgroups or trees) and remove the fleet's cgroups."""
+        if self.cgroups is not None:
+            self.cgroups.remove()
+        if self.tree is not None:
+            self.update_tree()
+            for inst in self.instances.values():
+                self.tree.signal(inst.name, signal.SIGKILL)
+            from fleet.supervisor.hardening import stop_subreaping
+
+            with contextlib.suppress(OSError):
+                stop_subreaping()
 
     def daemon_info(self) -> dict[str, Any]:
         """What ``fleet status`` and ``fleet down`` need to know of the process running the fleet."""
@@ -343,6 +431,7 @@ class Supervisor:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
             close_fds=True,
+            env=watchdog_env(os.environ),
         )
 
     def _watchdog_send(self, line: str) -> None:
@@ -400,6 +489,8 @@ class Supervisor:
         return lambda: self._subscribers.remove(sub) if sub in self._subscribers else None
 
     def publish(self, kind: str, agent: str | None, data: dict[str, Any]) -> Event:
+        if kind not in _NOT_REDACTED:  # texts an agent chose may be in any event: no key is stored or shown
+            data = self.redact(data)
         ev = Event(kind, agent, data, time.time())
         if kind in PERSISTED and self.store is not None:
             self._spawn(self.store.add_event(ev))
@@ -448,6 +539,11 @@ class Supervisor:
         return self._run_ids
 
     def on_state(self, inst: AgentInstance, prev: AgentState) -> None:
+        if inst.state.alive and not prev.alive:
+            # A new run: the figures of the last one (its processes, memory) are not this one's.
+            self._stats.pop(inst.name, None)
+            self._nprocs.pop(inst.name, None)
+            self._watch_wanted.set()
         self._publish_row(inst)
         self.publish(
             "state",
@@ -531,7 +627,9 @@ class Supervisor:
         handler = self.sdk_calls.get(op)
         if handler is None:
             raise ProtocolError(f"unknown SDK call {op!r}")
-        return await handler(inst, args, push)
+        # Whatever an agent sends may be stored (task payloads and results, approval
+        # arguments) or shown: the gateway's keys are taken out at the door.
+        return await handler(inst, self.redact(args), push)
 
     # --- selecting agents ---------------------------------------------------------
     def select(self, names: Iterable[str] | None, all_: bool = False) -> list[AgentInstance]:
@@ -581,15 +679,27 @@ class Supervisor:
             del stats[name]
         for name in [n for n in self._sampled_at if n not in names]:
             del self._sampled_at[name]
+        for name in [n for n in self._nprocs if n not in names]:
+            del self._nprocs[name]
         order = sorted(alive.items(), key=lambda item: self._sampled_at.get(item[1], 0.0))
         for i, (pid, name) in enumerate(order):
             if deadline is not None and i and time.monotonic() > deadline:
                 return False
-            figures = self._procs.sample(pid)
-            if figures is None:
-                stats.pop(name, None)
+            inst = self.instances.get(name)
+            tree = None
+            if inst is not None and (inst.cgroup is not None or self.tree is not None):
+                # The agent and all its children: cgroup totals, or the tree's sums.
+                tree = self.limit_watch.figures(inst)
+            if tree is not None:
+                stats[name] = (tree.cpu_pct, tree.memory_bytes)
+                self._nprocs[name] = tree.processes
             else:
-                stats[name] = figures
+                figures = self._procs.sample(pid)
+                if figures is None:
+                    stats.pop(name, None)
+                else:
+                    stats[name] = figures
+                self._nprocs[name] = 1 if figures is not None else 0
             self._sampled_at[name] = time.monotonic()
         self._procs.keep(set(alive))
         return True
@@ -647,6 +757,7 @@ class Supervisor:
             "uptime_s": round(row.uptime_s, 3),
             "cpu_pct": cpu,
             "rss_bytes": rss,
+            "processes": self._nprocs.get(name, 0) if row.pid is not None else 0,
             "tokens": int(totals.get("tokens", 0)),
             "cost_usd": float(totals.get("cost_usd", 0.0)),
             "cost_today_usd": float(totals.get("cost_today_usd", 0.0)),
@@ -700,6 +811,8 @@ class Supervisor:
             "log_pressure": self.loghub.paused,
             "daemon": self.daemon_info(),
             "store": self.store_health(),
+            "isolation": self.isolation,
+            "dumpable": _dumpable(),
             "agents": [self.agent_status(row) for row in self._rows.values()],
         }
 
@@ -753,6 +866,7 @@ class Supervisor:
             changed_process = spec.name in changes.added or spec.name in changes.respawn
             inst.spec = spec
             inst.policy = policy
+            inst.apply_limits()
             if changed_process and inst.state.alive:
                 restarted.append(name)
                 coros.append(inst.restart())
@@ -764,6 +878,7 @@ class Supervisor:
             n: i for n, i in self.instances.items() if n not in wanted
         }
         await asyncio.gather(*coros, return_exceptions=True)
+        self._watch_wanted.set()  # limits may have been set on running agents
         self._publish_rows()
         fire(self.hooks.on_policy, new)
         result = {"version": self.policy_version, "hash": new.content_hash, "files": list(changes.files),
@@ -775,11 +890,42 @@ class Supervisor:
         await inst.stop("removed from fleet.toml")
         self.instances.pop(inst.name, None)
         self._metrics.pop(inst.name, None)
+        self.limit_watch.forget(inst.name)
+        if self.cgroups is not None:
+            self.cgroups.forget(inst.name)
+        if self.tree is not None:
+            self.tree.forget(inst.name)
         self._publish_rows()
         self.publish("state", inst.name, {"state": "removed", "prev": inst.state.value, "reason": None})
 
     def policy_error(self, errors: list[Any]) -> None:
         self.publish("policy_error", None, {"errors": [_err_wire(e) for e in errors]})
+
+
+#: All the watchdog's environment: what Python needs to find and import the fleet package.
+_WATCHDOG_ENV = ("PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "LANG", "LC_ALL", "TMPDIR")
+
+
+def watchdog_env(environ: Any) -> dict[str, str]:
+    """The watchdog's environment: named variables only, never a provider key (it is an
+    ordinary dumpable process, so its environment is readable by every agent)."""
+    return {k: environ[k] for k in _WATCHDOG_ENV if k in environ}
+
+
+#: Events built by the supervisor from its own figures only (``stats``: numbers and the
+#: already-redacted last log line); every other kind is redacted before it is stored or pushed.
+_NOT_REDACTED = frozenset({"stats", "logs"})
+
+
+def _dumpable() -> bool:
+    """Whether this process's /proc files are readable by other processes of its user (they should not)."""
+    from fleet.supervisor.hardening import is_dumpable
+
+    return is_dumpable()
+
+
+def _identity(value: Any) -> Any:
+    return value
 
 
 def _err_wire(e: Any) -> dict[str, Any]:

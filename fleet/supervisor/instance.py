@@ -37,11 +37,14 @@ from typing import TYPE_CHECKING, Any
 from fleet.gateway.keys import strip_provider_keys
 from fleet.records import AgentState
 from fleet.supervisor.agentlink import AgentLink
+from fleet.supervisor.cgroups import wrap_argv
+from fleet.supervisor.limits import has_limits, limits_of
 from fleet.supervisor.logpipe import LogPipe
 from fleet.supervisor.ttyattach import TtySession, make_controlling_tty, set_winsize
 
 if TYPE_CHECKING:
     from fleet.policy import AgentSpec, Policy
+    from fleet.supervisor.cgroups import AgentCgroup
     from fleet.supervisor.seams import InstanceHost
 
 S = AgentState
@@ -129,11 +132,29 @@ class AgentInstance:
         self.tty: TtySession | None = None
         self._asks: list[str] = []
         self._setup: set[asyncio.Task[Any]] = set()  # transports being attached
+        #: The agent's own cgroup (every process it starts, however it detaches), where there is one.
+        self.cgroup: AgentCgroup | None = None
 
     # --- introspection ---------------------------------------------------------
     @property
     def pid(self) -> int | None:
         return self.run.pid if self.run and self.state.alive else None
+
+    def process_pids(self) -> list[int]:
+        """Every process of the agent: its cgroup's, else its tree's, else the main one."""
+        if self.cgroup is not None:
+            return self.cgroup.pids()
+        tree = self.sup.tree
+        if tree is not None:
+            found = tree.alive(self.name)
+            if found:
+                return found
+        return [self.pid] if self.pid is not None else []
+
+    def apply_limits(self) -> None:
+        """Write the policy's limits to the agent's cgroup (a policy edit applies at once)."""
+        if self.cgroup is not None:
+            self.cgroup.set_limits(limits_of(self.policy))
 
     @property
     def uptime_s(self) -> float:
@@ -244,8 +265,9 @@ class AgentInstance:
         env = self._env(child_sock.fileno() if child_sock else None, token)
         argv = self._argv(env)
         try:
+            run_argv = self._contained(argv, env)
             popen = subprocess.Popen(
-                argv,
+                run_argv,
                 stdin=in_r if in_r >= 0 else subprocess.DEVNULL,
                 stdout=out_w,
                 stderr=err_w,
@@ -319,6 +341,22 @@ class AgentInstance:
                 self._set(S.PAUSED, self.reason, self.reason_kind)
         self.sup.note(self.name, f"started pid {popen.pid} ({' '.join(argv)[:200]})")
 
+    def _contained(self, argv: list[str], env: dict[str, str]) -> list[str]:
+        """``argv`` as started: joining the agent's cgroup (limits written) and with its rlimits.
+
+        The process writes itself into its cgroup before the agent's program runs
+        (see ``cgroups.wrap_argv``), so nothing it starts is ever outside it.
+        """
+        cgroups = self.sup.cgroups
+        self.cgroup = cgroups.agent(self.name) if cgroups is not None else None
+        if self.cgroup is not None:
+            self.cgroup.set_limits(limits_of(self.policy))
+        open_files = self.policy.limits.open_files
+        if self.cgroup is None and open_files is None:
+            return argv
+        procs = self.cgroup.procs_files if self.cgroup is not None else []
+        return wrap_argv(argv, procs, open_files, env.get("PATH"))
+
     def _spawn_tty(self) -> None:
         """Start the agent on a pseudo-terminal: its session's controlling terminal, held by the supervisor.
 
@@ -336,7 +374,7 @@ class AgentInstance:
             env.pop("LINES", None)
             argv = self._argv(env)
             popen = subprocess.Popen(
-                argv, stdin=slave, stdout=slave, stderr=slave, cwd=self._cwd(), env=env,
+                self._contained(argv, env), stdin=slave, stdout=slave, stderr=slave, cwd=self._cwd(), env=env,
                 start_new_session=True, preexec_fn=make_controlling_tty, close_fds=True,
             )
         except BaseException:
@@ -426,11 +464,11 @@ class AgentInstance:
             if self.state in (S.PAUSED, S.PAUSING) and not self.want_paused:
                 self._set_running()
         elif t == "log":
-            self.sup.agent_log(self, msg)
+            self.sup.agent_log(self, self.sup.redact(msg))
         elif t == "metric":
-            self.sup.agent_metric(self, msg)
+            self.sup.agent_metric(self, self.sup.redact(msg))
         elif t == "alert":
-            self.sup.agent_alert(self, msg)
+            self.sup.agent_alert(self, self.sup.redact(msg))
         else:
             from fleet.errors import ProtocolError
 
@@ -574,6 +612,7 @@ class AgentInstance:
             return
         self._stopping = True
         self._set(S.STOPPING, reason, kind)
+        self.sup.update_tree()  # the freshest view of its processes, detached ones included
         self._signal_group(signal.SIGTERM)
         self._signal_group(signal.SIGCONT)  # a stopped process must run to handle SIGTERM
         grace = float(self.policy.restart.stop_grace_s)
@@ -583,6 +622,21 @@ class AgentInstance:
             self.sup.note(self.name, f"did not exit within {grace:g}s of SIGTERM; sending SIGKILL")
             self._signal_group(signal.SIGKILL)
             await self._exited.wait()
+        await self._emptied()
+
+    async def _emptied(self, timeout: float = 2.0) -> None:
+        """Wait (bounded) until the agent's cgroup holds no process: a stop returns when all are gone.
+
+        Killed processes take a moment to exit; the kernel says nothing when the
+        last one did (but through inotify on v2's cgroup.events), so this polls.
+        """
+        cg = self.cgroup
+        if cg is None:
+            return
+        deadline = time.monotonic() + timeout
+        while cg.pids() and time.monotonic() < deadline:
+            cg.kill()
+            await asyncio.sleep(0.01)
 
     async def restart(self) -> None:
         keep_paused = self.want_paused
@@ -597,12 +651,24 @@ class AgentInstance:
         self._signal_group(signal.SIGKILL)
 
     def _signal_group(self, sig: int) -> None:
+        """Signal the agent: its process group, and every process of its cgroup or tree."""
         if self._popen is None or (self._popen.returncode is not None and sig != signal.SIGKILL):
             return
         try:
             os.killpg(self._popen.pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
+        self._signal_rest(sig)
+
+    def _signal_rest(self, sig: int) -> None:
+        """``sig`` to the processes that left the group (``setsid``): the cgroup's, else the tree's."""
+        if self.cgroup is not None:
+            if sig == signal.SIGKILL:
+                self.cgroup.kill()
+            else:
+                self.cgroup.signal(sig)
+        elif self.sup.tree is not None:
+            self.sup.tree.signal(self.name, sig)
 
     def _cancel_restart(self) -> None:
         if self._restart_handle is not None:
@@ -615,11 +681,18 @@ class AgentInstance:
         if rc is None:  # pidfd fired but not reapable yet; try again shortly
             asyncio.get_running_loop().call_later(0.01, self._on_exit, popen)
             return
-        # Whatever the agent left behind in its group dies with it.
+        # Whatever the agent left behind dies with it: its group, its cgroup (or its tree).
         try:
             os.killpg(popen.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        if self.cgroup is None:
+            self.sup.update_tree()
+        elif has_limits(self.policy):
+            # What the kernel did before the end (an OOM kill, refused forks) is still told.
+            with contextlib.suppress(Exception):
+                self.sup.limit_watch.check(self, exiting=True)
+        self._signal_rest(signal.SIGKILL)
         self.sup.watchdog_remove(popen.pid)
         self._close_input()
         self._revoke_token()

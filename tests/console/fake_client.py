@@ -119,6 +119,7 @@ class FakeFleetClient:
                 "uptime_s": 60.0 * (index + 1) + 5 if state == "running" else None,
                 "cpu_pct": 1.5 * index,
                 "rss_bytes": 20_000_000 + index * 3_500_000,
+                "processes": 1,
                 "tokens": 1200 * index,
                 "cost_usd": 0.0125 * index,
                 "cost_today_usd": 0.4 * index if kind == "sdk" else 0.0,
@@ -349,6 +350,8 @@ class FakeFleetClient:
             "log_pressure": False,
             "store": {"ok": True, "error": None, "since": None, "retries": 0, "backlog_bytes": 0, "unwritten": 0,
                       "dropped": 0},
+            "isolation": "cgroup v2 (memory, pids, cpu): /sys/fs/cgroup/fleet",
+            "dumpable": False,
             "daemon": {
                 "pid": 123, "started_at": BASE_TS, "uptime_s": self.clock() - BASE_TS, "started_by": "console",
                 "ready": True, "fleet_dir": f"/srv/{self.fleet}", "state_dir": f"/srv/{self.fleet}/.fleet",

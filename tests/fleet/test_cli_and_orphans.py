@@ -71,7 +71,7 @@ def running_fleet(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[bytes
         if r.returncode != 0:
             return False
         st = json.loads(r.stdout)
-        return all(a["state"] == "running" for a in st["agents"]) and all(
+        return bool(st["agents"]) and all(a["state"] == "running" for a in st["agents"]) and all(
             a["last_line"].endswith("-up") for a in st["agents"]
         )
 
@@ -156,7 +156,8 @@ def test_logs_work_without_a_running_fleet_and_never_print_raw_escapes(tmp_path)
         """
         [[agent]]
         name = "esc"
-        command = ["printf", "\\\\033[2J\\\\033]0;title\\\\007hello \\\\033[31mred\\\\033[0m\\\\n"]
+        command = ["printf", "\\\\033[2J\\\\033]0;title\\\\007hello \\\\033[31mred\\\\033[0m %s\\\\n",
+                   "c1\u0085 bidi\u202e"]
         [agent.restart]
         mode = "never"
         """,
@@ -172,6 +173,9 @@ def test_logs_work_without_a_running_fleet_and_never_print_raw_escapes(tmp_path)
     r = fleet_cmd(d, "logs", "esc", "--json")
     line = next(json.loads(x) for x in r.stdout.splitlines() if '"stdout"' in x)
     assert line["seq"] >= 1 and line["stream"] == "stdout"
+    # JSON is cleaned too: no C1 control (U+0085) nor bidi override (U+202E) reaches the reader raw.
+    assert line["text"] == "hello red c1\ufffd bidi", line
+    assert "\x85" not in r.stdout and "\u202e" not in r.stdout and "\x1b" not in r.stdout
 
 
 CRASHING_SUPERVISOR = """

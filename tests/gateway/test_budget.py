@@ -8,7 +8,7 @@ import time
 import pytest
 
 from fleet.errors import BudgetExhausted
-from fleet.gateway import FakeProvider, Gateway
+from fleet.gateway import FakeProvider, Gateway, prompt_token_bound
 
 from .helpers import USER, Records, make_policy
 
@@ -48,7 +48,7 @@ async def test_reservation_uses_max_tokens_even_when_replies_are_small() -> None
     gate = asyncio.Event()
     fake = FakeProvider(["tiny"], gate=gate)
     g = gw(fake)
-    one_reservation = fake.price("m", 2 + 4, 1000)
+    one_reservation = fake.price("m", prompt_token_bound(USER), 1000)
     policy = make_policy(budget={"usd_per_day": one_reservation * 1.5}, llm={"max_tokens": 1000})
     tasks = [asyncio.create_task(g.complete("a", policy, USER)) for _ in range(6)]
     for _ in range(10):

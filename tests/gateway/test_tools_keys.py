@@ -128,3 +128,65 @@ def test_missing_key_names_the_variable_a_model_needs() -> None:
     assert "ANTHROPIC_API_KEY" in (missing_key("anthropic/claude-3-5-haiku", {}) or "")
     assert missing_key("claude-3-5-haiku", {"ANTHROPIC_API_KEY": "sk-x"}) is None
     assert missing_key("gemini/gemini-1.5-flash", {"GOOGLE_API_KEY": "k"}) is None
+
+
+# --- issue 22: keys hidden by formatting, cut at the line limit, inside agent JSON ---------------
+
+KEY22 = "sk-hidden-0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"{KEY22[:8]}\x1b[0m{KEY22[8:]}",  # SGR between its letters
+        f"{KEY22[:5]}\x1b]0;title\x07{KEY22[5:]}",  # OSC
+        f"{KEY22[:5]}\x1b[2K{KEY22[5:12]}\x1b7{KEY22[12:]}",  # CSI and ESC 7
+        f"{KEY22[:4]}\u200b{KEY22[4:]}",  # zero-width space
+        f"{KEY22[:4]}\u202e{KEY22[4:]}",  # bidi override
+    ],
+)
+def test_a_key_split_by_invisible_pieces_is_redacted(line: str) -> None:
+    from fleet.ansi import sanitize
+    from fleet.gateway.keys import Redactor
+
+    r = Redactor([KEY22])
+    out = r.scrub(f"before\n{line} after\nclean \x1b[31mred\x1b[0m\n".encode())
+    text = bytes(out).decode()
+    assert KEY22 not in sanitize(text, keep_sgr=False)
+    assert "[REDACTED] after" in text
+    assert "clean \x1b[31mred\x1b[0m" in text  # other lines keep their colours
+    assert KEY22 not in sanitize(r.text(line), keep_sgr=False)
+
+
+def test_the_head_of_a_key_left_by_the_line_cut_is_redacted() -> None:
+    from fleet.gateway.keys import Redactor
+    from fleet.supervisor.logpipe import CUT_MARKER, MAX_LINE, LogPipe
+
+    r = Redactor([KEY22])
+    out: list[bytes] = []
+    pipe = LogPipe("stdout", lambda stream, count, data, ts: out.append(bytes(r.scrub(data))))
+    pipe.feed(b"x" * (MAX_LINE - 10) + KEY22.encode() + b" rest\nnext\n")
+    data = b"".join(out)
+    assert CUT_MARKER in data and b"next\n" in data
+    assert KEY22[:10].encode() not in data and b"[REDACTED]" + CUT_MARKER in data
+    # A line that merely ends like a key's first bytes (shorter than MIN_CUT_PREFIX) is left alone.
+    assert r.scrub(b"abc sk-" + CUT_MARKER + b"\n") == b"abc sk-" + CUT_MARKER + b"\n"
+
+
+def test_agent_json_is_redacted_keys_and_values_however_deep() -> None:
+    from fleet.gateway.keys import Redactor
+
+    r = Redactor([KEY22])
+    deep: list = []
+    node = deep
+    for _ in range(5000):  # deeper than the recursion limit
+        node.append([])
+        node = node[0]
+    node.append(KEY22)
+    out = r.value({"payload": deep, KEY22: {"x": [1, 2.5, None, True, f"k={KEY22}"]}})
+    assert "[REDACTED]" in out and out["[REDACTED]"]["x"] == [1, 2.5, None, True, "k=[REDACTED]"]
+    node = out["payload"]
+    for _ in range(5000):
+        node = node[0]
+    assert node == ["[REDACTED]"]
+    assert Redactor([]).value(deep) is deep  # no keys: the identity, no copy

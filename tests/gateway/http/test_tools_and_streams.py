@@ -197,7 +197,9 @@ async def test_a_client_closing_mid_stream_is_settled_on_what_it_got() -> None:
         await provider.closed.wait()
         [rec] = records.items
         assert rec.outcome == "ok" and rec.endpoint == "openai.chat"
-        assert 1 <= rec.tokens_out <= 10  # what was delivered (chars / 4), not the full answer
+        # What was delivered, not the full answer (60 bytes): with no usage from the provider, a
+        # token per UTF-8 byte received, the bound no tokenizer exceeds (chars / 4 undercounted CJK).
+        assert 1 <= rec.tokens_out <= 6 * len("word0 ")
         assert served.gateway.totals("bot")["in_flight"] == 0
         await client.close()
     finally:
