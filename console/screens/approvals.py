@@ -96,7 +96,10 @@ class ApprovalsScreen(Screen[None]):
                 what = Text(item.get("action", ""), style="bold")
                 details = details_text(item.get("details", ""))
             agent = Text(str(item.get("agent", "")))  # text from agents: never markup
-            table.add_row(str(item["id"]), agent, what, age, left, Text(details[:200]), key=item["key"])
+            # Questions and approvals are numbered apart (`fleet answer 1` is not `fleet approve 1`):
+            # a question's id shows as q1, as its row key does.
+            table.add_row(item["key"] if item["key"].startswith("q") else str(item["id"]), agent, what, age,
+                          left, Text(details[:200]), key=item["key"])
         if pending:
             table.move_cursor(row=min(cursor, len(pending) - 1))
         title = f" ⚑ Needs you — {len(pending)} pending" if pending else " ⚑ Needs you — nothing pending"
