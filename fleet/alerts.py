@@ -21,11 +21,14 @@ Why one engine with a cheap timer: the conditions are sliding windows over
 data the supervisor already has in memory (last output times, gateway totals,
 the usage and task outcome streams), so a ~1 s tick costs a few operations
 per agent and never touches the store. Each alert is de-duplicated per
-agent + rule: while open it is only counted; a rule whose condition clears
+agent + rule: while open a repeat is only counted; a rule whose condition clears
 closes it (``alert_cleared`` event), an event-like alert (agent-raised, dead
 task) closes after ``cooldown_s`` without a repeat, and a condition still true
-after ``cooldown_s`` fires again as a reminder. Firing publishes (persisted,
-pushed) an ``alert`` event and carries out the agent's ``alerts.action``:
+after ``cooldown_s`` fires again as a reminder. An alert's ``count`` is its
+distinct occurrences (each ``ctx.alert``, each dead task), never evaluation
+ticks: a condition that stays true is one occurrence however long it lasts,
+reminders included; once cleared, its next occurrence is a new alert.
+Firing publishes (persisted, pushed) an ``alert`` event and carries out the agent's ``alerts.action``:
 ``pause`` pauses it, audited with origin ``policy``.
 """
 
@@ -168,9 +171,20 @@ class AlertEngine:
 
     # --- raising --------------------------------------------------------------------
     def fire(
-        self, agent: str | None, rule: str, severity: str, message: str, fields: dict[str, Any] | None = None
+        self,
+        agent: str | None,
+        rule: str,
+        severity: str,
+        message: str,
+        fields: dict[str, Any] | None = None,
+        *,
+        occurrence: bool = True,
     ) -> Alert | None:
-        """Raise an alert; returns it when it was published (not a duplicate within the cool-down)."""
+        """Raise an alert; returns it when it was published (not a duplicate within the cool-down).
+
+        ``occurrence=False``: the condition of an open alert is still true (the timer's
+        re-evaluation); its message and fields are refreshed but it is not counted again.
+        """
         now = self._clock()
         severity = severity if severity in SEVERITIES else "warning"
         key = (agent, rule)
@@ -181,7 +195,8 @@ class AlertEngine:
                              f"more than {MAX_OPEN_PER_AGENT} open alerts; latest: {rule}: {message}"[:2000],
                              {"rule": rule})
         if al is not None:
-            al.count += 1
+            if occurrence:
+                al.count += 1
             al.last = now
             al.message = message
             if fields:
@@ -334,6 +349,7 @@ class AlertEngine:
                         "warning",
                         f"no output or progress for {idle:.0f}s (alerts.silence_s = {rules.silence_s:g})",
                         {"idle_s": round(idle, 1)},
+                        occurrence=False,
                     )
                 else:
                     self.clear(name, "stalled", "output resumed")
@@ -350,6 +366,7 @@ class AlertEngine:
                         f"waiting for its operator for {waited:.0f}s{question} "
                         f"(alerts.waiting_s = {rules.waiting_s:g})",
                         {"waiting_s": round(waited, 1)},
+                        occurrence=False,
                     )
                 else:
                     due = min(due, rules.waiting_s - waited)
@@ -367,6 +384,7 @@ class AlertEngine:
                         f"{bad} of {n} LLM calls and tasks failed in {rules.error_window_s:g}s "
                         f"({rate:.0%} ≥ alerts.error_rate {rules.error_rate:.0%})",
                         {"rate": round(rate, 3), "failures": bad, "samples": n},
+                        occurrence=False,
                     )
                 elif (name, "error_rate") in self.open:
                     self.clear(name, "error_rate", f"error rate down to {rate:.0%}")
@@ -382,6 +400,7 @@ class AlertEngine:
                         "warning",
                         f"spent ${spend.total:.4f} in the last hour (alerts.cost_per_hour_usd = {limit:g})",
                         {"usd_last_hour": round(spend.total, 6)},
+                        occurrence=False,
                     )
                 elif (name, "cost_rate") in self.open:
                     self.clear(name, "cost_rate", "spend rate back under the limit")
@@ -409,6 +428,7 @@ class AlertEngine:
                 "error",
                 f"spent 100% of budget.usd_per_day (${usd:g}) today",
                 {"budget_used": round(used, 4)},
+                occurrence=False,
             )
         else:
             self.clear(name, "budget_exhausted", "budget renewed")
@@ -419,6 +439,7 @@ class AlertEngine:
                 "warning",
                 f"spent {used:.0%} of budget.usd_per_day (${usd:g}) today (alerts.budget_warn_pct = {warn_pct:g})",
                 {"budget_used": round(used, 4)},
+                occurrence=False,
             )
         else:
             self.clear(name, "budget_warn", "budget renewed")

@@ -223,3 +223,30 @@ def test_an_idle_fleet_is_evaluated_rarely_and_exactly_when_silence_runs_out() -
     assert eng.count("watched") == 1 and eng.next_due == 0.0  # an open alert is looked at every tick
     eng.on_usage(usage("quiet", clock.t))
     assert eng._poke.is_set()  # activity wakes the sleeping evaluator
+
+
+def test_a_condition_that_stays_true_is_one_occurrence_however_many_ticks_and_reminders() -> None:
+    a = FakeInst("a", policy(budget={"usd_per_day": 2.0}, alerts={"budget_warn_pct": 50, "silence_s": 5}))
+    sup, eng, clock = make(a, cooldown_s=60)
+
+    class Gateway:
+        used = 0.6
+
+        def totals(self, agent: str, pol: Any = None) -> dict[str, Any]:
+            return {"budget_used": self.used}
+
+    sup.gateway = gw = Gateway()
+    for _ in range(300):  # five minutes of one-second ticks, the budget spent and no output
+        clock.t += 1
+        eng.tick()
+    counts = {al["rule"]: al["count"] for al in eng.open_alerts("a")}
+    assert counts == {"budget_warn": 1, "stalled": 1}
+    # Still true after each cool-down: reminded (published again), still one occurrence.
+    assert [d["count"] for _, d in alerts(sup, "budget_warn")] == [1] * 5
+    gw.used = 0.1  # a new day: the condition clears ...
+    eng.tick()
+    gw.used = 0.7  # ... and happens again: a new alert, not a continuation
+    eng.tick()
+    eng.tick()
+    [open_] = [al for al in eng.open_alerts("a") if al["rule"] == "budget_warn"]
+    assert open_["count"] == 1 and [d["rule"] for _, d in sup.of("alert_cleared")] == ["budget_warn"]
