@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -166,10 +167,14 @@ async def test_command_pause_stops_the_whole_process_group(fleet_factory):
                 pass
         return out
 
-    # A shell caught in vfork() waits, uninterruptibly, for its child, which the same SIGSTOP
-    # stopped before it could exec: it shows as disk-sleep and is as paused as its child.
-    paused = (psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE, psutil.STATUS_DISK_SLEEP)
-    await _until(lambda: all(st in paused for _, st, _ in statuses()), explain=statuses)
+    # The stop is asynchronous, as kill(2) is: each process stops on its way back to user
+    # space. One still in the kernel has SIGSTOP pending, and may stay there the whole pause:
+    # dash vforks its commands, and a shell whose vfork child was stopped before its exec
+    # sleeps uninterruptibly ('disk-sleep') until that child runs again. It runs no code
+    # either, and stops the moment it leaves the kernel.
+    await _until(lambda: all(st in (psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE) or _stop_pending(pid)
+                             for pid, st, _ in statuses()),
+                 explain=statuses)
     await f.call("pause", names=["c"])  # idempotent
     await f.call("resume", names=["c"])
     await _until(lambda: proc.status() != psutil.STATUS_STOPPED)
@@ -324,6 +329,17 @@ async def _until(pred, timeout: float = 20.0, explain=lambda: "") -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met in time {explain()}")
         await asyncio.sleep(0.02)
+
+
+def _stop_pending(pid: int) -> bool:
+    """SIGSTOP is pending for ``pid`` (sent, not yet acted on: the process is in the kernel)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            fields = dict(line.split(":", 1) for line in fh if ":" in line)
+    except OSError:
+        return False
+    pending = int(fields["SigPnd"], 16) | int(fields["ShdPnd"], 16)
+    return bool(pending & (1 << (signal.SIGSTOP - 1)))
 
 
 def _pgid(pid: int) -> int | None:
