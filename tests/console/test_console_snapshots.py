@@ -45,6 +45,7 @@ def make_client() -> FakeFleetClient:
 
 
 def make_app() -> FleetConsole:
+    # Toasts in these pictures stay up (conftest.toasts_stay_up): they expire on the wall clock.
     return FleetConsole(make_client(), embedded=True, fleet_name="demo", clock=frozen_clock)
 
 
