@@ -10,12 +10,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import psutil
 from textual.pilot import Pilot
 
 from console.app import FleetConsole
 from console.screens.modals import ConfirmAction
 from fleet.control.client import SocketClient
+from tests.procstate import stopped
 
 FLEET = """
 [fleet]
@@ -72,7 +72,8 @@ async def test_keys_pause_resume_restart_and_stop_real_agents(fleet_factory):
         await pilot.press("p")
         await until(pilot, lambda: state(app, "clock") == "paused", what="clock paused on screen")
         assert (await f.agent("clock"))["state"] == "paused"
-        assert psutil.Process(pid).status() == psutil.STATUS_STOPPED
+        # SIGSTOP acts as the process leaves the kernel: poll for it (see tests.procstate).
+        await until(pilot, lambda: stopped(pid), what="clock's process stopped")
         await pilot.press("r")
         await until(pilot, lambda: state(app, "clock") == "running", what="clock resumed")
         await pilot.press("x")

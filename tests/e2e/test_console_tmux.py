@@ -22,6 +22,7 @@ import psutil
 import pytest
 
 from tests.conftest import write_fleet
+from tests.procstate import stopped
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -84,7 +85,7 @@ def test_pause_and_resume_an_agent_from_the_keyboard(tmp_path: Path):
         tmux.send("p")
         tmux.wait_for(lambda s: "paused" in _row(s, "clock"), 10, "clock paused on screen")
         deadline = time.monotonic() + 5
-        while psutil.Process(pid).status() != psutil.STATUS_STOPPED:
+        while not stopped(pid):  # stopped, or stopping as it leaves the kernel (see tests.procstate)
             assert time.monotonic() < deadline, "process not stopped"
             time.sleep(0.05)
         tmux.send("r")

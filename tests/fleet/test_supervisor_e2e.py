@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import stat
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import psutil
 import pytest
 
 from fleet.errors import FleetError, UnknownAgent
+from tests.procstate import stopped
 
 SDK_AGENT = """
     import os, sys
@@ -167,14 +167,9 @@ async def test_command_pause_stops_the_whole_process_group(fleet_factory):
                 pass
         return out
 
-    # The stop is asynchronous, as kill(2) is: each process stops on its way back to user
-    # space. One still in the kernel has SIGSTOP pending, and may stay there the whole pause:
-    # dash vforks its commands, and a shell whose vfork child was stopped before its exec
-    # sleeps uninterruptibly ('disk-sleep') until that child runs again. It runs no code
-    # either, and stops the moment it leaves the kernel.
-    await _until(lambda: all(st in (psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE) or _stop_pending(pid)
-                             for pid, st, _ in statuses()),
-                 explain=statuses)
+    # The stop is asynchronous, as kill(2) is: a process still in the kernel has SIGSTOP
+    # pending, and may stay there for the whole pause (see tests.procstate).
+    await _until(lambda: all(stopped(pid) for pid, _, _ in statuses()), explain=statuses)
     await f.call("pause", names=["c"])  # idempotent
     await f.call("resume", names=["c"])
     await _until(lambda: proc.status() != psutil.STATUS_STOPPED)
@@ -329,17 +324,6 @@ async def _until(pred, timeout: float = 20.0, explain=lambda: "") -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met in time {explain()}")
         await asyncio.sleep(0.02)
-
-
-def _stop_pending(pid: int) -> bool:
-    """SIGSTOP is pending for ``pid`` (sent, not yet acted on: the process is in the kernel)."""
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            fields = dict(line.split(":", 1) for line in fh if ":" in line)
-    except OSError:
-        return False
-    pending = int(fields["SigPnd"], 16) | int(fields["ShdPnd"], 16)
-    return bool(pending & (1 << (signal.SIGSTOP - 1)))
 
 
 def _pgid(pid: int) -> int | None:
