@@ -450,8 +450,11 @@ class AlertEngine:
         loop = asyncio.get_running_loop()
         while True:
             wait = max(interval, self.next_due)
+            # asyncio.timeout, not wait_for: 3.11's wait_for swallows a cancellation that lands
+            # as the poke comes, and the evaluator then outlived a supervisor shutting down.
             try:
-                await asyncio.wait_for(self._poke.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._poke.wait()
             except TimeoutError:
                 pass
             self._poke.clear()

@@ -56,6 +56,7 @@ from fleet.errors import (
     RateLimited,
 )
 from fleet.gateway.keys import Redactor, collect_keys, is_provider_key_name, is_secret_name, missing_key
+from fleet.gateway.loader import in_daemon_thread
 from fleet.gateway.provider import Completion, Provider, ProviderCallError
 from fleet.records import UsageRecord
 
@@ -329,7 +330,8 @@ class Gateway:
     async def _load(self) -> None:
         started = time.perf_counter()
         try:
-            await asyncio.to_thread(self._provider.load)
+            # A daemon thread, not asyncio.to_thread: exit must not wait for the import (see loader).
+            await in_daemon_thread(self._provider.load)
         except Exception as exc:
             self._load_error = self._redact(f"{type(exc).__name__}: {exc}")
             self._state = "error"

@@ -250,3 +250,22 @@ def test_a_condition_that_stays_true_is_one_occurrence_however_many_ticks_and_re
     eng.tick()
     [open_] = [al for al in eng.open_alerts("a") if al["rule"] == "budget_warn"]
     assert open_["count"] == 1 and [d["rule"] for _, d in sup.of("alert_cleared")] == ["budget_warn"]
+
+
+async def test_the_evaluator_stops_when_cancelled_even_as_it_is_poked() -> None:
+    # asyncio.wait_for (3.11) swallows a cancellation that lands as the awaited event fires:
+    # the evaluator then looped on, and a supervisor shutting down (agents stopping poke
+    # it) never finished exiting. Every interleaving of a poke and the cancellation:
+    import asyncio
+
+    for turns in range(6):
+        _, eng, _ = make(FakeInst("a", policy()))
+        task = asyncio.create_task(eng.run(interval=60.0))
+        for _ in range(3):
+            await asyncio.sleep(0)  # the evaluator is waiting for a poke
+        eng.poke()
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=10)
+        assert done and task.cancelled(), f"still running after a cancel {turns} turns after a poke"
