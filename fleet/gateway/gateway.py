@@ -775,8 +775,9 @@ class Gateway:
             else:
                 timeout = self.window_s  # settles always come (calls time out); re-check anyway
             event = led.changed
-            try:
-                await asyncio.wait_for(event.wait(), timeout)
+            try:  # not wait_for: 3.11's swallows a cancel that lands as the event is set
+                async with asyncio.timeout(timeout):
+                    await event.wait()
             except TimeoutError:
                 pass
 

@@ -182,8 +182,9 @@ class PolicyWatcher:
                     await self.reload(initial=baseline, repeat=False)
                     baseline = False
                 restart = catch_up = True
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), 0.5)
+                with contextlib.suppress(TimeoutError):  # not wait_for: 3.11's can swallow a cancel
+                    async with asyncio.timeout(0.5):
+                        await self._stop.wait()
             if not restart:
                 return
 
