@@ -64,7 +64,13 @@ def _agent(st: dict, name: str) -> dict:
 
 def _cgroup_dirs(pid: int) -> list[Path]:
     root = Path("/sys/fs/cgroup")
-    return [p for p in root.glob(f"**/fleet-{pid}-*") if p.is_dir()] if root.is_dir() else []
+    if not root.is_dir():
+        return []
+    while True:
+        try:
+            return [p for p in root.glob(f"**/fleet-{pid}-*") if p.is_dir()]
+        except FileNotFoundError:  # removed while the walk was inside it (the watchdog at work): walk again
+            continue
 
 
 MODES = {
