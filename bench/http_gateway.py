@@ -270,7 +270,7 @@ async def sustained(agents: int, seconds: float, client: str) -> tuple[float, fl
             if len(seen) == agents:
                 all_calling.set()
 
-    rt.sup.add_hook("on_usage", on_usage)
+    rt.sup.hooks.on_usage.append(on_usage)
     rt.sup.spawn_all()
     await asyncio.wait_for(all_calling.wait(), 120)  # every agent imported openai and is calling
     started = time.perf_counter()
