@@ -33,6 +33,20 @@ ANTHROPIC_ERROR_TYPES: Mapping[ErrorKind, str] = {
     "unavailable": "overloaded_error",
 }
 
+#: OpenAI's error ``type`` and ``code`` for the kinds that are the client's
+#: doing, alike in Chat Completions and Responses. The two APIs name a server's
+#: failure differently (``api_error`` and ``server_error``): each dialect adds
+#: its own ``provider``, ``timeout`` and ``unavailable``.
+OPENAI_CLIENT_ERROR_TYPES: Mapping[ErrorKind, tuple[str, str | None]] = {
+    "invalid_request": ("invalid_request_error", None),
+    "authentication": ("invalid_request_error", "invalid_api_key"),
+    "permission": ("permission_error", "permission_denied"),
+    "not_found": ("invalid_request_error", "not_found"),
+    "too_large": ("invalid_request_error", "request_too_large"),
+    "rate_limit": ("rate_limit_error", "rate_limit_exceeded"),
+    "budget": ("insufficient_quota", "insufficient_quota"),
+}
+
 
 def dumps(obj: Any) -> str:
     """Compact JSON, non-ASCII kept as is (what every dialect sends)."""

@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fleet.gateway.http.common import dumps
+from fleet.gateway.http.common import OPENAI_CLIENT_ERROR_TYPES, dumps
 from fleet.gateway.http.dialect import BadRequest, ChatRequest, ErrorKind
 
 #: Request fields passed on to the model, as they are. Others are ignored, as the
@@ -47,13 +47,7 @@ PASSED = frozenset(
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
 _TYPES: dict[ErrorKind, tuple[str, str | None]] = {
-    "invalid_request": ("invalid_request_error", None),
-    "authentication": ("invalid_request_error", "invalid_api_key"),
-    "permission": ("permission_error", "permission_denied"),
-    "not_found": ("invalid_request_error", "not_found"),
-    "too_large": ("invalid_request_error", "request_too_large"),
-    "rate_limit": ("rate_limit_error", "rate_limit_exceeded"),
-    "budget": ("insufficient_quota", "insufficient_quota"),
+    **OPENAI_CLIENT_ERROR_TYPES,
     "provider": ("api_error", "provider_error"),
     "timeout": ("api_error", "timeout"),
     "unavailable": ("api_error", "unavailable"),

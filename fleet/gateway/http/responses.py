@@ -30,18 +30,12 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fleet.gateway.http.common import as_dict, dumps, new_id, number, sse_frame, type_of
+from fleet.gateway.http.common import OPENAI_CLIENT_ERROR_TYPES, as_dict, dumps, new_id, number, sse_frame, type_of
 from fleet.gateway.http.dialect import BadRequest, ChatRequest, ErrorKind
 
 #: OpenAI's error ``type`` and ``code`` for each kind (the server sets the status).
 ERROR_TYPES: Mapping[ErrorKind, tuple[str, str | None]] = {
-    "invalid_request": ("invalid_request_error", None),
-    "authentication": ("invalid_request_error", "invalid_api_key"),
-    "permission": ("permission_error", "permission_denied"),
-    "not_found": ("invalid_request_error", "not_found"),
-    "too_large": ("invalid_request_error", "request_too_large"),
-    "rate_limit": ("rate_limit_error", "rate_limit_exceeded"),
-    "budget": ("insufficient_quota", "insufficient_quota"),
+    **OPENAI_CLIENT_ERROR_TYPES,
     "provider": ("server_error", "provider_error"),
     "timeout": ("server_error", "timeout"),
     "unavailable": ("server_error", "unavailable"),
