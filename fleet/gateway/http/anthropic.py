@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 from fleet.gateway.http.common import ANTHROPIC_ERROR_TYPES, as_dict, dumps, new_id, number, sse_frame, type_of
@@ -80,6 +80,16 @@ def estimate_tokens(*, model: str, messages: list[dict[str, Any]], tools: list[d
 # --------------------------------------------------------------------------- request
 
 
+def _blocks(blocks: list[Any], where: str) -> Iterator[tuple[str, dict[str, Any], str | None]]:
+    """Each block of a content list as (its path for errors, the block, its type); a block that
+    is not an object is a bad request."""
+    for i, block in enumerate(blocks):
+        sub = f"{where}.{i}"
+        if not isinstance(block, dict):
+            raise BadRequest(f"{sub}: expected a content block object", sub)
+        yield sub, block, type_of(block)
+
+
 def _text_of_blocks(blocks: Any, where: str) -> str:
     """The text of a ``system`` or ``tool_result`` content: a string or a list of text blocks."""
     if isinstance(blocks, str):
@@ -87,13 +97,11 @@ def _text_of_blocks(blocks: Any, where: str) -> str:
     if not isinstance(blocks, list):
         raise BadRequest(f"{where}: expected a string or a list of content blocks", where)
     texts: list[str] = []
-    for i, block in enumerate(blocks):
-        if not isinstance(block, dict):
-            raise BadRequest(f"{where}.{i}: expected a content block object", f"{where}.{i}")
-        if block.get("type") == "text":
+    for sub, block, kind in _blocks(blocks, where):
+        if kind == "text":
             text = block.get("text")
             if not isinstance(text, str):
-                raise BadRequest(f"{where}.{i}.text: expected a string", f"{where}.{i}.text")
+                raise BadRequest(f"{sub}.text: expected a string", f"{sub}.text")
             texts.append(text)
     return "\n".join(texts)
 
@@ -137,11 +145,7 @@ def _tool_result_content(content: Any, where: str) -> tuple[str, list[dict[str, 
         raise BadRequest(f"{where}.content: expected a string or a list of blocks", f"{where}.content")
     texts: list[str] = []
     attachments: list[dict[str, Any]] = []
-    for j, block in enumerate(content):
-        sub = f"{where}.content.{j}"
-        if not isinstance(block, dict):
-            raise BadRequest(f"{sub}: expected a content block object", sub)
-        kind = type_of(block)
+    for sub, block, kind in _blocks(content, f"{where}.content"):
         if kind == "text":
             texts.append(str(block.get("text", "")))
         elif kind == "image":
@@ -164,11 +168,7 @@ def _user_turn(content: Any, where: str) -> list[dict[str, Any]]:
     tools: list[dict[str, Any]] = []
     attached: list[dict[str, Any]] = []  # tool results' images, sent after the tool messages
     parts: list[dict[str, Any]] = []
-    for i, block in enumerate(content):
-        sub = f"{where}.content.{i}"
-        if not isinstance(block, dict):
-            raise BadRequest(f"{sub}: expected a content block object", sub)
-        kind = type_of(block)
+    for sub, block, kind in _blocks(content, f"{where}.content"):
         if kind == "text":
             text = block.get("text")
             if not isinstance(text, str):
@@ -216,11 +216,7 @@ def _assistant_turn(content: Any, where: str) -> dict[str, Any]:
         raise BadRequest(f"{where}.content: expected a string or a list of content blocks", f"{where}.content")
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
-    for i, block in enumerate(content):
-        sub = f"{where}.content.{i}"
-        if not isinstance(block, dict):
-            raise BadRequest(f"{sub}: expected a content block object", sub)
-        kind = type_of(block)
+    for sub, block, kind in _blocks(content, f"{where}.content"):
         if kind == "text":
             texts.append(str(block.get("text", "")))
         elif kind == "tool_use":
