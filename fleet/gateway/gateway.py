@@ -216,6 +216,16 @@ estimate_prompt_tokens = prompt_token_bound
 _COUNT_IN_THREAD_BYTES = 32 * 1024
 
 
+async def _close_quietly(stream: Any) -> None:
+    """Close a provider's stream if it can be closed; an error while closing is not the call's."""
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:
+            pass
+
+
 def _usage_tokens(usage: Any) -> tuple[int, int] | None:
     if not isinstance(usage, Mapping):
         return None
@@ -517,12 +527,7 @@ class Gateway:
                 raise await self._failed(call, exc) from None
             finally:
                 if inner is not None:
-                    aclose = getattr(inner, "aclose", None)
-                    if aclose is not None:
-                        try:
-                            await aclose()
-                        except Exception:
-                            pass
+                    await _close_quietly(inner)
                 if not settled:
                     # Without a usage chunk: what was reserved for the prompt, a token per byte received.
                     tin, tout = usage if usage is not None else (call.est_tokens_in, received)
@@ -567,12 +572,7 @@ class Gateway:
         except StopAsyncIteration:
             first = None
         except BaseException:
-            aclose = getattr(inner, "aclose", None)
-            if aclose is not None:
-                try:
-                    await aclose()
-                except Exception:
-                    pass
+            await _close_quietly(inner)
             raise
         return inner, first
 

@@ -292,23 +292,10 @@ class AgentInstance:
                 os.close(in_r)
             if child_sock:
                 child_sock.close()
-        self._popen = popen
         self._setup = {t for t in self._setup if not t.done()}
-        self.run_seq += 1
-        run_id = self.sup.next_run_id()
-        self.run = RunInfo(run_id, popen.pid, time.time(), time.monotonic())
-        self.exit_code = None
-        self._exited.clear()
-        self.last_progress = time.monotonic()
-        self.sup.watchdog_add(popen.pid)
-        self._close_input()
-        self.input_closed = False
-        self._asks.clear()
+        run_id = self._begin_run(popen).run_id
         if in_w >= 0:
-            os.set_blocking(in_w, False)
-            self._input_fd = in_w
-            self.input_link = f"pipe:[{os.fstat(in_w).st_ino}]"
-            self.sup.stdin_watch.wake()
+            self._take_input(in_w, f"pipe:[{os.fstat(in_w).st_ino}]")
         sink = self.sup.loghub.sink_for(self.name, run_id)
         self._pipes = []
         for fd, stream in ((out_r, "stdout"), (err_r, "stderr")):
@@ -385,21 +372,8 @@ class AgentInstance:
             os.close(slave)
         if self.tty is None:
             self.tty = TtySession(self)
-        self._popen = popen
-        self.run_seq += 1
-        self.run = RunInfo(self.sup.next_run_id(), popen.pid, time.time(), time.monotonic())
-        self.run.ready_mono = time.monotonic()
-        self.exit_code = None
-        self._exited.clear()
-        self.last_progress = time.monotonic()
-        self.sup.watchdog_add(popen.pid)
-        self._close_input()
-        self.input_closed = False
-        self._asks.clear()
-        self._input_fd = os.dup(master)
-        os.set_blocking(self._input_fd, False)
-        self.input_link = link
-        self.sup.stdin_watch.wake()
+        self._begin_run(popen).ready_mono = time.monotonic()
+        self._take_input(os.dup(master), link)
         pipe = LogPipe("stdout", self.sup.loghub.sink_for(self.name, self.run.run_id), self._pipe_closed)
         pipe.tap = self.tty.output
         pipe.crlf = True
@@ -584,6 +558,28 @@ class AgentInstance:
         self.input_closed = True
         self.sup.row_changed(self)  # status shows the input closed
         self.sup.stdin_watch.soon(self)
+
+    def _begin_run(self, popen: subprocess.Popen[bytes]) -> RunInfo:
+        """The bookkeeping of a new run, alike for a pipe or a terminal: its :class:`RunInfo`,
+        the watchdog, and no input or questions left from the run before."""
+        self._popen = popen
+        self.run_seq += 1
+        self.run = RunInfo(self.sup.next_run_id(), popen.pid, time.time(), time.monotonic())
+        self.exit_code = None
+        self._exited.clear()
+        self.last_progress = time.monotonic()
+        self.sup.watchdog_add(popen.pid)
+        self._close_input()
+        self.input_closed = False
+        self._asks.clear()
+        return self.run
+
+    def _take_input(self, fd: int, link: str) -> None:
+        """Write the agent's stdin through ``fd`` (made non-blocking), known to others as ``link``."""
+        os.set_blocking(fd, False)
+        self._input_fd = fd
+        self.input_link = link
+        self.sup.stdin_watch.wake()
 
     def _close_input(self) -> None:
         if self._input_fd is not None:

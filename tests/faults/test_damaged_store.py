@@ -19,6 +19,7 @@ from fleet.records import Event
 from fleet.runtime import FleetRuntime
 from fleet.store import Store, StoreUnavailable
 from tests.conftest import ROOT, write_fleet
+from tests.faults.tmpfs import tmpfs
 from tests.store.conftest import make_chunks
 
 FLEET = '[[agent]]\nname = "a"\ncommand = ["sleep", "600"]\n'
@@ -98,15 +99,8 @@ async def test_a_truncated_store(tmp_path, capsys) -> None:
 
 @pytest.fixture
 def ro_mount(tmp_path: Path) -> Iterator[Path]:
-    disk = tmp_path / "ro"
-    disk.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(disk)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN): {r.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "ro", "size=32m") as disk:
         yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
 async def test_a_read_only_state_directory(ro_mount: Path, tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ import pytest
 
 from fleet.store.readers import tail
 from tests.conftest import ROOT, write_fleet
+from tests.faults.tmpfs import tmpfs as mounted_tmpfs
 
 FLOOD = """
 import os, sys, time
@@ -49,16 +50,8 @@ BEFORE, TOTAL = 20_000, 200_000  # ~10 MB in all: well past the pipes, the high-
 
 @pytest.fixture
 def tmpfs(tmp_path: Path) -> Iterator[Path]:
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,mode=0700", "tmpfs", str(disk)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN): {r.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "disk", "size=64m,mode=0700") as disk:
         yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
 class Filler(threading.Thread):

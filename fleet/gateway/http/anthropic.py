@@ -34,25 +34,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any, Protocol
 
+from fleet.gateway.http.common import ANTHROPIC_ERROR_TYPES, as_dict, dumps, new_id, number, sse_frame, type_of
 from fleet.gateway.http.dialect import BadRequest, ChatRequest, ErrorKind
 
 #: Anthropic's error ``type`` for each kind (the server sets the status).
-ERROR_TYPES: Mapping[ErrorKind, str] = {
-    "invalid_request": "invalid_request_error",
-    "authentication": "authentication_error",
-    "permission": "permission_error",
-    "not_found": "not_found_error",
-    "too_large": "request_too_large",
-    "rate_limit": "rate_limit_error",
-    "budget": "rate_limit_error",
-    "provider": "api_error",
-    "timeout": "api_error",
-    "unavailable": "overloaded_error",
-}
+ERROR_TYPES: Mapping[ErrorKind, str] = ANTHROPIC_ERROR_TYPES
 
 #: Canonical ``finish_reason`` -> Anthropic ``stop_reason``.
 STOP_REASONS: Mapping[str, str] = {
@@ -82,40 +71,23 @@ def estimate_tokens(*, model: str, messages: list[dict[str, Any]], tools: list[d
     Real tokenizers average 3.5-4.5 bytes of English per token, so this errs
     high, which is the safe side for a client deciding when to compact.
     """
-    size = len(json.dumps(messages, ensure_ascii=False, separators=(",", ":")).encode())
+    size = len(dumps(messages).encode())
     if tools:
-        size += len(json.dumps(tools, ensure_ascii=False, separators=(",", ":")).encode())
+        size += len(dumps(tools).encode())
     return math.ceil(size / 3) + 4 * len(messages)
 
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-
-
-def _frame(event: str, data: Mapping[str, Any]) -> bytes:
-    return f"event: {event}\ndata: {_dumps(data)}\n\n".encode()
-
-
-def _type_of(obj: Mapping[str, Any], default: str | None = None) -> str | None:
-    """``obj["type"]`` when it is a string, else None (a list there must not reach a set lookup)."""
-    kind = obj.get("type", default)
-    return kind if isinstance(kind, str) else None
-
-
-def _new_id(prefix: str) -> str:
-    return prefix + os.urandom(12).hex()
-
-
-def _as_dict(obj: Any) -> dict[str, Any]:
-    if isinstance(obj, dict):
-        return obj
-    dump = getattr(obj, "model_dump", None)
-    if dump is not None:  # a litellm ModelResponse slipped through
-        return dump()
-    raise TypeError(f"expected a chat completion dict, got {type(obj).__name__}")
-
-
 # --------------------------------------------------------------------------- request
+
+
+def _blocks(blocks: list[Any], where: str) -> Iterator[tuple[str, dict[str, Any], str | None]]:
+    """Each block of a content list as (its path for errors, the block, its type); a block that
+    is not an object is a bad request."""
+    for i, block in enumerate(blocks):
+        sub = f"{where}.{i}"
+        if not isinstance(block, dict):
+            raise BadRequest(f"{sub}: expected a content block object", sub)
+        yield sub, block, type_of(block)
 
 
 def _text_of_blocks(blocks: Any, where: str) -> str:
@@ -125,13 +97,11 @@ def _text_of_blocks(blocks: Any, where: str) -> str:
     if not isinstance(blocks, list):
         raise BadRequest(f"{where}: expected a string or a list of content blocks", where)
     texts: list[str] = []
-    for i, block in enumerate(blocks):
-        if not isinstance(block, dict):
-            raise BadRequest(f"{where}.{i}: expected a content block object", f"{where}.{i}")
-        if block.get("type") == "text":
+    for sub, block, kind in _blocks(blocks, where):
+        if kind == "text":
             text = block.get("text")
             if not isinstance(text, str):
-                raise BadRequest(f"{where}.{i}.text: expected a string", f"{where}.{i}.text")
+                raise BadRequest(f"{sub}.text: expected a string", f"{sub}.text")
             texts.append(text)
     return "\n".join(texts)
 
@@ -139,7 +109,7 @@ def _text_of_blocks(blocks: Any, where: str) -> str:
 def _image_part(source: Any, where: str) -> dict[str, Any]:
     if not isinstance(source, dict):
         raise BadRequest(f"{where}.source: expected an object", f"{where}.source")
-    kind = _type_of(source)
+    kind = type_of(source)
     if kind == "base64":
         media, data = source.get("media_type"), source.get("data")
         if not isinstance(media, str) or not isinstance(data, str):
@@ -152,7 +122,7 @@ def _image_part(source: Any, where: str) -> dict[str, Any]:
 
 def _document_part(source: Any, where: str) -> dict[str, Any]:
     if isinstance(source, dict):
-        kind = _type_of(source)
+        kind = type_of(source)
         if kind == "text" and isinstance(source.get("data"), str):
             return {"type": "text", "text": source["data"]}
         if kind == "base64" and isinstance(source.get("data"), str):
@@ -175,11 +145,7 @@ def _tool_result_content(content: Any, where: str) -> tuple[str, list[dict[str, 
         raise BadRequest(f"{where}.content: expected a string or a list of blocks", f"{where}.content")
     texts: list[str] = []
     attachments: list[dict[str, Any]] = []
-    for j, block in enumerate(content):
-        sub = f"{where}.content.{j}"
-        if not isinstance(block, dict):
-            raise BadRequest(f"{sub}: expected a content block object", sub)
-        kind = _type_of(block)
+    for sub, block, kind in _blocks(content, f"{where}.content"):
         if kind == "text":
             texts.append(str(block.get("text", "")))
         elif kind == "image":
@@ -202,11 +168,7 @@ def _user_turn(content: Any, where: str) -> list[dict[str, Any]]:
     tools: list[dict[str, Any]] = []
     attached: list[dict[str, Any]] = []  # tool results' images, sent after the tool messages
     parts: list[dict[str, Any]] = []
-    for i, block in enumerate(content):
-        sub = f"{where}.content.{i}"
-        if not isinstance(block, dict):
-            raise BadRequest(f"{sub}: expected a content block object", sub)
-        kind = _type_of(block)
+    for sub, block, kind in _blocks(content, f"{where}.content"):
         if kind == "text":
             text = block.get("text")
             if not isinstance(text, str):
@@ -254,11 +216,7 @@ def _assistant_turn(content: Any, where: str) -> dict[str, Any]:
         raise BadRequest(f"{where}.content: expected a string or a list of content blocks", f"{where}.content")
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
-    for i, block in enumerate(content):
-        sub = f"{where}.content.{i}"
-        if not isinstance(block, dict):
-            raise BadRequest(f"{sub}: expected a content block object", sub)
-        kind = _type_of(block)
+    for sub, block, kind in _blocks(content, f"{where}.content"):
         if kind == "text":
             texts.append(str(block.get("text", "")))
         elif kind == "tool_use":
@@ -266,9 +224,7 @@ def _assistant_turn(content: Any, where: str) -> dict[str, Any]:
             if not isinstance(call_id, str) or not isinstance(name, str):
                 raise BadRequest(f"{sub}: tool_use needs id and name", sub)
             arguments = block.get("input", {})
-            calls.append(
-                {"id": call_id, "type": "function", "function": {"name": name, "arguments": _dumps(arguments)}}
-            )
+            calls.append({"id": call_id, "type": "function", "function": {"name": name, "arguments": dumps(arguments)}})
         elif kind in _IGNORED_BLOCKS:
             continue
         else:
@@ -289,7 +245,7 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
             raise BadRequest(f"{where}: expected an object", where)
         name = tool.get("name")
         schema = tool.get("input_schema")
-        kind = _type_of(tool)
+        kind = type_of(tool)
         if schema is None and isinstance(kind, str) and kind != "custom":
             continue  # an Anthropic server tool (web_search_20250305 ...): only their API runs it
         if not isinstance(name, str) or not name:
@@ -320,15 +276,6 @@ def _tool_choice(choice: Any, params: dict[str, Any]) -> None:
         params["parallel_tool_calls"] = False
 
 
-def _number(body: Mapping[str, Any], key: str) -> float | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise BadRequest(f"{key}: expected a number", key)
-    return value
-
-
 def _output_format(body: Mapping[str, Any]) -> dict[str, Any] | None:
     """Structured output (``output_config.format``, or the older beta ``output_format``) as a
     Chat Completions ``response_format``."""
@@ -339,7 +286,7 @@ def _output_format(body: Mapping[str, Any]) -> dict[str, Any] | None:
         fmt, where = body.get("output_format"), "output_format"
     if fmt is None:
         return None
-    if not isinstance(fmt, dict) or _type_of(fmt) != "json_schema":
+    if not isinstance(fmt, dict) or type_of(fmt) != "json_schema":
         raise BadRequest(f"{where}: expected {{'type': 'json_schema', 'schema': ...}}", where)
     schema = fmt.get("schema")
     if not isinstance(schema, dict):
@@ -389,7 +336,7 @@ def parse_messages_body(body: Any, *, require_max_tokens: bool = True) -> ChatRe
 
     extra: dict[str, Any] = {}
     for key in ("temperature", "top_p"):
-        value = _number(body, key)
+        value = number(body, key)
         if value is not None:
             params[key] = value
     stops = body.get("stop_sequences")
@@ -422,7 +369,7 @@ def parse_messages_body(body: Any, *, require_max_tokens: bool = True) -> ChatRe
     thinking = body.get("thinking")
     if (
         isinstance(thinking, dict)
-        and _type_of(thinking) in ("enabled", "adaptive")
+        and type_of(thinking) in ("enabled", "adaptive")
         and thinking.get("display") != "omitted"  # omitted: Anthropic sends only a signature, we have none
     ):
         extra["thinking"] = True  # a reasoning model's reasoning_content comes back as thinking blocks
@@ -471,7 +418,7 @@ def _stop_reason(finish: Any, has_tool_use: bool) -> str:
 
 def render_message(req: ChatRequest, completion: Any) -> dict[str, Any]:
     """A canonical chat completion as an Anthropic ``Message``."""
-    data = _as_dict(completion)
+    data = as_dict(completion)
     choices = data.get("choices") or [{}]
     choice = choices[0] if isinstance(choices[0], Mapping) else {}
     message = choice.get("message") or {}
@@ -489,7 +436,7 @@ def render_message(req: ChatRequest, completion: Any) -> dict[str, Any]:
         content.append(
             {
                 "type": "tool_use",
-                "id": call.get("id") or _new_id("toolu_"),
+                "id": call.get("id") or new_id("toolu_"),
                 "name": function.get("name", ""),
                 "input": _tool_input(function.get("arguments")),
             }
@@ -497,7 +444,7 @@ def render_message(req: ChatRequest, completion: Any) -> dict[str, Any]:
     has_tool_use = any(block["type"] == "tool_use" for block in content)
     stop_reason = _stop_reason(choice.get("finish_reason"), has_tool_use)
     return {
-        "id": _new_id("msg_"),
+        "id": new_id("msg_"),
         "type": "message",
         "role": "assistant",
         "model": req.model,
@@ -519,12 +466,12 @@ async def render_events(req: ChatRequest, chunks: AsyncIterator[dict[str, Any]])
     Blocks are sequential, as Anthropic's are: a text block closes when a tool
     call starts, and a tool call closes when the next one (or text) starts.
     """
-    yield _frame(
+    yield sse_frame(
         "message_start",
         {
             "type": "message_start",
             "message": {
-                "id": _new_id("msg_"),
+                "id": new_id("msg_"),
                 "type": "message",
                 "role": "assistant",
                 "model": req.model,
@@ -535,7 +482,7 @@ async def render_events(req: ChatRequest, chunks: AsyncIterator[dict[str, Any]])
             },
         },
     )
-    yield _frame("ping", {"type": "ping"})
+    yield sse_frame("ping", {"type": "ping"})
     index = -1  # Anthropic index of the open block, -1 when none
     open_kind: str | None = None  # "thinking" | "text" | "tool_use"
     thinking = bool(req.extra.get("thinking"))
@@ -549,12 +496,12 @@ async def render_events(req: ChatRequest, chunks: AsyncIterator[dict[str, Any]])
         ending = b""
         if open_kind == "thinking":  # Anthropic signs thinking; ours comes from another model, unsigned
             delta = {"type": "signature_delta", "signature": ""}
-            ending = _frame("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+            ending = sse_frame("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
         open_kind = None
-        return ending + _frame("content_block_stop", {"type": "content_block_stop", "index": index})
+        return ending + sse_frame("content_block_stop", {"type": "content_block_stop", "index": index})
 
     async for raw in chunks:
-        chunk = _as_dict(raw)
+        chunk = as_dict(raw)
         if chunk.get("usage"):
             usage = chunk["usage"]
         for choice in chunk.get("choices") or ():
@@ -569,10 +516,10 @@ async def render_events(req: ChatRequest, chunks: AsyncIterator[dict[str, Any]])
                     index += 1
                     open_kind = "thinking"
                     block = {"type": "thinking", "thinking": "", "signature": ""}
-                    yield _frame(
+                    yield sse_frame(
                         "content_block_start", {"type": "content_block_start", "index": index, "content_block": block}
                     )
-                yield _frame(
+                yield sse_frame(
                     "content_block_delta",
                     {
                         "type": "content_block_delta",
@@ -587,11 +534,11 @@ async def render_events(req: ChatRequest, chunks: AsyncIterator[dict[str, Any]])
                         yield close()
                     index += 1
                     open_kind = "text"
-                    yield _frame(
+                    yield sse_frame(
                         "content_block_start",
                         {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}},
                     )
-                yield _frame(
+                yield sse_frame(
                     "content_block_delta",
                     {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}},
                 )
@@ -605,14 +552,14 @@ async def render_events(req: ChatRequest, chunks: AsyncIterator[dict[str, Any]])
                     open_kind = "tool_use"
                     tool_blocks[position] = index
                     has_tool_use = True
-                    yield _frame(
+                    yield sse_frame(
                         "content_block_start",
                         {
                             "type": "content_block_start",
                             "index": index,
                             "content_block": {
                                 "type": "tool_use",
-                                "id": call.get("id") or _new_id("toolu_"),
+                                "id": call.get("id") or new_id("toolu_"),
                                 "name": function.get("name") or "",
                                 "input": {},
                             },
@@ -620,7 +567,7 @@ async def render_events(req: ChatRequest, chunks: AsyncIterator[dict[str, Any]])
                     )
                 fragment = function.get("arguments")
                 if fragment:
-                    yield _frame(
+                    yield sse_frame(
                         "content_block_delta",
                         {
                             "type": "content_block_delta",
@@ -631,7 +578,7 @@ async def render_events(req: ChatRequest, chunks: AsyncIterator[dict[str, Any]])
     if open_kind is not None:
         yield close()
     final = _usage(usage)
-    yield _frame(
+    yield sse_frame(
         "message_delta",
         {
             "type": "message_delta",
@@ -639,7 +586,7 @@ async def render_events(req: ChatRequest, chunks: AsyncIterator[dict[str, Any]])
             "usage": final,
         },
     )
-    yield _frame("message_stop", {"type": "message_stop"})
+    yield sse_frame("message_stop", {"type": "message_stop"})
 
 
 # --------------------------------------------------------------------------- errors and count_tokens
@@ -681,7 +628,7 @@ class AnthropicMessages:
 
     def stream_error(self, kind: ErrorKind, message: str, req: ChatRequest | None = None) -> bytes:
         """An ``error`` event, which the SDKs raise as an API error; ``req`` is not needed here."""
-        return _frame("error", error_body(kind, message))
+        return sse_frame("error", error_body(kind, message))
 
     def count_tokens(self, body: Any, counter: TokenCounter | None = None) -> dict[str, int]:
         return count_tokens(body, counter)

@@ -13,11 +13,11 @@ Streams follow the API: ``data: {chunk}`` frames, the usage chunk (empty
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from fleet.gateway.http.common import OPENAI_CLIENT_ERROR_TYPES, dumps
 from fleet.gateway.http.dialect import BadRequest, ChatRequest, ErrorKind
 
 #: Request fields passed on to the model, as they are. Others are ignored, as the
@@ -47,21 +47,11 @@ PASSED = frozenset(
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
 _TYPES: dict[ErrorKind, tuple[str, str | None]] = {
-    "invalid_request": ("invalid_request_error", None),
-    "authentication": ("invalid_request_error", "invalid_api_key"),
-    "permission": ("permission_error", "permission_denied"),
-    "not_found": ("invalid_request_error", "not_found"),
-    "too_large": ("invalid_request_error", "request_too_large"),
-    "rate_limit": ("rate_limit_error", "rate_limit_exceeded"),
-    "budget": ("insufficient_quota", "insufficient_quota"),
+    **OPENAI_CLIENT_ERROR_TYPES,
     "provider": ("api_error", "provider_error"),
     "timeout": ("api_error", "timeout"),
     "unavailable": ("api_error", "unavailable"),
 }
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
 def _check_tools(tools: Any) -> None:
@@ -202,9 +192,9 @@ class OpenAIChat:
                 frame = {**head, "choices": out_choices}
                 if req.include_usage:
                     frame["usage"] = None
-                yield f"data: {_dumps(frame)}\n\n".encode()
+                yield f"data: {dumps(frame)}\n\n".encode()
             if usage is not None and req.include_usage:
-                yield f"data: {_dumps({**head, 'choices': [], 'usage': usage})}\n\n".encode()
+                yield f"data: {dumps({**head, 'choices': [], 'usage': usage})}\n\n".encode()
         yield b"data: [DONE]\n\n"
 
     def error(self, kind: ErrorKind, message: str, param: str | None = None) -> dict[str, Any]:
@@ -212,7 +202,7 @@ class OpenAIChat:
         return {"error": {"message": message, "type": etype, "param": param, "code": code}}
 
     def stream_error(self, kind: ErrorKind, message: str) -> bytes:
-        return f"data: {_dumps(self.error(kind, message))}\n\n".encode()
+        return f"data: {dumps(self.error(kind, message))}\n\n".encode()
 
 
 DIALECT = OpenAIChat()

@@ -25,23 +25,17 @@ asks for reasoning summaries (Codex does) and the model reasons (litellm's
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fleet.gateway.http.common import OPENAI_CLIENT_ERROR_TYPES, as_dict, dumps, new_id, number, sse_frame, type_of
 from fleet.gateway.http.dialect import BadRequest, ChatRequest, ErrorKind
 
 #: OpenAI's error ``type`` and ``code`` for each kind (the server sets the status).
 ERROR_TYPES: Mapping[ErrorKind, tuple[str, str | None]] = {
-    "invalid_request": ("invalid_request_error", None),
-    "authentication": ("invalid_request_error", "invalid_api_key"),
-    "permission": ("permission_error", "permission_denied"),
-    "not_found": ("invalid_request_error", "not_found"),
-    "too_large": ("invalid_request_error", "request_too_large"),
-    "rate_limit": ("rate_limit_error", "rate_limit_exceeded"),
-    "budget": ("insufficient_quota", "insufficient_quota"),
+    **OPENAI_CLIENT_ERROR_TYPES,
     "provider": ("server_error", "provider_error"),
     "timeout": ("server_error", "timeout"),
     "unavailable": ("server_error", "unavailable"),
@@ -67,29 +61,6 @@ _SKIPPED_ITEMS = frozenset({"reasoning", "compaction"})
 _STATELESS = "this gateway keeps no responses: send the whole conversation in `input` (store=false)"
 
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-
-
-def _type_of(obj: Mapping[str, Any], default: str | None = None) -> str | None:
-    """``obj["type"]`` when it is a string, else None (a list there must not reach a set lookup)."""
-    kind = obj.get("type", default)
-    return kind if isinstance(kind, str) else None
-
-
-def _new_id(prefix: str) -> str:
-    return prefix + os.urandom(12).hex()
-
-
-def _as_dict(obj: Any) -> dict[str, Any]:
-    if isinstance(obj, dict):
-        return obj
-    dump = getattr(obj, "model_dump", None)
-    if dump is not None:  # a litellm ModelResponse slipped through
-        return dump()
-    raise TypeError(f"expected a chat completion dict, got {type(obj).__name__}")
-
-
 # --------------------------------------------------------------------------- request
 
 
@@ -104,7 +75,7 @@ def _content_parts(content: Any, where: str) -> str | list[dict[str, Any]]:
         sub = f"{where}[{i}]"
         if not isinstance(part, dict):
             raise BadRequest(f"{sub}: expected an object", sub)
-        kind = _type_of(part)
+        kind = type_of(part)
         if kind in ("input_text", "output_text", "text", "summary_text"):
             text = part.get("text")
             if not isinstance(text, str):
@@ -182,7 +153,7 @@ class ToolTable:
         return name
 
     def add(self, tool: dict[str, Any], where: str, namespace: str | None = None) -> None:
-        kind, name = _type_of(tool), tool.get("name")
+        kind, name = type_of(tool), tool.get("name")
         if not isinstance(name, str) or not name:
             raise BadRequest(f"{where}.name: required", f"{where}.name")
         canonical = name
@@ -223,7 +194,7 @@ def _tool_table(tools: Any) -> ToolTable:
         where = f"tools[{i}]"
         if not isinstance(tool, dict):
             raise BadRequest(f"{where}: expected an object", where)
-        kind = _type_of(tool)
+        kind = type_of(tool)
         if kind in ("function", "custom"):
             table.add(tool, where)
         elif kind == "namespace":
@@ -231,7 +202,7 @@ def _tool_table(tools: Any) -> ToolTable:
             if not isinstance(namespace, str) or not namespace or not isinstance(inner, list):
                 raise BadRequest(f"{where}: a namespace needs a name and a list of tools", where)
             for j, sub in enumerate(inner):
-                if not isinstance(sub, dict) or _type_of(sub) not in ("function", "custom"):
+                if not isinstance(sub, dict) or type_of(sub) not in ("function", "custom"):
                     raise BadRequest(f"{where}.tools[{j}]: expected a function or custom tool", f"{where}.tools[{j}]")
                 table.add(sub, f"{where}.tools[{j}]", namespace)
         elif isinstance(kind, str):
@@ -253,7 +224,7 @@ def _input_items(items: list[Any], messages: list[dict[str, Any]], table: ToolTa
         where = f"input[{i}]"
         if not isinstance(item, dict):
             raise BadRequest(f"{where}: expected an object", where)
-        kind = _type_of(item, "message")
+        kind = type_of(item, "message")
         if kind not in ("function_call_output", "custom_tool_call_output", *_SKIPPED_ITEMS):
             flush()
         if kind == "message":
@@ -276,7 +247,7 @@ def _input_items(items: list[Any], messages: list[dict[str, Any]], table: ToolTa
                 if not isinstance(arguments, str):
                     raise BadRequest(f"{where}.arguments: expected a JSON string", f"{where}.arguments")
             else:
-                arguments = _dumps({CUSTOM_INPUT: str(item.get("input", ""))})
+                arguments = dumps({CUSTOM_INPUT: str(item.get("input", ""))})
             namespace = item.get("namespace")
             canonical = table.canonical(name, namespace if isinstance(namespace, str) else None)
             message = _assistant_for_call(messages)
@@ -307,7 +278,7 @@ def _tool_choice(choice: Any, table: ToolTable) -> str | dict[str, Any]:
     if choice in ("auto", "none", "required"):
         return choice
     if isinstance(choice, dict):
-        kind = _type_of(choice)
+        kind = type_of(choice)
         if kind in ("function", "custom") and isinstance(choice.get("name"), str):
             namespace = choice.get("namespace")
             name = table.canonical(choice["name"], namespace if isinstance(namespace, str) else None)
@@ -327,7 +298,7 @@ def _response_format(text: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(fmt, dict):
         raise BadRequest("text.format: expected an object", "text.format")
-    kind = _type_of(fmt)
+    kind = type_of(fmt)
     if kind == "text":
         return None
     if kind == "json_object":
@@ -343,15 +314,6 @@ def _response_format(text: Any) -> dict[str, Any] | None:
             spec["description"] = fmt["description"]
         return {"type": "json_schema", "json_schema": spec}
     raise BadRequest(f"text.format.type: unknown {kind!r}", "text.format.type")
-
-
-def _number(body: Mapping[str, Any], key: str) -> float | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise BadRequest(f"{key}: expected a number", key)
-    return value
 
 
 def parse_responses_body(body: Any) -> ChatRequest:
@@ -395,7 +357,7 @@ def parse_responses_body(body: Any) -> ChatRequest:
             raise BadRequest("max_output_tokens: expected an integer of at least 1", "max_output_tokens")
         params["max_tokens"] = max_out
     for key in ("temperature", "top_p"):
-        value = _number(body, key)
+        value = number(body, key)
         if value is not None:
             params[key] = value
     if table.tools:
@@ -546,7 +508,7 @@ def _call_item(req: ChatRequest, item_id: str, call_id: str, name: str, argument
             "id": item_id,
             "call_id": call_id,
             "name": name,
-            "input": text if isinstance(text, str) else _dumps(text),
+            "input": text if isinstance(text, str) else dumps(text),
             "status": status,
         }
     else:
@@ -565,7 +527,7 @@ def _call_item(req: ChatRequest, item_id: str, call_id: str, name: str, argument
 
 def render_response(req: ChatRequest, completion: Any) -> dict[str, Any]:
     """A canonical chat completion as a Responses ``Response``."""
-    data = _as_dict(completion)
+    data = as_dict(completion)
     choices = data.get("choices") or [{}]
     choice = choices[0] if isinstance(choices[0], Mapping) else {}
     message = choice.get("message") or {}
@@ -574,28 +536,28 @@ def render_response(req: ChatRequest, completion: Any) -> dict[str, Any]:
     output: list[dict[str, Any]] = []
     reasoning = message.get("reasoning_content")
     if req.extra.get("reasoning_summary") and isinstance(reasoning, str) and reasoning:
-        output.append(_reasoning_item(_new_id("rs_"), reasoning, "completed"))
+        output.append(_reasoning_item(new_id("rs_"), reasoning, "completed"))
     text = message.get("content")
     if isinstance(text, list):
         text = "".join(str(p.get("text", "")) for p in text if isinstance(p, Mapping))
     if text:
-        output.append(_message_item(_new_id("msg_"), text, item_status))
+        output.append(_message_item(new_id("msg_"), text, item_status))
     for call in message.get("tool_calls") or ():
         function = call.get("function") or {}
         arguments = function.get("arguments")
         if not isinstance(arguments, str):
-            arguments = _dumps(arguments or {})
+            arguments = dumps(arguments or {})
         output.append(
             _call_item(
                 req,
-                _new_id("fc_"),
-                call.get("id") or _new_id("call_"),
+                new_id("fc_"),
+                call.get("id") or new_id("call_"),
                 function.get("name", ""),
                 arguments,
                 "completed",
             )
         )
-    return _response(req, _new_id("resp_"), int(time.time()), status, output, _usage(data.get("usage")), incomplete)
+    return _response(req, new_id("resp_"), int(time.time()), status, output, _usage(data.get("usage")), incomplete)
 
 
 # --------------------------------------------------------------------------- stream
@@ -618,7 +580,7 @@ class _StreamWriter:
     def event(self, kind: str, **fields: Any) -> bytes:
         data = {"type": kind, "sequence_number": self.sequence, **fields}
         self.sequence += 1
-        return f"event: {kind}\ndata: {_dumps(data)}\n\n".encode()
+        return sse_frame(kind, data)
 
 
 #: Where :func:`render_events` leaves its :class:`_StreamWriter` in ``req.extra``.
@@ -658,7 +620,7 @@ class _Renderer:
         if item is None:
             if self.message is not None:
                 frames += self.close(self.message)
-            item = self.reasoning = _Item(len(self.items), "reasoning", _new_id("rs_"))
+            item = self.reasoning = _Item(len(self.items), "reasoning", new_id("rs_"))
             self.items.append(item)
             added = _reasoning_item(item.id, "", "in_progress")
             frames.append(out.event("response.output_item.added", output_index=item.index, item=added))
@@ -690,7 +652,7 @@ class _Renderer:
             frames += self.close(self.reasoning)
         item = self.message
         if item is None:
-            item = self.message = _Item(len(self.items), "message", _new_id("msg_"))
+            item = self.message = _Item(len(self.items), "message", new_id("msg_"))
             self.items.append(item)
             added = _message_item(item.id, "", "in_progress")
             added["content"] = []
@@ -731,8 +693,8 @@ class _Renderer:
             item = _Item(
                 len(self.items),
                 kind,
-                _new_id("ctc_" if kind == "custom_tool_call" else "fc_"),
-                call.get("id") or _new_id("call_"),
+                new_id("ctc_" if kind == "custom_tool_call" else "fc_"),
+                call.get("id") or new_id("call_"),
                 name,
             )
             self.items.append(item)
@@ -843,7 +805,7 @@ async def render_events(req: ChatRequest, chunks: AsyncIterator[dict[str, Any]])
     with the reply, so fragments of parallel calls may interleave (each delta
     names its item) and none is lost.
     """
-    rid, created = _new_id("resp_"), int(time.time())
+    rid, created = new_id("resp_"), int(time.time())
     out = _StreamWriter(rid, created)
     req.extra[STREAM_STATE] = out
     # The opening snapshots leave out the echoed tools: Codex sends ~30 kB of them on every call,
@@ -858,7 +820,7 @@ async def render_events(req: ChatRequest, chunks: AsyncIterator[dict[str, Any]])
     finish: Any = None
     usage: Any = None
     async for raw in chunks:
-        chunk = _as_dict(raw)
+        chunk = as_dict(raw)
         if chunk.get("usage"):
             usage = chunk["usage"]
         for choice in chunk.get("choices") or ():
@@ -903,7 +865,7 @@ def stream_error_frame(kind: ErrorKind, message: str, req: ChatRequest | None = 
     """
     state = req.extra.get(STREAM_STATE) if req is not None else None
     if not isinstance(state, _StreamWriter):
-        state = _StreamWriter(_new_id("resp_"), int(time.time()))
+        state = _StreamWriter(new_id("resp_"), int(time.time()))
     code = STREAM_ERROR_CODES.get(kind, "server_error")
     if req is not None:
         response = _response(req, state.rid, state.created, "failed", state.output, None)

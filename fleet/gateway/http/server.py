@@ -52,6 +52,7 @@ from fleet.errors import (
     ProtocolError,
     RateLimited,
 )
+from fleet.gateway.http.common import ANTHROPIC_ERROR_TYPES
 from fleet.gateway.http.dialect import STATUS, BadRequest, ChatRequest, Dialect, ErrorKind
 from fleet.gateway.http.identity import AgentTokens, token_from_headers
 from fleet.gateway.http.models import listed_models, resolve_model
@@ -119,21 +120,9 @@ class _AnthropicErrors:
     """Error shapes of the Anthropic API, for its paths while its dialect is not installed."""
 
     name = "anthropic.messages"
-    _TYPES: dict[str, str] = {
-        "invalid_request": "invalid_request_error",
-        "authentication": "authentication_error",
-        "permission": "permission_error",
-        "not_found": "not_found_error",
-        "too_large": "request_too_large",
-        "rate_limit": "rate_limit_error",
-        "budget": "rate_limit_error",
-        "provider": "api_error",
-        "timeout": "api_error",
-        "unavailable": "overloaded_error",
-    }
 
     def error(self, kind: ErrorKind, message: str, param: str | None = None) -> dict[str, Any]:
-        return {"type": "error", "error": {"type": self._TYPES.get(kind, "api_error"), "message": message}}
+        return {"type": "error", "error": {"type": ANTHROPIC_ERROR_TYPES.get(kind, "api_error"), "message": message}}
 
 
 def _fits(obj: Any) -> bool:

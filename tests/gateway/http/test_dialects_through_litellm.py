@@ -23,7 +23,7 @@ from fleet.gateway import Gateway, LiteLLMProvider
 from fleet.gateway.http import anthropic as messages_dialect
 from fleet.gateway.http import responses as responses_dialect
 
-from ..helpers import Records, make_policy
+from ..helpers import LoopbackOpenAI, Records, make_policy
 from .dialect_server import Canned, DialectServer
 
 pytestmark = pytest.mark.litellm
@@ -32,30 +32,9 @@ POLICY = make_policy(llm={"model": "openai/gpt-4o-mini", "max_tokens": 1000})
 MODEL = "openai/gpt-4o-mini"
 
 
-class ScriptedUpstream:
-    """An OpenAI Chat Completions server that says some text and calls ``get_weather``."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.port = 0
-        self._runner: web.AppRunner | None = None
-
-    @property
-    def api_base(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", self._chat)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-
-    async def stop(self) -> None:
-        assert self._runner is not None
-        await self._runner.cleanup()
+class ScriptedUpstream(LoopbackOpenAI):
+    """An OpenAI Chat Completions server that says some text and calls ``get_weather``
+    (the loopback server of the gateway's tests, with its own answers)."""
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
