@@ -586,6 +586,26 @@ async def test_quit_dialog_names_the_agents_and_the_way_back(client: FakeFleetCl
             assert label.virtual_size.width <= label.size.width
 
 
+async def test_quit_dialog_counts_paused_and_stopped_agents_apart(client: FakeFleetClient) -> None:
+    app = make_app(client, embedded=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        names = [n for n, a in client.agents.items() if a["state"] == "running"]
+        assert len(names) >= 4, names
+        client._later((names[0], "paused"), (names[1], "pausing"), (names[2], "stopped"))
+        await settle(pilot, lambda: app.agents[names[2]].get("state") == "stopped")
+        running = len(names) - 3
+        await pilot.press("q")
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmQuit)
+        text = " ".join(str(label.render()) for label in dialog.query("Label"))
+        stopped = sum(1 for a in client.agents.values() if a["state"] in ("stopped", "exited", "crashed"))
+        want = f"{running} agent{'s' if running != 1 else ''} {'is' if running == 1 else 'are'} running; 2 paused"
+        assert f"{want}, {stopped} stopped." in text, text
+        await pilot.press("d")
+        await settle(pilot, lambda: not app.is_running)
+
+
 async def test_live_stats_update_cells() -> None:
     client = FakeFleetClient(clock=frozen_clock)
     app = make_app(client)
