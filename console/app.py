@@ -41,7 +41,7 @@ from console.screens.approvals import ApprovalsScreen
 from console.screens.events import EventsScreen
 from console.screens.fleet import FleetScreen
 from console.screens.help import HelpScreen
-from console.screens.modals import ChoicePrompt, ConfirmAction, ConfirmQuit, TextPrompt
+from console.screens.modals import AgentCounts, ChoicePrompt, ConfirmAction, ConfirmQuit, TextPrompt
 from console.screens.policy import PolicyScreen
 from console.screens.send_input import SendInput, SentInput
 from console.widgets.log_pane import LogPane
@@ -701,8 +701,8 @@ class FleetConsole(App[None]):
         """``q``/``ctrl+c``: ask whether to detach (agents keep running) or stop the fleet."""
         if isinstance(self.screen, ConfirmQuit):
             return  # the dialog's own q/ctrl+c binding answers
-        stopped = ("stopped", "exited", "crashed", "crash-loop")
-        running = sum(1 for a in self.agents.values() if a.get("state") not in stopped)
+        counts = AgentCounts.of(self.agents.values())
+        running = counts.running
 
         def answered(choice: str | None) -> None:
             if choice == "stop":
@@ -711,7 +711,8 @@ class FleetConsole(App[None]):
                 self.exit(message=self.detach_message(running))
 
         self.push_screen(
-            ConfirmQuit(self.fleet_name, running, started_here=self.embedded,
+            ConfirmQuit(self.fleet_name, running, paused=counts.paused, stopped=counts.stopped,
+                        started_here=self.embedded,
                         fleet_dir=str(self.status.get("fleet_dir") or "")),
             answered,
         )

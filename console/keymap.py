@@ -85,14 +85,15 @@ def _movement() -> list[tuple[str, str]]:
 def help_sections() -> list[tuple[str, list[tuple[str, str]]]]:
     """The help's sections: a title and its (keys, what) rows, all read from the bindings."""
     log_actions = {b.action for b in _log_bindings()}
-    fleet_keys = [b for b in FleetScreen.BINDINGS if b.action not in log_actions]
-    # The detail view has the fleet's agent keys (p r x s b M) and the log keys; only its own are listed.
+    # ``answer`` is ``i`` in the footer while an agent waits: the help lists ``i`` once, as ``input``.
+    fleet_keys = [b for b in FleetScreen.BINDINGS if b.action not in log_actions | {"answer"}]
+    # The detail view has the fleet's agent keys (p r x s b M i) and the log keys; only its own are listed.
     detail_only = [b for b in AgentScreen.BINDINGS if b.action in ("back", "tab(-1)", "tab(1)")]
     return [
         ("Fleet table", _entries(fleet_keys)),
         ("Logs — the visible log pane, wherever the focus is", _entries(_log_bindings())),
         ("Moving — tables, lists and logs, as arrows, home/end, page keys", _movement()),
-        ("Agent detail — also p r x s b M and the log keys", _entries(detail_only)),
+        ("Agent detail — also p r x s b M i and the log keys", _entries(detail_only)),
         ("Approvals", _entries(ApprovalsScreen.BINDINGS, skip={"app.pop_screen"})),
         ("Policy editor", _entries(PolicyScreen.BINDINGS)),
         ("Anywhere", _entries(APP_BINDINGS)),

@@ -10,6 +10,7 @@ saved edit governs the very next request.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Callable
@@ -143,7 +144,32 @@ async def attach(sup: Supervisor, gateway: Any = None) -> None:
         inst = sup.instances.get(agent)
         if inst is None or not inst.state.alive:
             return None
-        return Caller(inst.name, inst.policy, sup.policy_version)
+        held = (lambda: until_resumed(agent)) if inst.want_paused else None
+        return Caller(inst.name, inst.policy, sup.policy_version, held)
+
+    async def until_resumed(agent: str) -> bool:
+        """Wait, on its state events, until ``agent`` is resumed (True) or no longer alive (False)."""
+        from fleet.supervisor.core import Subscriber
+        from fleet.supervisor.instance import S
+
+        changed = asyncio.Event()
+
+        def send(_wire: dict[str, Any]) -> bool:
+            changed.set()
+            return True
+
+        unsubscribe = sup.subscribe(Subscriber(send, kinds={"state"}, agents={agent}))
+        try:
+            while True:
+                inst = sup.instances.get(agent)
+                if inst is None or not inst.state.alive or inst.state is S.STOPPING:
+                    return False
+                if not inst.want_paused:
+                    return True
+                changed.clear()
+                await changed.wait()
+        finally:
+            unsubscribe()
 
     async def http_approve(agent: str, action: str, details: dict[str, Any], timeout_s: float) -> Any:
         inst = sup.instances.get(agent)

@@ -229,12 +229,23 @@ async def run_until_signal(fleet_dir: Path, *, quiet: bool = False, started_by: 
             f"{f', gateway {http.url}/v1' if http is not None else ''}); Ctrl-C stops them",
             file=sys.stderr,
         )
+    from fleet.supervisor.exit_deadline import EXIT_MARGIN_S, ExitDeadline
+
+    deadline = ExitDeadline(sup.kill_all_now)
     try:
         await sup.wait_closed()
     finally:
+        # From here on the process leaves within the agents' grace plus a margin, whatever
+        # hangs (a stop that never returns, asyncio's cleanup joining a thread).
+        deadline.arm(sup.daemon_info()["stop_grace_s"] + EXIT_MARGIN_S)
         if not quiet:
             print("fleet: stopping agents…", file=sys.stderr)
-        await rt.stop()
+        try:
+            await rt.stop()
+        except BaseException as exc:
+            sup.kill_all_now()  # an exception on the way out: no agent outlives the supervisor
+            print(f"fleet: failed while stopping ({exc!r}); agents killed", file=sys.stderr, flush=True)
+            raise
     if rt.unwritten:
         why = f" ({rt.store_error})" if rt.store_error else ""
         print(f"fleet: {rt.unwritten} log lines could not be stored{why}", file=sys.stderr)

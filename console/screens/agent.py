@@ -22,6 +22,7 @@ from textual.widgets import Label, Sparkline, Static, TabbedContent, TabPane
 
 from console import format as fmt
 from console.contract import ConsoleApp, app_of
+from console.screens.input_keys import INPUT_BINDINGS, is_waiting, takes_input
 from console.screens.log_keys import LOG_BINDINGS, LogKeysMixin
 from console.widgets.footer import FleetFooter
 from console.widgets.log_pane import LogPane
@@ -67,6 +68,7 @@ class AgentScreen(LogKeysMixin):
     """Everything about one agent."""
 
     BINDINGS = [
+        *INPUT_BINDINGS,  # first: "i Answer" leads the footer while the agent waits
         Binding("escape", "back", "Back", tooltip="clear search, else back"),
         Binding("p", "op('pause')", "Pause"),
         Binding("r", "op('resume')", "Resume"),
@@ -269,6 +271,10 @@ class AgentScreen(LogKeysMixin):
             if parameters[0] == "resume":
                 return state in fmt.RESUMABLE
             return True
+        if action == "answer":
+            return is_waiting(self.console_app, self.agent)
+        if action == "input":
+            return takes_input(self.console_app, self.agent)
         return self.log_check_action(action)
 
     def action_op(self, op: str) -> None:
@@ -290,6 +296,11 @@ class AgentScreen(LogKeysMixin):
 
     def action_budget(self) -> None:
         self.console_app.quick_budget(self.agent)
+
+    def action_input(self) -> None:
+        self.console_app.ask_input(self.agent)
+
+    action_answer = action_input
 
     def action_model(self) -> None:
         self.console_app.quick_model(self.agent)

@@ -26,6 +26,7 @@ from textual.widgets import DataTable, Input, Static
 from console import format as fmt
 from console.contract import ConsoleApp, app_of
 from console.logring import MERGED
+from console.screens.input_keys import INPUT_BINDINGS, is_waiting, takes_input
 from console.screens.log_keys import LOG_BINDINGS, LogKeysMixin
 from console.widgets.agent_table import AgentTable
 from console.widgets.footer import FleetFooter
@@ -39,6 +40,7 @@ class FleetScreen(LogKeysMixin):
     """Home screen of the console."""
 
     BINDINGS = [
+        *INPUT_BINDINGS,  # first: "i Answer" leads the footer while the agent waits
         Binding("p", "agents('pause')", "Pause", tooltip="pause (selection or row)"),
         Binding("r", "agents('resume')", "Resume", tooltip="resume (selection or row)"),
         Binding("P", "all('pause')", "Pause all", show=False),
@@ -59,7 +61,6 @@ class FleetScreen(LogKeysMixin):
         Binding("m", "toggle_merged", "All logs", show=False, tooltip="log: this agent / all agents"),
         Binding("b", "budget", "Budget", show=False, tooltip="daily budget (quick edit)"),
         Binding("M", "model", "Model", show=False, tooltip="model (quick edit)"),
-        Binding("i", "input", "Input", show=False, tooltip="type to its input / answer it"),
         Binding("escape", "clear", "Clear", show=False, tooltip="clear search/filter/selection"),
         *LOG_BINDINGS[2:],
     ]
@@ -226,11 +227,10 @@ class FleetScreen(LogKeysMixin):
             return bool(states)
         if action in ("stop_start", "detail", "budget", "model"):
             return bool(states)
+        if action == "answer":
+            return is_waiting(self.console_app, table.cursor_agent)
         if action == "input":
-            agent = table.cursor_agent
-            info = self.console_app.agents.get(agent or "") or {}
-            asking = any(q.get("agent") == agent for q in self.console_app.open_questions)
-            return asking or (info.get("kind") == "command" and info.get("state") in fmt.INPUTTABLE)
+            return takes_input(self.console_app, table.cursor_agent)
         if action == "all":
             wanted = fmt.PAUSABLE if parameters[0] == "pause" else fmt.RESUMABLE
             return any(a.get("state") in wanted for a in table.agents.values())
@@ -269,6 +269,8 @@ class FleetScreen(LogKeysMixin):
         agent = self.table.cursor_agent
         if agent:
             self.console_app.ask_input(agent)
+
+    action_answer = action_input
 
     def action_budget(self) -> None:
         agent = self.table.cursor_agent

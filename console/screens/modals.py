@@ -8,6 +8,10 @@ come from files, agents and users: they are shown as text, never as markup.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -20,6 +24,25 @@ from textual.widgets import Button, Footer, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from console.widgets.nav import NavList
+
+
+@dataclass(frozen=True)
+class AgentCounts:
+    """How many agents really run, are paused (alive, held) or stopped: what quitting leaves behind."""
+
+    running: int
+    paused: int
+    stopped: int
+
+    PAUSED: ClassVar[frozenset[str]] = frozenset({"paused", "pausing"})
+    STOPPED: ClassVar[frozenset[str]] = frozenset({"stopped", "exited", "crashed", "crash-loop", "backoff", "lost"})
+
+    @classmethod
+    def of(cls, agents: Iterable[Mapping[str, Any]]) -> AgentCounts:
+        states = [a.get("state") for a in agents]
+        paused = sum(1 for s in states if s in cls.PAUSED)
+        stopped = sum(1 for s in states if s in cls.STOPPED)
+        return cls(len(states) - paused - stopped, paused, stopped)
 
 
 class ConfirmQuit(ModalScreen[str | None]):
@@ -40,10 +63,13 @@ class ConfirmQuit(ModalScreen[str | None]):
         Binding("q,ctrl+c", "dismiss('detach')", "Detach", show=False),
     ]
 
-    def __init__(self, fleet_name: str, running: int, *, started_here: bool, fleet_dir: str = "") -> None:
+    def __init__(self, fleet_name: str, running: int, *, started_here: bool, fleet_dir: str = "",
+                 paused: int = 0, stopped: int = 0) -> None:
         super().__init__(classes="dialog-screen")
         self.fleet_name = fleet_name
         self.running = running
+        self.paused = paused
+        self.stopped = stopped
         self.started_here = started_here
         self.fleet_dir = fleet_dir
 
@@ -53,7 +79,9 @@ class ConfirmQuit(ModalScreen[str | None]):
         where = f"`fleet` in {self.fleet_dir}" if self.fleet_dir else "`fleet` in the fleet's directory"
         with Vertical(classes="dialog quit-dialog"):
             yield Label(Content(f"Quit the console of fleet {self.fleet_name}?"), classes="dialog-title")
-            yield Label(Content(f"{agents} {are} running."), classes="dialog-body")
+            others = [f"{n} {what}" for n, what in ((self.paused, "paused"), (self.stopped, "stopped")) if n]
+            yield Label(Content(f"{agents} {are} running{'; ' + ', '.join(others) if others else ''}."),
+                        classes="dialog-body")
             yield Label(Content(f"d  Detach: the agents keep running; {where} opens the console again."),
                         classes="dialog-body")
             yield Label(Content("s  Stop the fleet: every agent stops gracefully, then the fleet; then quit."),

@@ -167,6 +167,11 @@ def run(ctx: Ctx, quiet: bool, with_logs: bool, started_by: str) -> None:
         sys.exit(1)
     except (AlreadyRunning, FleetError) as exc:  # e.g. StoreUnavailable: one line, what to do
         fail(str(exc))
+    except Exception:  # the supervisor died: its agents are already killed (run_until_signal)
+        import traceback
+
+        traceback.print_exc()
+        code = 1
     finally:
         if printer is not None:
             printer.close()

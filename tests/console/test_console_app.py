@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Input, OptionList, Sparkline, TabbedConte
 from console import format as fmt
 from console.app import FleetConsole
 from console.commands import FleetCommands
+from console.keymap import help_sections
 from console.logring import MERGED
 from console.screens.agent import AgentScreen
 from console.screens.approvals import ApprovalsScreen
@@ -25,6 +26,7 @@ from console.screens.fleet import FleetScreen
 from console.screens.help import HelpScreen
 from console.screens.modals import ChoicePrompt, ConfirmAction, ConfirmQuit, TextPrompt
 from console.screens.policy import PolicyEditor, PolicyScreen
+from console.screens.send_input import SendInput
 from console.widgets.footer import FleetFooter
 from console.widgets.log_pane import LogPane
 from console.widgets.log_view import LogView
@@ -369,6 +371,30 @@ async def test_footer_shows_what_applies_redraws_on_change_and_presses_on_click(
         assert "Resume" in str(footer.render())
 
 
+async def test_i_is_in_the_footer_while_the_agent_waits_and_in_the_help(client: FakeFleetClient) -> None:
+    app = make_app(client)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        footer = app.screen.query_one(FleetFooter)
+        assert app.agents[FIRST]["state"] == "running" and app.agents[FIRST]["kind"] != "command"
+        assert "i" not in {key for key, *_ in footer._items}  # nothing to answer: the footer stays short
+        client._later((FIRST, "waiting"))
+        await settle(pilot, lambda: any(key == "i" for key, *_ in footer._items))
+        keys = [key for key, *_ in footer._items]
+        assert keys.index("i") < keys.index("p") and "i Answer" in str(footer.render())  # before the agent keys
+        await pilot.press("enter")
+        await settle(pilot, lambda: isinstance(app.screen, AgentScreen))
+        detail_footer = app.screen.query_one(FleetFooter)
+        await settle(pilot, lambda: "i Answer" in str(detail_footer.render()))
+        await pilot.press("i")  # the shown key does what the hidden one did: asks for the text
+        await settle(pilot, lambda: isinstance(app.screen, SendInput))
+        await pilot.press("escape")
+        await settle(pilot, lambda: isinstance(app.screen, AgentScreen))
+        client._later((FIRST, "running"))
+        await settle(pilot, lambda: "Answer" not in str(detail_footer.render()))
+    assert any(keys == "i" and "input" in what for _title, rows in help_sections() for keys, what in rows)
+
+
 async def test_quick_budget_and_model(client: FakeFleetClient) -> None:
     """A replica's quick edit names its scope and writes exactly that; keyless models are marked and refused."""
     client.unavailable = {"anthropic/claude-3-5-haiku": "no ANTHROPIC_API_KEY set (fleet environment or .env)"}
@@ -584,6 +610,26 @@ async def test_quit_dialog_names_the_agents_and_the_way_back(client: FakeFleetCl
         for label in dialog.query("Label"):  # nothing cut off at 80 columns: every line fits the dialog
             assert label.size.width <= dialog.query_one(".quit-dialog").content_region.width
             assert label.virtual_size.width <= label.size.width
+
+
+async def test_quit_dialog_counts_paused_and_stopped_agents_apart(client: FakeFleetClient) -> None:
+    app = make_app(client, embedded=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        names = [n for n, a in client.agents.items() if a["state"] == "running"]
+        assert len(names) >= 4, names
+        client._later((names[0], "paused"), (names[1], "pausing"), (names[2], "stopped"))
+        await settle(pilot, lambda: app.agents[names[2]].get("state") == "stopped")
+        running = len(names) - 3
+        await pilot.press("q")
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmQuit)
+        text = " ".join(str(label.render()) for label in dialog.query("Label"))
+        stopped = sum(1 for a in client.agents.values() if a["state"] in ("stopped", "exited", "crashed"))
+        want = f"{running} agent{'s' if running != 1 else ''} {'is' if running == 1 else 'are'} running; 2 paused"
+        assert f"{want}, {stopped} stopped." in text, text
+        await pilot.press("d")
+        await settle(pilot, lambda: not app.is_running)
 
 
 async def test_live_stats_update_cells() -> None:

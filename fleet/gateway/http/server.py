@@ -23,6 +23,10 @@ Decisions worth knowing:
   ``x-should-retry: false`` (the official clients then raise ``RateLimitError``
   at once instead of retrying); a rate window is a 429 with ``retry-after``;
   a policy refusal is a 403. Messages are redacted with the gateway's redactor.
+* **A paused agent's calls wait.** A call from an agent that is paused (or
+  pausing) is held until it is resumed, then served under the policy in force
+  then — as a paused SDK agent's ``ctx.llm`` waits at its checkpoint; stopped
+  meanwhile, it gets a 409 with ``x-should-retry: false``.
 * **Streams are settled on what was delivered.** Policy errors surface before
   the first byte (the first chunk is awaited before the 200 is sent); a client
   that goes away is noticed at the next write and the gateway's stream is
@@ -40,7 +44,7 @@ import importlib
 import json
 import logging
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,6 +93,9 @@ class Caller:
     agent: str
     policy: Any
     policy_version: int = 0
+    #: Set while the agent is paused: waits until it is resumed (True) or stopped (False).
+    #: Its LLM calls are held until then, as a paused SDK agent's ``ctx.llm`` is.
+    held: Callable[[], Awaitable[bool]] | None = None
 
 
 #: ``lookup(agent)``: the caller, or None when the instance is gone or not running.
@@ -270,6 +277,8 @@ class GatewayServer:
         self._web: Any = None
         self._dialects: dict[str, Dialect | None] = {}
         self.requests = 0
+        #: Calls waiting now for their paused agent to be resumed.
+        self.held = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -360,6 +369,8 @@ class GatewayServer:
         try:
             caller = self._admit(request)
             method = request.method
+            if method == "POST" and caller.held is not None and path != "/v1/messages/count_tokens":
+                caller = await self._hold(request, caller)
             if method == "POST":
                 if path == "/v1/chat/completions":
                     return await self._chat(request, caller, OPENAI_CHAT)
@@ -405,6 +416,35 @@ class GatewayServer:
                 "authentication", "unknown or expired API key: it is not the token of a running agent of this fleet"
             )
         return caller
+
+    async def _hold(self, request: Any, caller: Caller) -> Caller:
+        """A paused agent's call waits for its resume, then goes on under the policy in force then.
+
+        Nothing is written while it waits (the answer's status is not known yet): a
+        client whose own timeout is shorter than the pause times out as usual. A
+        client that goes away is noticed within ``heartbeat_s``.
+        """
+        assert caller.held is not None
+        transport = request.transport
+        resumed = asyncio.ensure_future(caller.held())
+        self.held += 1
+        try:
+            while not resumed.done():
+                await asyncio.wait({resumed}, timeout=self.heartbeat_s)
+                if not resumed.done() and (transport is None or transport.is_closing()):
+                    raise _Refusal("unavailable", "the client went away while its paused agent was held")
+        finally:
+            self.held -= 1
+            resumed.cancel()
+        again = self._lookup(caller.agent) if resumed.result() else None
+        if again is None or again.held is not None:
+            raise _Refusal(
+                "permission",
+                f"{caller.agent} was stopped while this call waited for it to be resumed",
+                headers={"x-should-retry": "false"},
+                status=409,
+            )
+        return again
 
     def _error(
         self,
