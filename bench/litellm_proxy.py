@@ -12,7 +12,7 @@ measured the same way from outside:
   they can for a fixed time; each reports its count.
 
 The proxy is never a project dependency: give a Python that has it with
-``--proxy-python`` (a bench-only venv, e.g. ``python -m venv /tmp/proxy-venv``
+``--proxy-python`` (a bench-only venv, e.g. ``python -m venv ~/.cache/fleet-bench/proxy-venv``
 then ``pip install litellm==1.110.2`` and the proxy's own dependencies:
 fastapi, uvicorn, orjson, backoff, pyyaml, python-multipart, apscheduler,
 cryptography, email-validator, websockets, redis, pyjwt, semver, expression,

@@ -6,8 +6,8 @@ way its documentation tells a user to (config file + its own CLI). Nothing here
 installs anything: a peer whose executable is not found is reported absent with
 the command that would install it. Executables are looked up in
 ``$BENCH_PEERS_BIN`` (a ``:``-separated list of directories, e.g. a venv's
-``bin`` and an npm prefix's ``bin``), then in ``/work/peers/bin`` and
-``/work/peers-npm/bin`` (where BENCHMARKS.md suggests installing them), then on
+``bin`` and an npm prefix's ``bin``), then in ``~/.cache/fleet-bench/peers/bin`` and
+``~/.cache/fleet-bench/peers-npm/bin`` (where BENCHMARKS.md suggests installing them), then on
 ``PATH``.
 """
 
@@ -22,7 +22,9 @@ from pathlib import Path
 
 from bench.common import LINE_BYTES, Program, Workdir, kill_tree, run_quiet
 
-DEFAULT_PEER_DIRS = ("/work/peers/bin", "/work/peers-npm/bin")
+DEFAULT_PEER_DIRS = tuple(
+    os.path.expanduser(d) for d in ("~/.cache/fleet-bench/peers/bin", "~/.cache/fleet-bench/peers-npm/bin")
+)
 
 
 def find_exe(name: str) -> str | None:

@@ -17,7 +17,7 @@ from bench.peers import IniPeer, find_exe
 class Circus(IniPeer):
     name = "circus"
     supports = frozenset({"flood", "idle", "crash", "pause", "config"})
-    install = "python3 -m venv /work/peers && /work/peers/bin/pip install circus"
+    install = "python3 -m venv ~/.cache/fleet-bench/peers && ~/.cache/fleet-bench/peers/bin/pip install circus"
     conf_name = "circus.ini"
     reload_args = ("reloadconfig",)
     exes = ("circusd", "circusctl")

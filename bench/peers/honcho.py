@@ -22,7 +22,7 @@ class Honcho(Peer):
         "pause": "no way to signal one process",
         "config": "no reload: the Procfile is read once",
     }
-    install = "python3 -m venv /work/peers && /work/peers/bin/pip install honcho"
+    install = "python3 -m venv ~/.cache/fleet-bench/peers && ~/.cache/fleet-bench/peers/bin/pip install honcho"
     exes = ("honcho",)
 
     def __init__(self) -> None:

@@ -31,7 +31,7 @@ class Mprocs(Peer):
         "pause": "no command to signal one process",
         "config": "no config reload",
     }
-    install = "npm install -g --prefix /work/peers-npm mprocs"
+    install = "npm install -g --prefix ~/.cache/fleet-bench/peers-npm mprocs"
     exes = ("mprocs",)
 
     def __init__(self) -> None:

@@ -21,7 +21,7 @@ from bench.peers import Peer, children_by_marker, find_exe
 class Pm2(Peer):
     name = "pm2"
     supports = frozenset({"flood", "idle", "crash", "pause", "config"})
-    install = "npm install -g --prefix /work/peers-npm pm2"
+    install = "npm install -g --prefix ~/.cache/fleet-bench/peers-npm pm2"
     exes = ("pm2",)
 
     def __init__(self) -> None:

@@ -37,7 +37,7 @@ serverurl=unix://%(here)s/supervisor.sock
 class Supervisord(IniPeer):
     name = "supervisord"
     supports = frozenset({"flood", "idle", "crash", "pause", "config"})
-    install = "python3 -m venv /work/peers && /work/peers/bin/pip install supervisor"
+    install = "python3 -m venv ~/.cache/fleet-bench/peers && ~/.cache/fleet-bench/peers/bin/pip install supervisor"
     conf_name = "supervisord.conf"
     reload_args = ("update",)
     exes = ("supervisord", "supervisorctl")
