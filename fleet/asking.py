@@ -133,9 +133,6 @@ class QuestionBook:
         """Open questions, oldest first."""
         return [q.wire() for q in sorted(self._open.values(), key=lambda q: q.id)]
 
-    def agents_asking(self) -> set[str]:
-        return {q.agent for q in self._open.values()}
-
     async def ask(self, agent: str, question: str, choices: list[str], timeout_s: float) -> tuple[str | None, str]:
         """Wait for an answer: ``(answer, answered_by)``, or ``(None, "timeout")``."""
         if sum(1 for q in self._open.values() if q.agent == agent) >= MAX_OPEN_PER_AGENT:

@@ -27,22 +27,18 @@ class ExitDeadline:
 
     def __init__(self, last_resort: Callable[[], None]) -> None:
         self._last_resort = last_resort
-        self._armed = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._timer: threading.Timer | None = None
 
     def arm(self, seconds: float) -> None:
         """Start the countdown (idempotent: the first deadline stands)."""
-        if self._thread is not None:
+        if self._timer is not None:
             return
-        self._thread = threading.Thread(target=self._run, args=(seconds,), name="fleet-exit-deadline", daemon=True)
-        self._thread.start()
+        self._timer = threading.Timer(seconds, self._fire, args=(seconds,))
+        self._timer.name = "fleet-exit-deadline"
+        self._timer.daemon = True
+        self._timer.start()
 
-    @property
-    def armed(self) -> bool:
-        return self._thread is not None
-
-    def _run(self, seconds: float) -> None:
-        threading.Event().wait(seconds)
+    def _fire(self, seconds: float) -> None:
         try:
             print(f"fleet: still not stopped {seconds:.0f}s after shutdown began: killing the agents and exiting",
                   file=sys.stderr, flush=True)
