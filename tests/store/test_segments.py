@@ -167,3 +167,30 @@ async def test_logs_that_never_go_quiet_are_indexed_once_the_tail_is_old(tmp_pat
 def test_missing_text_keeps_one_line_per_line(count: int) -> None:
     text = segments.missing_text(7, count)
     assert text.count("\n") == count and "segment 00000007" in text
+
+
+def test_writes_are_cut_into_calls_of_bounded_size_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ``pwritev`` carries at most ``WRITE_BYTES`` and ``_IOV_MAX`` buffers; the file is exact."""
+    calls: list[tuple[int, int]] = []
+    real = segments._pwritev
+
+    def spy(fd: int, buffers: list[bytes | memoryview], offset: int) -> int:
+        calls.append((len(buffers), sum(len(b) for b in buffers)))
+        return real(fd, buffers, offset)
+
+    monkeypatch.setattr(segments, "_pwritev", spy)
+    monkeypatch.setattr(segments, "_IOV_MAX", 8)
+    d = tmp_path / "logs"
+    d.mkdir()
+    writer = segments.SegmentWriter(d, 1, 0)
+    big = bytes(range(256)) * (3 * segments.WRITE_BYTES // 256 + 7)  # cut into views
+    small = [bytes([65 + i % 26]) * (1000 + i) for i in range(40)]
+    rows = [[small[0], small[1]], [big], *([b] for b in small[2:])]
+    places = writer.append(rows)
+    writer.close()
+    want = b"".join(b"".join(bytes(b) for b in row) for row in rows)
+    assert segments.segment_path(d, 1).read_bytes() == want
+    assert places[0] == (1, 0) and places[1] == (1, len(small[0]) + len(small[1]))
+    assert all(n <= 8 and size <= segments.WRITE_BYTES for n, size in calls)
+    assert sum(size for _, size in calls) == len(want)
+    assert len(calls) >= 4  # the big row alone needs more than three
