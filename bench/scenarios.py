@@ -180,6 +180,7 @@ def flood(peer: Peer, s: Settings, blocks: bool = False, busy: int = 0, index_wa
         by_pid0 = sampler.cpu_by_pid()
         threads0 = sampler.threads()
         t0 = time.perf_counter()
+        t0_wall = time.time()
         go.write_text("go")
         done = wait_for(lambda: peer.persisted_estimate() >= expected, s.flood_timeout, s.poll)
         wall = time.perf_counter() - t0
@@ -234,7 +235,8 @@ def flood(peer: Peer, s: Settings, blocks: bool = False, busy: int = 0, index_wa
 
             if wait_for(console_json.exists, 15, 0.1):
                 samples = json.loads(console_json.read_text())["samples"]
-                keys = [x["idle_ms"] for x in samples if x["key"] and x["ok"]]
+                # Key presses made while the flood ran (the probe goes on during indexing after it).
+                keys = [x["paint_ms"] for x in samples if x["ok"] and t0_wall <= x["t"] <= t0_wall + wall]
     return {
         "wall_s": wall,
         "lines_per_s": (expected if done else at_deadline) / wall,
@@ -265,6 +267,7 @@ def flood(peer: Peer, s: Settings, blocks: bool = False, busy: int = 0, index_wa
         "timed_out": not done,
         "mb_per_s": expected * LINE_BYTES / 2**20 / wall,
         "key_ms": sorted(keys)[len(keys) // 2] if keys else None,
+        "key_ms_all": keys,
         "key_samples": len(keys),
         "leftovers": run.leftovers,
     }

@@ -54,9 +54,11 @@ EVENT_KINDS = frozenset({"alert", "policy_applied", "policy_error", "approval", 
                          "fleet", "store"})
 #: Shortest time between two "lines not shown live" notices.
 SKIP_NOTICE_S = 10.0
-#: Log text pushed to the console per second at most (~2 700 lines of 100 bytes): more
-#: than a screen can show, and a flood past it costs the fleet nothing to skip.
-LIVE_LOG_RATE = 256 * 1024
+#: Log text pushed to the console per second at most (~670 lines of 100 bytes): what a
+#: pane repainted 15 times a second can show (its ~40 rows each time), so a flood past it
+#: is skipped by the fleet before it is encoded (measured: the supervisor's CPU with a
+#: console attached 1.35x headless at 256 KiB/s, see BENCHMARKS.md).
+LIVE_LOG_RATE = 64 * 1024
 #: Agent detail screens kept installed for a quick return.
 DETAIL_SCREENS = 4
 #: State changes worth a notification.

@@ -33,6 +33,7 @@ from textual.message import Message
 from textual.reactive import var
 from textual.strip import Strip
 from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import Log
 
 from console.logring import MERGED, Block, LogRing, LogRings
@@ -298,6 +299,25 @@ class LogView(Log, inherit_bindings=True):
 
     # -- writing (Log's own, minus per-line work) ----------------------------------
 
+    def _grow(self, size: Size) -> None:
+        """Take the new virtual size, without a layout of the screen when only the height grew.
+
+        ``virtual_size`` is a layout reactive: each change lays out the whole screen
+        and repaints every widget on it (the fleet table too), and under a flood
+        the rows grow at every paint — a third of the console's CPU. Once the
+        vertical scrollbar is shown and the width is unchanged, more rows change
+        nothing but the scrollbar's thumb, so only that is updated.
+        """
+        old = self.virtual_size
+        if size == old:
+            return
+        shown = self.show_vertical_scrollbar and old.height > self.scrollable_content_region.height
+        if shown and size.width == old.width and size.height > old.height:
+            self.set_reactive(Widget.virtual_size, size)
+            self._scroll_update(size)
+        else:
+            self.virtual_size = size
+
     def write_lines(self, lines: Iterable[str], scroll_end: bool | None = None) -> Self:
         """Append rows (no newlines inside: ``_rows`` guarantees it).
 
@@ -322,7 +342,7 @@ class LogView(Log, inherit_bindings=True):
         if wider:
             self._longest_raw = max(map(len, wider))
             self._width = max(self._width, *(cell_len(self._process_line(line)) for line in wider))
-        self.virtual_size = Size(self._width, len(self._lines))
+        self._grow(Size(self._width, len(self._lines)))
         if auto_scroll and is_end and not self.is_vertical_scrollbar_grabbed:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
         elif removed and self.scroll_y > 0:

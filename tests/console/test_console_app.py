@@ -781,3 +781,26 @@ async def test_uptime_runs_on_between_pushes() -> None:
         # A push re-bases the clock on the fleet's figure.
         client.push("stats", {"agents": [dict(client.agents[name], uptime_s=30.0)]})
         await settle(pilot, lambda: table.get_cell(name, "uptime") == "30s")
+
+
+async def test_lines_arriving_under_a_shown_scrollbar_lay_out_nothing(client: FakeFleetClient) -> None:
+    """More rows only move the scrollbar's thumb: no layout of the whole screen per paint (a flood's cost)."""
+    app = make_app(client)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        view = app.screen.query_one(LogView)
+        client.push_lines(FIRST, [f"fill {i}" for i in range(200)])
+        await settle(pilot, lambda: view.lines and view.lines[-1] == "fill 199")
+        await pilot.pause()
+        assert view.show_vertical_scrollbar
+        layouts: list[int] = []
+        real = app.screen._refresh_layout
+        app.screen._refresh_layout = lambda *a, **k: (layouts.append(1), real(*a, **k))[1]  # type: ignore[method-assign]
+        height = view.virtual_size.height
+        client.push_lines(FIRST, [f"more {i}" for i in range(50)])
+        await settle(pilot, lambda: view.lines[-1] == "more 49")
+        await pilot.pause()
+        assert view.virtual_size.height == height + 50
+        assert view.vertical_scrollbar.window_virtual_size == height + 50
+        assert view.scroll_y == view.max_scroll_y  # still following
+        assert not layouts
