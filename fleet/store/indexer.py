@@ -2,21 +2,24 @@
 
 Why not in the writer thread: indexing a 4 M-line flood takes a few CPU-seconds,
 and at the writer's priority those seconds are taken from the agents — two
-CPU-bound agents next to a flood lost that much progress. Here the indexer runs
-at ``nice 19``: next to busy agents it gets ~1.5 % of a core (a weight of 15
-against their 1024), all it wants of an idle one. It also yields while logs flow (it starts a batch
-only once logs have been quiet ``FTS_QUIET_S``, or when the unindexed tail is too
-big or too old), and a search meanwhile scans the unindexed tail, so nothing is
-unfindable while it waits.
+CPU-bound agents next to a flood lost that much progress. Here the indexer
+runs at ``nice 19``, and before each batch it asks whether every CPU is wanted
+by other runnable tasks (``cpubusy``): then it waits (50 ms, doubling to 1 s)
+and takes nothing an agent wanted. The nice value alone did not do that: with
+autogroups it weighs only against the supervisor's own threads. It also yields
+while logs flow (it starts a batch only once logs have been quiet
+``FTS_QUIET_S``). A search meanwhile scans the unindexed tail, so nothing is
+unfindable while it waits; once the tail is too big or too old, or someone
+waits for the index, it indexes whatever the load.
 
 Priority inversion: the index lives in ``fleet.db`` with the logs, so an indexer
 transaction holds the database's write lock, and a starved low-priority thread
 holding it stalls the log writer. Its transactions are therefore small
-(``FTS_BATCH_BYTES``, ~1 ms of work) and start only when logs are quiet, and it
-is not ``SCHED_IDLE``: there (a weight of 3, and no minimum share) the writer
-waited up to 4.8 s for the lock behind two busy agents. The writer's waits are
-measured (``lock_wait_max_s`` in the store's stats) so a stall shows rather than
-hides; an index in a database file of its own (a lock of its own) would end them.
+(``FTS_BATCH_BYTES``, ~1 ms of work) and start only when logs are quiet and a
+CPU is free, and it is not ``SCHED_IDLE``: there (a weight of 3, and no minimum
+share) the writer waited up to 4.8 s for the lock behind two busy agents. The
+writer's waits are measured (``lock_wait_max_s`` in the store's stats) so a
+stall shows rather than hides.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fleet.store import readers, segments
+from fleet.store.cpubusy import CpuBusy
 
 if TYPE_CHECKING:
     from fleet.store.writer import Writer
@@ -51,6 +55,9 @@ FTS_MAX_LAG_BYTES = 512 * 1024 * 1024
 FTS_MAX_LAG_S = 30.0
 #: Pages of FTS segment merging per idle step (a few ms here).
 FTS_MERGE_PAGES = 16
+#: While every CPU is wanted by others, look again after this long, doubling up to the max.
+YIELD_FIRST_S = 0.05
+YIELD_MAX_S = 1.0
 
 
 def lower_priority() -> str:
@@ -90,6 +97,11 @@ class Indexer(threading.Thread):
         self._merge_pending = True
         self._waiters: list[Future[int]] = []
         self._stopping = False
+        #: Asked before each batch: are the CPUs all wanted by others (agents)? Then wait.
+        self.cpu = CpuBusy()
+        self._yield_s = YIELD_FIRST_S
+        #: Batches put off because the CPUs were busy (in the store's stats).
+        self.yields = 0
 
     # ------------------------------------------------------------ other threads
 
@@ -162,6 +174,12 @@ class Indexer(threading.Thread):
             return "wait", min(max(quiet_in, 0.05), FTS_MAX_LAG_S) + 0.001
         return "wait", -1.0  # nothing to do until poked
 
+    def _should_yield(self) -> bool:
+        """Every CPU is wanted by another task, and nobody waits for the index nor is it overdue."""
+        with self.cond:
+            forced = bool(self._waiters) or self._stopping or self._overdue()
+        return not forced and self.cpu.busy()
+
     # ------------------------------------------------------------ thread
 
     def run(self) -> None:
@@ -179,6 +197,13 @@ class Indexer(threading.Thread):
                 if what == "resolve":
                     self._resolve_waiters()
                     continue
+                if self._should_yield():
+                    with self.cond:
+                        self.cond.wait(self._yield_s)  # the CPUs are wanted: look again later
+                    self._yield_s = min(self._yield_s * 2, YIELD_MAX_S)
+                    self.yields += 1
+                    continue
+                self._yield_s = YIELD_FIRST_S
                 try:
                     self._index_batch() if what == "index" else self._merge_step()
                 except sqlite3.OperationalError as exc:  # disk full, busy...: back off, never crash

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import time
@@ -71,3 +72,42 @@ async def test_rows_deleted_before_they_were_indexed_are_skipped(store: Store) -
     await store.flush()
     assert await store.wait_indexed() == store.stats()["max_chunk_id"]
     assert [ln.agent for ln in await store.search("line 5 ")] == ["kept"]
+
+
+def test_cpus_are_busy_only_when_others_fill_them_in_every_look() -> None:
+    from fleet.store.cpubusy import CpuBusy, procs_running
+
+    def reads(*values: int | None):
+        it = iter(values)
+        return lambda: next(it)
+
+    assert CpuBusy(2, reads(3, 3, 3)).busy()  # two others runnable on two CPUs, each time
+    assert not CpuBusy(2, reads(3, 2)).busy()  # one look found a CPU free
+    assert not CpuBusy(2, reads(2)).busy()  # us and one agent on two CPUs
+    assert not CpuBusy(2, reads(None)).busy()  # not Linux, or /proc unreadable
+    if sys.platform.startswith("linux"):
+        assert (procs_running() or 0) >= 1  # the caller is running
+
+
+async def test_the_indexer_waits_while_every_cpu_is_wanted_unless_someone_waits(store: Store) -> None:
+    """Agents fill the CPUs: no batch (it would take their time); a waiter for the index overrides."""
+    ix = store._writer.indexer  # type: ignore[union-attr]
+    store.append_logs(make_chunks("a", 1, 100, 10))
+    await store.flush()
+    await store.wait_indexed()
+    ix.cpu.busy = lambda: True  # every CPU wanted by others
+    batches = ix.batches
+    store.append_logs(make_chunks("a", 101, 100, 10))
+    await store.flush()
+    store._writer.last_log_enqueue = 0.0  # type: ignore[union-attr]  # logs long quiet
+    await asyncio.to_thread(_wait_until, lambda: ix.yields >= 2)
+    assert ix.batches == batches and store.stats()["indexed_upto"] < store.stats()["max_chunk_id"]
+    assert [ln.seq for ln in await store.search("line 142 ")] == [142]  # found in the tail meanwhile
+    assert await store.wait_indexed() == store.stats()["max_chunk_id"]  # someone waits: indexed now
+
+
+def _wait_until(cond, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)  # polling a thread's counter from a test thread
