@@ -25,19 +25,27 @@ def _clock(second: int) -> str:
     return time.strftime("%H:%M:%S", time.localtime(second))
 
 
+@functools.lru_cache(maxsize=1024)
+def _stamp(ts: float) -> str:
+    """``HH:MM:SS.mmm``: the lines of one chunk share their time, so it is formatted once per chunk."""
+    return f"{_clock(int(ts))}.{int(ts * 1000) % 1000:03d}"
+
+
+_TAGS = {"stdout": "  out", "stderr": "  err", "sdk": "  sdk", "fleet": "fleet"}
+
+
 def _fmt(line: dict[str, Any], color: bool, show_agent: bool) -> str:
     from fleet.ansi import sanitize
 
-    ts = f"{_clock(int(line['ts']))}.{int(line['ts'] * 1000) % 1000:03d}"
     stream = line["stream"]
-    tag = {"stdout": "out", "stderr": "err", "sdk": "sdk", "fleet": "fleet"}.get(stream, stream)
+    tag = _TAGS.get(stream) or f"{stream:>5}"
     text = sanitize(line["text"], keep_sgr=color)
     who = f"{line['agent']} " if show_agent else ""
     if color:
         dim, reset = "\x1b[2m", "\x1b[0m"
         red = "\x1b[31m" if stream == "stderr" else ""
-        return f"{dim}{ts} {who}{tag:>5}{reset} {red}{text}{reset if red else ''}"
-    return f"{ts} {who}{tag:>5} {text}"
+        return f"{dim}{_stamp(line['ts'])} {who}{tag}{reset} {red}{text}{reset if red else ''}"
+    return f"{_stamp(line['ts'])} {who}{tag} {text}"
 
 
 @click.command()
