@@ -65,11 +65,9 @@ class FleetRuntime:
             from fleet.store.damage import StoreUnavailable, explain_unwritable
 
             raise StoreUnavailable(explain_unwritable(sdir / "fleet.db", exc)) from exc
-        # aiohttp (~0.3 s to import) before the state directory is locked: a second fleet
-        # started at the same moment finds the first one's socket answering as soon as before.
-        from fleet.gateway.http.server import load_http
-
-        load_http()
+        # Nothing slow between locking the state directory and answering on the control
+        # socket: a second fleet started at the same moment finds this one at once (the
+        # gateway's HTTP stack, aiohttp, is imported only when its first client connects).
         try:
             self._lock_fd = _lock_state_dir(sdir)
         except OSError as exc:

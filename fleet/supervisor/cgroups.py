@@ -33,10 +33,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from fleet.supervisor.cgroupkill import read_text as _read
+from fleet.supervisor.cgroupkill import remove_tree
+from fleet.supervisor.cgroupkill import write_text as _write
 
 #: The v1 controllers the fleet uses, the first one present tracks membership.
 V1_CONTROLLERS = ("pids", "freezer", "memory", "cpu", "cpuacct")
@@ -71,13 +74,6 @@ class Usage:
     throttled: int  # CFS periods in which the CPU quota held it back
 
 
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text()
-    except OSError:
-        return None
-
-
 def _read_str(path: str | None) -> str | None:
     if path is None:
         return None
@@ -102,15 +98,6 @@ def _read_str(path: str | None) -> str | None:
 #: Resident memory in memory.stat: anonymous plus mapped files (v1 with hierarchy totals).
 _MEM_KEYS_V1 = re.compile(r"^(total_rss|total_mapped_file) (\d+)$", re.M)
 _MEM_KEYS_V2 = re.compile(r"^(anon|file_mapped) (\d+)$", re.M)
-
-
-def _write(path: Path, value: str) -> bool:
-    try:
-        with open(path, "w") as f:
-            f.write(value)
-        return True
-    except OSError:
-        return False
 
 
 def _keyed(text: str | None) -> dict[str, int]:
@@ -527,48 +514,6 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
-
-
-def _deepest_first(d: Path) -> list[Path]:
-    try:
-        subs = [p for p in d.rglob("*") if p.is_dir()]
-    except OSError:
-        subs = []
-    return [*sorted(subs, key=lambda p: -len(p.parts)), d]
-
-
-def kill_tree_dir(d: Path) -> None:
-    """SIGKILL every process in cgroup directory ``d`` and below it (the watchdog uses this)."""
-    for sub in _deepest_first(d):
-        if _write(sub / "cgroup.kill", "1"):
-            continue
-        for _ in range(5):
-            text = _read(sub / "cgroup.procs") or ""
-            pids = [int(p) for p in text.split()]
-            if not pids:
-                break
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
-
-
-def remove_tree(d: Path, wait_s: float = 1.0) -> bool:
-    """Kill what is in ``d`` and remove it with its sub-directories (deepest first)."""
-    kill_tree_dir(d)
-    deadline = time.monotonic() + wait_s
-    for sub in _deepest_first(d):
-        while True:
-            try:
-                sub.rmdir()
-                break
-            except FileNotFoundError:
-                break
-            except OSError as exc:
-                # EBUSY while killed processes are still exiting: a short wait, bounded.
-                if exc.errno != errno.EBUSY or time.monotonic() > deadline:
-                    return False
-                time.sleep(0.01)
     return True
 
 

@@ -18,7 +18,6 @@ Linux only; elsewhere these are no-ops that report False.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 
@@ -34,7 +33,14 @@ _libc: ctypes.CDLL | None = None
 def _c() -> ctypes.CDLL:
     global _libc
     if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # The symbols this process already has (libc's among them): no library search, whose
+        # ctypes.util would cost the small watchdog subprocess, shutil, tempfile and an ldconfig run.
+        lib = ctypes.CDLL(None, use_errno=True)
+        if not hasattr(lib, "prctl"):
+            from ctypes.util import find_library
+
+            lib = ctypes.CDLL(find_library("c") or "libc.so.6", use_errno=True)
+        _libc = lib
     return _libc
 
 

@@ -18,15 +18,16 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from pathlib import Path
 
 if __package__ in (None, ""):
     # Started as a file with ``python -I -S`` (the supervisor does, for a lighter process):
     # neither site-packages nor the script's directory is on the path, so put the
-    # directory that holds the ``fleet`` package there, for its stdlib-only cgroups module.
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    # directory that holds the ``fleet`` package there, for its stdlib-only cgroupkill module.
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__)))))
 
-from fleet.supervisor.cgroups import kill_tree_dir, remove_tree
+# Keep this process small (it lives as long as its fleet): os, signal and time only
+# here and in what it imports; tests/unit/test_watchdog_imports.py holds it to that.
+from fleet.supervisor.cgroupkill import kill_tree_dir, remove_tree
 
 TOKEN_VAR = "FLEET_SUPERVISOR_TOKEN"
 
@@ -74,7 +75,7 @@ def reap(
     """Kill everything that belongs to the fleet; return how many processes were hit."""
     if cgroups:
         for d in cgroups:
-            kill_tree_dir(Path(d))
+            kill_tree_dir(d)
     for pgid in pgids:
         _kill_group(pgid)
     for pid, start in pids:  # the tree of an agent (no cgroups): only if still the same process
@@ -97,7 +98,7 @@ def reap(
                     pass
     if cgroups:
         for d in cgroups:
-            remove_tree(Path(d), wait_s=2.0)
+            remove_tree(d, wait_s=2.0)
     return hit
 
 

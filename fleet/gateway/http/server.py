@@ -19,6 +19,12 @@ Decisions worth knowing:
   half-sent request is closed after ``idle_timeout_s``; a body must arrive
   within ``body_timeout_s``. aiohttp's low-level server does the HTTP; routing
   is a dict lookup on the path.
+* **aiohttp only once a client comes.** It costs ~0.3 s and ~20 MB of the
+  supervisor's memory, and many fleets never make an HTTP call. ``start`` binds
+  the port itself (the URL is known at once) and watches the socket; the first
+  connection waiting in the backlog imports aiohttp in a thread (the loop keeps
+  reading the agents' pipes) and hands the socket to aiohttp's server, which
+  accepts it then.
 * **Refusals clients understand.** A spent daily budget is a 429 with
   ``x-should-retry: false`` (the official clients then raise ``RateLimitError``
   at once instead of retrying); a rate window is a 429 with ``retry-after``;
@@ -44,6 +50,9 @@ import importlib
 import json
 import logging
 import math
+import os
+import socket
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -103,8 +112,26 @@ Lookup = Callable[[str], Caller | None]
 
 
 def load_http() -> None:
-    """Import the HTTP stack now (aiohttp, ~0.3 s) rather than when the listener starts."""
+    """Import the HTTP stack (aiohttp, ~0.3 s and ~20 MB of RSS): when the first client connects."""
     import aiohttp.web  # noqa: F401
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A non-blocking TCP socket listening on ``host:port``, as ``loop.create_server`` makes it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if os.name == "posix" and sys.platform != "cygwin":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+        sock.listen(256)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class _Refusal(Exception):
@@ -275,6 +302,9 @@ class GatewayServer:
         self.heartbeat_s = heartbeat_s
         self._server: asyncio.Server | None = None
         self._web: Any = None
+        #: The listening socket until the HTTP stack takes it over (first connection).
+        self._sock: socket.socket | None = None
+        self._starting: asyncio.Task[None] | None = None
         self._dialects: dict[str, Dialect | None] = {}
         self.requests = 0
         #: Calls waiting now for their paused agent to be resumed.
@@ -292,30 +322,73 @@ class GatewayServer:
         return len(self._web.connections) if self._web is not None else 0
 
     async def start(self) -> None:
-        """Bind (loopback only) and serve. Raises ``OSError`` if the port is taken."""
-        from aiohttp import web
+        """Bind (loopback only) and listen; the HTTP stack starts with the first connection.
 
+        The port is known (and taken) at once, so the URL and the agents' variables do
+        not wait for it. Raises ``OSError`` if the port is taken.
+        """
         if self.host not in ("127.0.0.1", "::1"):
             raise ValueError("the gateway's HTTP endpoints listen on loopback only")
-        self._web = web.Server(
-            self._handle,
-            keepalive_timeout=self.idle_timeout_s,
-            lingering_time=2.0,
-            access_log=None,
-            max_field_size=16384,
-        )
-        webserver = self._web
+        sock = _listen(self.host, self.port)
+        self._sock = sock
+        self.port = sock.getsockname()[1]
+        asyncio.get_running_loop().add_reader(sock.fileno(), self._first_connection)
 
-        def factory() -> asyncio.Protocol:
-            if len(webserver._connections) >= self.max_connections:
-                return _RefuseConnection()
-            return webserver()
-
+    def _first_connection(self) -> None:
+        """A client waits in the backlog: stop watching, start the HTTP stack on the socket."""
+        if self._sock is None or self._starting is not None:
+            return
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(factory, self.host, self.port, backlog=256)
-        self.port = self._server.sockets[0].getsockname()[1]
+        loop.remove_reader(self._sock.fileno())
+        self._starting = loop.create_task(self._serve(self._sock), name="gateway-http-start")
+
+    async def _serve(self, sock: socket.socket) -> None:
+        """Import aiohttp off the loop (pipes keep being read meanwhile), then accept on ``sock``.
+
+        Those waiting in the backlog are accepted as soon as the server is serving.
+        """
+        try:
+            await asyncio.to_thread(load_http)
+            from aiohttp import web
+
+            webserver = web.Server(
+                self._handle,
+                keepalive_timeout=self.idle_timeout_s,
+                lingering_time=2.0,
+                access_log=None,
+                max_field_size=16384,
+            )
+
+            def factory() -> asyncio.Protocol:
+                if len(webserver._connections) >= self.max_connections:
+                    return _RefuseConnection()
+                return webserver()
+
+            self._web = webserver
+            self._server = await asyncio.get_running_loop().create_server(factory, sock=sock, backlog=256)
+            self._sock = None  # the server owns (and closes) it now
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Without an HTTP stack nothing would ever accept: refuse from now on instead.
+            log.exception("the gateway's HTTP endpoints could not start on %s", self.url)
+            self._close_socket()
+
+    def _close_socket(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(sock.fileno())
+            sock.close()
 
     async def close(self) -> None:
+        """Stop listening and close connections, whether or not a client ever came."""
+        starting, self._starting = self._starting, None
+        if starting is not None and not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+        self._close_socket()
         if self._server is not None:
             self._server.close()
             if self._web is not None:
