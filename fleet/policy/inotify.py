@@ -29,10 +29,22 @@ import os
 import struct
 import sys
 from collections.abc import AsyncGenerator, Callable
+from enum import IntEnum
 from pathlib import Path
 from typing import NamedTuple
 
-from watchfiles import Change
+
+class Change(IntEnum):
+    """What happened to a directory entry: the values of ``watchfiles.Change``.
+
+    Defined here so that the supervisor imports watchfiles (its Rust watcher and
+    anyio, ~1.4 MB of RSS) only when it falls back to it; the fallback's changes
+    compare equal to these.
+    """
+
+    added = 1
+    modified = 2
+    deleted = 3
 
 # <sys/inotify.h>
 IN_MODIFY = 0x00000002

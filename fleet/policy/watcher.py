@@ -36,11 +36,10 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from watchfiles import Change, awatch
-
 from fleet.policy import inotify
 from fleet.policy.book import FLEET_FILE, POLICY_DIR, PolicyBook, load_book
 from fleet.policy.errors import PolicyError, PolicyErrors
+from fleet.policy.inotify import Change
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +199,8 @@ class PolicyWatcher:
                 debounce_ms=self.debounce_ms,
             )
         self.active_backend = "watchfiles"
+        from watchfiles import awatch  # the fallback only: most supervisors never load it
+
         return awatch(
             *paths,
             watch_filter=self._filter,
