@@ -79,6 +79,9 @@ class LogRing:
         self.count = 0
         #: Newer lines were dropped to make room for history: reload the tail.
         self.tail_dropped = False
+        #: Bumped whenever blocks are inserted other than at the end (history) or all go: a
+        #: view that was built from the ring before cannot just append what came since.
+        self.epoch = 0
 
     def append(self, block: Block) -> None:
         if len(block.lines) > self.max_lines:
@@ -96,6 +99,7 @@ class LogRing:
         history) and ``tail_dropped`` tells the view to reload the tail later.
         """
         added = 0
+        self.epoch += 1
         for block in reversed(blocks):
             self.blocks.appendleft(block)
             added += len(block.lines)
@@ -109,6 +113,17 @@ class LogRing:
         self.blocks.clear()
         self.count = 0
         self.tail_dropped = False
+        self.epoch += 1
+
+    def since(self, block: Block) -> list[Block] | None:
+        """The blocks appended after ``block``, oldest first; None if ``block`` is no longer here."""
+        newer: list[Block] = []
+        for candidate in reversed(self.blocks):
+            if candidate is block:
+                newer.reverse()
+                return newer
+            newer.append(candidate)
+        return None
 
     @property
     def first_seq(self) -> int | None:

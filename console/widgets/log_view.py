@@ -165,6 +165,9 @@ class LogView(Log, inherit_bindings=True):
         self.painted_lines = 0
         self._rebuilding = False
         self._longest_raw = 0
+        #: The newest ring block in the rows, and the ring's epoch when they were built (``_catch_up``).
+        self._last_block: Block | None = None
+        self._ring_epoch = -1
 
     # -- feeding ---------------------------------------------------------------
 
@@ -189,7 +192,8 @@ class LogView(Log, inherit_bindings=True):
         self.active = active
         if active:
             self.hub.attach(self.source, self)
-            self.rebuild()
+            if not self._catch_up():
+                self.rebuild()
         else:
             self.hub.detach(self.source, self)
             self._pending.clear()
@@ -208,10 +212,34 @@ class LogView(Log, inherit_bindings=True):
             self.hub.attach(source, self)
             self.rebuild()
 
+    def _catch_up(self) -> bool:
+        """Shown again: append only what the ring got while hidden, if the rows built before still hold.
+
+        A rebuild replays the whole ring (up to 10 000 rows sanitised, measured
+        and written): most of the time of going back to a screen under a flood.
+        The rows still hold when the ring only grew at its end since the last
+        block shown (no history inserted, no clear) and the wrap width is the same.
+        """
+        ring = self.ring
+        last = self._last_block
+        if last is None or ring.epoch != self._ring_epoch or (self.wrap and self._wrap_width() != self._built_width):
+            return False
+        newer = ring.since(last)
+        if newer is None:  # the ring moved past it while hidden
+            return False
+        if newer:
+            self._last_block = newer[-1]
+            rows = self._rows(newer)
+            if rows:
+                self.painted_lines += len(rows)
+                self.write_lines(rows, scroll_end=self.follow)
+        return True
+
     def _drain(self) -> None:
         if not self._pending:
             return
         blocks, self._pending = self._pending, []
+        self._last_block = blocks[-1]
         rows = self._rows(blocks)
         if rows:
             self.painted_lines += len(rows)
@@ -227,7 +255,10 @@ class LogView(Log, inherit_bindings=True):
         self._rebuilding = True
         self.call_after_refresh(setattr, self, "_rebuilding", False)
         old_y = self.scroll_y
-        rows = self._rows(self.ring)
+        ring = self.ring
+        self._last_block = ring.blocks[-1] if ring.blocks else None
+        self._ring_epoch = ring.epoch
+        rows = self._rows(ring)
         self._built_width = self._wrap_width()
         self.clear()
         self._longest_raw = 0

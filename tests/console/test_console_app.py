@@ -18,7 +18,7 @@ from console import format as fmt
 from console.app import FleetConsole
 from console.commands import FleetCommands
 from console.keymap import help_sections
-from console.logring import MERGED
+from console.logring import MERGED, Block
 from console.screens.agent import AgentScreen
 from console.screens.approvals import ApprovalsScreen
 from console.screens.events import EventsScreen
@@ -804,3 +804,34 @@ async def test_lines_arriving_under_a_shown_scrollbar_lay_out_nothing(client: Fa
         assert view.vertical_scrollbar.window_virtual_size == height + 50
         assert view.scroll_y == view.max_scroll_y  # still following
         assert not layouts
+
+
+async def test_a_view_shown_again_appends_what_came_meanwhile_without_replaying_its_ring(
+    client: FakeFleetClient,
+) -> None:
+    """Back on the fleet screen: only the lines that arrived while hidden are built (a rebuild replays 10 000)."""
+    app = make_app(client)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        view = app.fleet_screen.query_one(LogView)
+        client.push_lines(FIRST, [f"before {i}" for i in range(100)])
+        await settle(pilot, lambda: view.lines and view.lines[-1] == "before 99")
+        rebuilds: list[int] = []
+        real = view.rebuild
+        view.rebuild = lambda **kw: (rebuilds.append(1), real(**kw))[1]  # type: ignore[method-assign]
+        await pilot.press("enter")
+        await settle(pilot, lambda: isinstance(app.screen, AgentScreen))
+        client.push_lines(FIRST, [f"while hidden {i}" for i in range(30)])
+        await settle(pilot, lambda: app.hub.ring(FIRST).blocks[-1].lines[-1] == "while hidden 29")
+        await pilot.press("escape")
+        await settle(pilot, lambda: isinstance(app.screen, FleetScreen) and view.active)
+        assert view.lines[-31:] == ["before 99", *(f"while hidden {i}" for i in range(30))]
+        assert not rebuilds
+        # History put in front of the ring while hidden: the rows no longer match it, so it is replayed.
+        await pilot.press("enter")
+        await settle(pilot, lambda: isinstance(app.screen, AgentScreen))
+        ring = app.hub.ring(FIRST)
+        ring.prepend([Block(FIRST, "stdout", 1, 0.0, ["from history"])])
+        await pilot.press("escape")
+        await settle(pilot, lambda: isinstance(app.screen, FleetScreen) and view.active)
+        assert rebuilds
