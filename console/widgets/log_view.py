@@ -168,6 +168,7 @@ class LogView(Log, inherit_bindings=True):
         #: The newest ring block in the rows, and the ring's epoch when they were built (``_catch_up``).
         self._last_block: Block | None = None
         self._ring_epoch = -1
+        self._built_as: tuple[object, ...] = ()
 
     # -- feeding ---------------------------------------------------------------
 
@@ -222,7 +223,7 @@ class LogView(Log, inherit_bindings=True):
         """
         ring = self.ring
         last = self._last_block
-        if last is None or ring.epoch != self._ring_epoch or (self.wrap and self._wrap_width() != self._built_width):
+        if last is None or ring.epoch != self._ring_epoch or self._built_as != self._shape():
             return False
         newer = ring.since(last)
         if newer is None:  # the ring moved past it while hidden
@@ -234,6 +235,14 @@ class LogView(Log, inherit_bindings=True):
                 self.painted_lines += len(rows)
                 self.write_lines(rows, scroll_end=self.follow)
         return True
+
+    def _shape(self) -> tuple[object, ...]:
+        """What the rows were built for: another source, filter, time stamps or wrap width needs new rows.
+
+        (The merged ring and an agent's share their blocks, so the last block shown
+        is found in either: the source must be compared too.)
+        """
+        return (self.source, self.filter, self.timestamps, self._wrap_width() if self.wrap else 0)
 
     def _drain(self) -> None:
         if not self._pending:
@@ -258,6 +267,7 @@ class LogView(Log, inherit_bindings=True):
         ring = self.ring
         self._last_block = ring.blocks[-1] if ring.blocks else None
         self._ring_epoch = ring.epoch
+        self._built_as = self._shape()
         rows = self._rows(ring)
         self._built_width = self._wrap_width()
         self.clear()

@@ -835,3 +835,24 @@ async def test_a_view_shown_again_appends_what_came_meanwhile_without_replaying_
         await pilot.press("escape")
         await settle(pilot, lambda: isinstance(app.screen, FleetScreen) and view.active)
         assert rebuilds
+
+
+async def test_a_view_whose_source_changed_while_hidden_is_rebuilt_not_appended(client: FakeFleetClient) -> None:
+    """The merged ring holds the agent's blocks too: appending "what came since" would mix sources."""
+    app = make_app(client)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        view = app.fleet_screen.query_one(LogView)
+        client.push_lines(FIRST, ["first's line"])
+        await settle(pilot, lambda: view.lines and view.lines[-1] == "first's line")
+        await pilot.press("enter")
+        await settle(pilot, lambda: isinstance(app.screen, AgentScreen))
+        view.set_source(MERGED)  # e.g. the table moved under a hidden screen
+        client.push_lines(SECOND, ["second's line"])
+        await settle(pilot, lambda: app.hub.ring(MERGED).blocks[-1].lines == ["second's line"])
+        await pilot.press("escape")
+        await settle(pilot, lambda: isinstance(app.screen, FleetScreen) and view.active)
+        await settle(pilot, lambda: any("second's line" in line for line in view.lines))
+        # Merged rows name their agent: the older row was rebuilt as merged too, not kept as it was.
+        [older] = [line for line in view.lines if "first's line" in line]
+        assert FIRST in older
