@@ -266,7 +266,6 @@ def flood(peer: Peer, s: Settings, blocks: bool = False, busy: int = 0, index_wa
         "malformed_examples": counts["malformed_examples"],
         "timed_out": not done,
         "mb_per_s": expected * LINE_BYTES / 2**20 / wall,
-        "key_ms": sorted(keys)[len(keys) // 2] if keys else None,
         "key_ms_all": keys,
         "key_samples": len(keys),
         "leftovers": run.leftovers,

@@ -219,7 +219,8 @@ class LogView(Log, inherit_bindings=True):
         A rebuild replays the whole ring (up to 10 000 rows sanitised, measured
         and written): most of the time of going back to a screen under a flood.
         The rows still hold when the ring only grew at its end since the last
-        block shown (no history inserted, no clear) and the wrap width is the same.
+        block shown (no history inserted, no clear) and the view still shows what
+        the rows were built for (``_shape``).
         """
         ring = self.ring
         last = self._last_block
@@ -228,12 +229,8 @@ class LogView(Log, inherit_bindings=True):
         newer = ring.since(last)
         if newer is None:  # the ring moved past it while hidden
             return False
-        if newer:
-            self._last_block = newer[-1]
-            rows = self._rows(newer)
-            if rows:
-                self.painted_lines += len(rows)
-                self.write_lines(rows, scroll_end=self.follow)
+        self._pending.extend(newer)
+        self._drain()  # now, not after a drain period: the screen is being shown
         return True
 
     def _shape(self) -> tuple[object, ...]:
