@@ -11,6 +11,7 @@ the app (``ConsoleApp.policy_show`` ...): the screen never calls the client.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from rich.text import Text
@@ -18,6 +19,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.widgets import Label, Sparkline, Static, TabbedContent, TabPane
 
 from console import format as fmt
@@ -116,9 +118,9 @@ class AgentScreen(LogKeysMixin):
 
     def on_mount(self) -> None:
         self.console_app.ensure_history(self.agent)
-        self.log_pane.set_active(True)
+        self.log_pane.set_active(self._logs_visible())
         self.update_head()
-        self.set_interval(1.0, self.update_head)  # the uptime in seconds (pushes omit uptime-only changes)
+        self.set_interval(1.0, self._tick_head)  # the uptime in seconds (pushes omit uptime-only changes)
         policy = self.query_one("#policy-table", DataTable)
         policy.add_columns("key", "from", "value")  # long values scroll; where each comes from stays in view
         calls = self.query_one("#calls-table", DataTable)
@@ -134,7 +136,8 @@ class AgentScreen(LogKeysMixin):
                 {"policy": self.load_policy, "usage": self.load_usage, "metrics": self.load_metrics}[what]()
 
     def _logs_visible(self) -> bool:
-        return self.query_one(TabbedContent).active == "tab-logs"
+        # Not while built ahead and unseen (``prepare_detail``): its first resume attaches it.
+        return self.is_current and self.query_one(TabbedContent).active == "tab-logs"
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         # Hidden panes are not fed: only the Logs tab keeps its view attached.
@@ -154,6 +157,10 @@ class AgentScreen(LogKeysMixin):
 
     def on_unmount(self) -> None:
         self.log_pane.set_active(False)
+
+    def _tick_head(self) -> None:
+        with contextlib.suppress(NoMatches):  # a kept or prepared screen let go: its children are leaving
+            self.update_head()
 
     def update_head(self) -> None:
         """Name, state (for how long), spend, uptime, policy; why it is paused or stopped; the goal."""

@@ -21,6 +21,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.timer import Timer
 from textual.widgets import DataTable, Input, Static
 
 from console import format as fmt
@@ -34,6 +35,8 @@ from console.widgets.log_pane import LogPane
 
 #: How often the uptime column is advanced locally (its cells change every 10 s at most).
 UPTIME_TICK_S = 1.0
+#: The cursor resting this long on an agent has its detail screen built ahead (``prepare_detail``).
+PREPARE_REST_S = 0.3
 
 
 class FleetScreen(LogKeysMixin):
@@ -97,6 +100,7 @@ class FleetScreen(LogKeysMixin):
         self.update_info()
         # Pushes omit an agent whose only change is its uptime: the table runs that clock.
         self.set_interval(UPTIME_TICK_S, self.table.tick_uptime)
+        self._prepare_timer: Timer | None = None
 
     def on_screen_resume(self) -> None:
         self.log_pane.set_active(True)
@@ -189,6 +193,15 @@ class FleetScreen(LogKeysMixin):
     def _row_highlighted(self) -> None:
         self._follow_cursor()
         self.refresh_bindings()
+        if self._prepare_timer is not None:
+            self._prepare_timer.stop()
+        self._prepare_timer = self.set_timer(PREPARE_REST_S, self._prepare_detail)
+
+    def _prepare_detail(self) -> None:
+        """The cursor has rested on an agent: build its detail screen now, so ``enter`` only shows it."""
+        agent = self.table.cursor_agent
+        if agent is not None and self.is_current:
+            self.console_app.prepare_detail(agent)
 
     @on(DataTable.RowSelected, "#agents")
     def _row_selected(self) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -350,6 +351,54 @@ async def test_detail_screens_are_kept_for_a_quick_return(client: FakeFleetClien
             await settle(pilot, lambda: isinstance(app.screen, FleetScreen))
         assert not first.is_attached
         assert len(app._detail_screens) == DETAIL_SCREENS
+
+
+async def until(pilot: object, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Pump the app until ``predicate()`` holds (for what a timer of the app starts)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        await pilot.pause(0.02)  # type: ignore[attr-defined]
+
+
+async def test_the_detail_of_the_agent_under_a_resting_cursor_is_built_ahead(client: FakeFleetClient) -> None:
+    """The cursor rests on an agent: its detail screen is composed and laid out, unseen and unfed; enter shows it."""
+    app = make_app(client)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+
+        def spare(name: str) -> AgentScreen | None:
+            if app._spare_detail != f"agent:{name}":
+                return None
+            screen = app.get_screen(f"agent:{name}")
+            assert isinstance(screen, AgentScreen)
+            return screen
+
+        def laid_out(name: str) -> bool:
+            screen = spare(name)
+            return screen is not None and screen.is_mounted and screen.query_one("#agent-head").size.width > 0
+
+        await until(pilot, lambda: laid_out(FIRST))
+        first = spare(FIRST)
+        assert first is not None and isinstance(app.screen, FleetScreen)
+        assert not first.query_one("#agent-log", LogPane).view.active  # not shown, so not fed
+        await pilot.press("enter")
+        await settle(pilot, lambda: app.screen is first)
+        assert first.query_one("#agent-log", LogPane).view.active
+        assert FIRST in str(first.query_one("#agent-head").render())
+        assert app._spare_detail is None and f"agent:{FIRST}" in app._detail_screens  # now a kept screen
+        await pilot.press("escape")
+        await settle(pilot, lambda: isinstance(app.screen, FleetScreen))
+        # Resting on the next agent prepares it; moving on drops it (one built ahead at most).
+        await pilot.press("down")
+        await until(pilot, lambda: laid_out(SECOND))
+        second = spare(SECOND)
+        await pilot.press("down")
+        await until(pilot, lambda: app._spare_detail not in (None, f"agent:{SECOND}"))
+        assert second is not None
+        await until(pilot, lambda: not second.is_attached)
+        assert f"agent:{SECOND}" not in app._installed_screens
+        assert first.is_attached  # the kept screen stays
 
 
 async def test_footer_shows_what_applies_redraws_on_change_and_presses_on_click(client: FakeFleetClient) -> None:
