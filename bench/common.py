@@ -216,6 +216,9 @@ class Sampler:
         self._cpu: dict[int, float] = {}
         self.peak_rss = 0
         self.last_rss = 0
+        #: Each process's own peak: a supervisor made of more than one process (ours has a
+        #: watchdog) reports the main one apart from the sum.
+        self.peak_rss_by_pid: dict[int, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -225,7 +228,9 @@ class Sampler:
             try:
                 with p.oneshot():
                     t = p.cpu_times()
-                    rss += p.memory_info().rss
+                    own = p.memory_info().rss
+                rss += own
+                self.peak_rss_by_pid[p.pid] = max(self.peak_rss_by_pid.get(p.pid, 0), own)
                 self._cpu[p.pid] = t.user + t.system
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
