@@ -9,7 +9,10 @@ top, key -> app idle (messages processed, refresh done), and the console's CPU
 per round trip (``time.process_time``; the fake fleet's own generator runs in
 the same process and is small next to it).
 
-Usage: python -m bench.console_detail [--agents 50] [--rate 0] [--samples 20] [--same]
+With ``--rest S`` the cursor rests S seconds on the next agent before ``enter``, long
+enough for the console to build that agent's screen ahead (``prepare_detail``).
+
+Usage: python -m bench.console_detail [--agents 50] [--rate 0] [--samples 20] [--same] [--rest 0.6]
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ async def until(predicate: object, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.0005)
 
 
-async def run(agents: int, rate: float, samples: int, same: bool = False) -> dict[str, list[float]]:
+async def run(agents: int, rate: float, samples: int, same: bool = False, rest: float = 0.0) -> dict[str, list[float]]:
     client = FakeFleetClient(agents, live=rate > 0, lines_per_s=rate or 1.0, history=500)
     app = FleetConsole(client, embedded=False, fleet_name="bench")
     out: dict[str, list[float]] = {"open_screen": [], "open_idle": [], "back_screen": [], "back_idle": [], "cpu": []}
@@ -49,6 +52,8 @@ async def run(agents: int, rate: float, samples: int, same: bool = False) -> dic
             if not same:
                 await pilot.press("down")
                 await pilot.pause()
+                if rest:
+                    await asyncio.sleep(rest)  # the operator reads the row: the console prepares its screen
             c0 = time.process_time()
             for key, want, screen_key, idle_key in (
                 ("enter", True, "open_screen", "open_idle"),
@@ -75,9 +80,12 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=0.0, help="live lines/s per agent (0: a quiet fleet)")
     ap.add_argument("--samples", type=int, default=20)
     ap.add_argument("--same", action="store_true", help="reopen the same agent each time (a kept screen)")
+    ap.add_argument("--rest", type=float, default=0.0, help="s the cursor rests on the next agent before enter")
     a = ap.parse_args()
-    res = asyncio.run(run(a.agents, a.rate, a.samples, a.same))
+    res = asyncio.run(run(a.agents, a.rate, a.samples, a.same, a.rest))
     which = "the same agent" if a.same else "a new agent each time"
+    if a.rest and not a.same:
+        which += f", the cursor resting {a.rest:g} s on it first"
     print(f"{a.agents} agents, {a.rate:g} lines/s each, {a.samples} round trips to {which} (ms, median / p90 / max):")
     for key, label in (
         ("open_screen", "enter -> detail on top"),

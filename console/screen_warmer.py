@@ -1,10 +1,10 @@
 """Lay out and render a screen before it is shown, so showing it costs a repaint.
 
 Why: an agent's detail screen is forty-odd widgets. Building it at ``enter``
-took ~100 ms of CPU on an idle machine (compose and styles ~35 ms, the first
-layout ~15 ms, the first render of every widget's lines ~50 ms), and under a
-log flood the console gets only part of a core, so the key took up to 170 ms
-to answer. A screen that was shown before comes back in ~25 ms: Textual keeps
+took ~100 ms of CPU on an idle machine (compose and styles ~45 ms, the first
+layout ~15 ms, the first render of every widget's lines ~15 ms, the paint the
+rest), and under a log flood the console gets only part of a core, so the key
+took up to 170 ms to answer. A screen shown before comes back in ~25 ms: Textual keeps
 its layout for the size it was laid out at and each widget's rendered lines.
 ``warm`` gives a screen that was never shown the same state while the operator
 is still looking at the fleet, so the first ``enter`` is as quick as the rest.
