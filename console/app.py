@@ -27,13 +27,14 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import App
 from textual.command import Provider
 from textual.worker import Worker, WorkerState
 
 from console import format as fmt
 from console.commands import FleetCommands
+from console.gc_pacing import GcPacer
 from console.keymap import APP_BINDINGS
 from console.logring import MERGED, Block, LogRings
 from console.screen_warmer import warm
@@ -55,6 +56,8 @@ EVENT_KINDS = frozenset({"alert", "policy_applied", "policy_error", "approval", 
                          "fleet", "store"})
 #: Shortest time between two "lines not shown live" notices.
 SKIP_NOTICE_S = 10.0
+#: How often the console looks whether a full garbage collection is due (``console.gc_pacing``).
+GC_TICK_S = 1.0
 #: Log text pushed to the console per second at most (~670 lines of 100 bytes): what a
 #: pane repainted 15 times a second can show (its ~40 rows each time), so a flood past it
 #: is skipped by the fleet before it is encoded (measured: the supervisor's CPU with a
@@ -126,6 +129,7 @@ class FleetConsole(App[None]):
         self.title = f"Fleet Console — {fleet_name}"
         self._stopping_fleet = False  # this console asked the fleet to stop
         self._fleet_stopping = False  # the fleet said it is stopping (whoever asked)
+        self._gc_pacer = GcPacer()
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -133,6 +137,16 @@ class FleetConsole(App[None]):
         self.push_screen(FleetScreen())
         self.subscribe_events()
         self.load_initial()
+        self._gc_pacer.start()
+        self.set_interval(GC_TICK_S, self._gc_pacer.tick)
+
+    def on_unmount(self) -> None:
+        self._gc_pacer.stop()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self._gc_pacer.key()  # a full garbage collection waits until the keyboard is quiet
+        await super().on_event(event)
 
     @property
     def fleet_screen(self) -> FleetScreen:
