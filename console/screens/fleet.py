@@ -42,6 +42,9 @@ PREPARE_REST_S = 0.3
 class FleetScreen(LogKeysMixin):
     """Home screen of the console."""
 
+    #: Started by each cursor move; when it fires the cursor has rested (``_prepare_detail``).
+    _prepare_timer: Timer | None = None
+
     BINDINGS = [
         *INPUT_BINDINGS,  # first: "i Answer" leads the footer while the agent waits
         Binding("p", "agents('pause')", "Pause", tooltip="pause (selection or row)"),
@@ -100,7 +103,6 @@ class FleetScreen(LogKeysMixin):
         self.update_info()
         # Pushes omit an agent whose only change is its uptime: the table runs that clock.
         self.set_interval(UPTIME_TICK_S, self.table.tick_uptime)
-        self._prepare_timer: Timer | None = None
 
     def on_screen_resume(self) -> None:
         self.log_pane.set_active(True)
