@@ -219,16 +219,21 @@ class Sampler:
         #: Each process's own peak: a supervisor made of more than one process (ours has a
         #: watchdog) reports the main one apart from the sum.
         self.peak_rss_by_pid: dict[int, int] = {}
+        #: Peak of the summed USS: the memory only these processes hold (no page they share
+        #: with each other or with other programs, such as libpython's).
+        self.peak_uss = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def poll(self) -> None:
-        rss = 0
+        rss = uss = 0
         for p in self.procs:
             try:
                 with p.oneshot():
                     t = p.cpu_times()
                     own = p.memory_info().rss
+                with contextlib.suppress(psutil.AccessDenied):
+                    uss += p.memory_full_info().uss
                 rss += own
                 self.peak_rss_by_pid[p.pid] = max(self.peak_rss_by_pid.get(p.pid, 0), own)
                 self._cpu[p.pid] = t.user + t.system
@@ -236,6 +241,7 @@ class Sampler:
                 continue
         self.last_rss = rss
         self.peak_rss = max(self.peak_rss, rss)
+        self.peak_uss = max(self.peak_uss, uss)
 
     def cpu(self) -> float:
         self.poll()

@@ -189,6 +189,7 @@ def flood(peer: Peer, s: Settings, blocks: bool = False, busy: int = 0, index_wa
         peak_rss = sampler.peak_rss  # during the flood (indexing after it is reported apart)
         main_pid = peer.roots()[0]  # the supervisor process itself (no watchdog, no console)
         peak_rss_main = sampler.peak_rss_by_pid.get(main_pid, 0)
+        peak_uss = sampler.peak_uss
         console_proc = getattr(peer, "console_proc", None)
         console_cpu = None
         if console_proc is not None:
@@ -252,6 +253,7 @@ def flood(peer: Peer, s: Settings, blocks: bool = False, busy: int = 0, index_wa
         "writers_sys_s": sum(y for _, y in writers_cpu) if len(writers_cpu) == s.flood_procs else None,
         "peak_rss_mb": peak_rss / 2**20,
         "peak_rss_main_mb": peak_rss_main / 2**20,
+        "peak_uss_mb": peak_uss / 2**20,
         "peak_rss_after_mb": sampler.peak_rss / 2**20,
         "rss_at_go_mb": rss_at_go / 2**20,
         "index_wall_s": index_wall,
