@@ -125,7 +125,8 @@ class FleetConsole(App[None]):
         #: Installed agent detail screens, least recently opened first (see ``open_detail``).
         self._detail_screens: OrderedDict[str, None] = OrderedDict()
         #: The detail screen built ahead for the agent under the cursor (see ``prepare_detail``).
-        self._spare_detail: str | None = None
+        self._spare_detail: AgentScreen | None = None
+        self._spare_ready = False  # it has been composed, laid out and rendered
         self.title = f"Fleet Console — {fleet_name}"
         self._stopping_fleet = False  # this console asked the fleet to stop
         self._fleet_stopping = False  # the fleet said it is stopping (whoever asked)
@@ -445,10 +446,7 @@ class FleetConsole(App[None]):
         if name in screens:
             screens.move_to_end(name)
         else:
-            if self._spare_detail == name:
-                self._spare_detail = None  # prepared while the cursor rested on it: now a kept screen
-            else:
-                self.install_screen(AgentScreen(agent), name)
+            self.install_screen(self._take_spare_detail(agent) or AgentScreen(agent), name)
             screens[name] = None
             for old in list(screens)[: max(0, len(screens) - DETAIL_SCREENS)]:
                 kept = self.get_screen(old)
@@ -468,26 +466,46 @@ class FleetConsole(App[None]):
         dropped first. A kept screen (``open_detail``) needs none.
         """
         name = f"agent:{agent}"
-        if name in self._detail_screens or name == self._spare_detail:
+        spare = self._spare_detail
+        if name in self._detail_screens or (spare is not None and spare.agent == agent):
             return
         self._drop_spare_detail()
-        screen = AgentScreen(agent)
-        self.install_screen(screen, name)
-        self._spare_detail = name
-        self._warm_detail(screen)
+        spare = self._spare_detail = AgentScreen(agent)
+        self._spare_ready = False
+        self.install_screen(spare, name)
+        self._warm_detail(spare)
 
     @work(group="warm-detail", exclusive=True, exit_on_error=False)
     async def _warm_detail(self, screen: AgentScreen) -> None:
-        await warm(self, screen)
+        warmed = await warm(self, screen)
+        if screen is self._spare_detail:
+            self._spare_ready = warmed
+
+    def _take_spare_detail(self, agent: str) -> AgentScreen | None:
+        """The prepared screen, uninstalled, to show ``agent``: its own, or a warmed one of another agent.
+
+        A screen still being prepared for another agent is dropped (it would be built anyway).
+        """
+        spare = self._spare_detail
+        if spare is None:
+            return None
+        if spare.agent != agent and not (self._spare_ready and spare.is_running):
+            self._drop_spare_detail()
+            return None
+        self._spare_detail, self._spare_ready = None, False
+        self.uninstall_screen(spare)
+        if spare.agent != agent:
+            # Prepared for the row the cursor rested on before it moved on: show this agent in it.
+            spare.retarget(agent)
+        return spare
 
     def _drop_spare_detail(self) -> None:
-        name, self._spare_detail = self._spare_detail, None
-        if name is None:
+        spare, self._spare_detail, self._spare_ready = self._spare_detail, None, False
+        if spare is None:
             return
         self.workers.cancel_group(self, "warm-detail")
-        spare = self.get_screen(name)
         if all(s is not spare for s in self.screen_stack):
-            self.uninstall_screen(name)
+            self.uninstall_screen(spare)
             if spare.is_attached:
                 spare.remove()
 

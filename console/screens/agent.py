@@ -158,6 +158,21 @@ class AgentScreen(LogKeysMixin):
     def on_unmount(self) -> None:
         self.log_pane.set_active(False)
 
+    def retarget(self, agent: str) -> None:
+        """Be ``agent``'s screen instead: for a screen prepared ahead and never shown.
+
+        Such a screen has loaded nothing (its tabs load on resume) and fed nothing (its
+        log view is attached on resume), so only what names the agent changes: the
+        head, and the log pane's source. Its layout and rendered lines stay, which is
+        what makes a quick ``enter`` after the cursor moved on still cheap.
+        """
+        if self.loaded or self.is_current:
+            raise RuntimeError("only a prepared screen that was never shown can be retargeted")
+        self.agent = agent
+        self.console_app.ensure_history(agent)
+        self.log_pane.source = agent
+        self.update_head()
+
     def _tick_head(self) -> None:
         with contextlib.suppress(NoMatches):  # a kept or prepared screen let go: its children are leaving
             self.update_head()

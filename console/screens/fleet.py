@@ -107,6 +107,7 @@ class FleetScreen(LogKeysMixin):
     def on_screen_resume(self) -> None:
         self.log_pane.set_active(True)
         self.refresh_bindings()
+        self._rest_timer()  # back from a detail screen: the next one may be prepared again
 
     def on_screen_suspend(self) -> None:
         self.log_pane.set_active(False)
@@ -195,6 +196,9 @@ class FleetScreen(LogKeysMixin):
     def _row_highlighted(self) -> None:
         self._follow_cursor()
         self.refresh_bindings()
+        self._rest_timer()
+
+    def _rest_timer(self) -> None:
         if self._prepare_timer is not None:
             self._prepare_timer.stop()
         self._prepare_timer = self.set_timer(PREPARE_REST_S, self._prepare_detail)

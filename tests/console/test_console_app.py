@@ -368,11 +368,8 @@ async def test_the_detail_of_the_agent_under_a_resting_cursor_is_built_ahead(cli
         await settle(pilot, lambda: loaded(app))
 
         def spare(name: str) -> AgentScreen | None:
-            if app._spare_detail != f"agent:{name}":
-                return None
-            screen = app.get_screen(f"agent:{name}")
-            assert isinstance(screen, AgentScreen)
-            return screen
+            screen = app._spare_detail
+            return screen if screen is not None and screen.agent == name else None
 
         def laid_out(name: str) -> bool:
             screen = spare(name)
@@ -394,11 +391,33 @@ async def test_the_detail_of_the_agent_under_a_resting_cursor_is_built_ahead(cli
         await until(pilot, lambda: laid_out(SECOND))
         second = spare(SECOND)
         await pilot.press("down")
-        await until(pilot, lambda: app._spare_detail not in (None, f"agent:{SECOND}"))
+        await until(pilot, lambda: app._spare_detail not in (None, second))
         assert second is not None
         await until(pilot, lambda: not second.is_attached)
         assert f"agent:{SECOND}" not in app._installed_screens
         assert first.is_attached  # the kept screen stays
+
+
+async def test_a_quick_enter_after_the_cursor_moved_on_shows_the_prepared_screen_retargeted(
+    client: FakeFleetClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prepared for the row the cursor rested on; the operator moves on and presses enter at once."""
+    import console.screens.fleet as fleet_screen
+
+    app = make_app(client)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        await until(pilot, lambda: app._spare_detail is not None and app._spare_ready)
+        prepared = app._spare_detail
+        assert prepared is not None and prepared.agent == FIRST
+        monkeypatch.setattr(fleet_screen, "PREPARE_REST_S", 60.0)  # the cursor does not rest again
+        await pilot.press("down", "enter")
+        await settle(pilot, lambda: isinstance(app.screen, AgentScreen))
+        assert app.screen is prepared and prepared.agent == SECOND
+        assert SECOND in str(prepared.query_one("#agent-head").render())
+        pane = prepared.query_one("#agent-log", LogPane)
+        assert pane.source == SECOND and pane.view.active
+        assert f"agent:{FIRST}" not in app._installed_screens and app._spare_detail is None
 
 
 async def test_footer_shows_what_applies_redraws_on_change_and_presses_on_click(client: FakeFleetClient) -> None:
