@@ -489,9 +489,13 @@ class FleetConsole(App[None]):
         spare = self._spare_detail
         if spare is None:
             return None
-        if spare.agent != agent and not (self._spare_ready and spare.is_running):
+        # Not one caught between Textual registering it and its messages running (pushing it
+        # then would register it twice); another agent's only once warmed.
+        settled = spare.is_running or not spare.is_attached
+        if not settled or (spare.agent != agent and not self._spare_ready):
             self._drop_spare_detail()
             return None
+        self.workers.cancel_group(self, "warm-detail")  # from here on the push mounts it
         self._spare_detail, self._spare_ready = None, False
         self.uninstall_screen(spare)
         if spare.agent != agent:

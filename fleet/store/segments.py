@@ -65,25 +65,26 @@ def _write_groups(datas: list[bytes | memoryview]) -> Iterator[tuple[list[bytes 
     """
     group: list[bytes | memoryview] = []
     size = 0
-    for data in datas:
-        n = len(data)
-        if n > WRITE_BYTES:
-            view = memoryview(data)
-            for pos in range(0, n, WRITE_BYTES):
-                part = view[pos : pos + WRITE_BYTES]
-                if group and size + len(part) > WRITE_BYTES:
-                    yield group, size
-                    group, size = [], 0
-                group.append(part)
-                size += len(part)
-            continue
+    for piece in _pieces(datas):
+        n = len(piece)
         if group and (size + n > WRITE_BYTES or len(group) == _IOV_MAX):
             yield group, size
             group, size = [], 0
-        group.append(data)
+        group.append(piece)
         size += n
     if group:
         yield group, size
+
+
+def _pieces(datas: list[bytes | memoryview]) -> Iterator[bytes | memoryview]:
+    """Each buffer, or views of ``WRITE_BYTES`` of one larger than that."""
+    for data in datas:
+        if len(data) <= WRITE_BYTES:
+            yield data
+        else:
+            view = memoryview(data)
+            for pos in range(0, len(data), WRITE_BYTES):
+                yield view[pos : pos + WRITE_BYTES]
 
 
 def logs_dir(db_path: Path) -> Path:
